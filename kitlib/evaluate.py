@@ -1,0 +1,147 @@
+"""Metric reports and the results records that lessons write and later lessons read."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from kitlib import runtime
+
+RESULTS_FILE = "results.jsonl"
+
+
+def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int | None = None) -> np.ndarray:
+    """Counts of (true class, predicted class) pairs: rows are the truth."""
+    y_true, y_pred = np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"y_true has shape {y_true.shape} but y_pred has {y_pred.shape}; pass one label per example.")
+    n = n_classes or int(max(y_true.max(initial=0), y_pred.max(initial=0)) + 1)
+    matrix = np.zeros((n, n), dtype=np.int64)
+    np.add.at(matrix, (y_true, y_pred), 1)
+    return matrix
+
+
+def classification_report(
+    y_true: Sequence[int], y_pred: Sequence[int], class_names: Sequence[str]
+) -> dict[str, Any]:
+    """Accuracy plus per-class and macro precision, recall, F1 and support."""
+    matrix = confusion_matrix(y_true, y_pred, len(class_names))
+    tp = np.diag(matrix).astype(float)
+    predicted, actual = matrix.sum(axis=0), matrix.sum(axis=1)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    report: dict[str, Any] = {
+        name: {"precision": p, "recall": r, "f1": f, "support": int(s)}
+        for name, p, r, f, s in zip(class_names, precision, recall, f1, actual)
+    }
+    report["macro avg"] = {
+        "precision": precision.mean(), "recall": recall.mean(), "f1": f1.mean(), "support": int(actual.sum())
+    }
+    report["accuracy"] = tp.sum() / max(actual.sum(), 1)
+    return report
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The classification report as an aligned text table."""
+    rows = [f"{'':>12s} {'precision':>9s} {'recall':>9s} {'f1':>9s} {'support':>9s}"]
+    for name, row in report.items():
+        if name != "accuracy":
+            rows.append(
+                f"{name:>12s} {row['precision']:9.3f} {row['recall']:9.3f} {row['f1']:9.3f} {row['support']:9d}"
+            )
+    rows.append(f"{'accuracy':>12s} {report['accuracy']:9.3f}")
+    return "\n".join(rows)
+
+
+def project_2d(vectors: np.ndarray) -> np.ndarray:
+    """Project vectors onto their first two principal components (PCA by SVD)."""
+    centered = np.asarray(vectors, dtype=np.float64) - np.mean(vectors, axis=0)
+    _, _, components = np.linalg.svd(centered, full_matrices=False)
+    return centered @ components[:2].T
+
+
+@contextmanager
+def stopwatch() -> Iterator[dict[str, float]]:
+    """Time a block: `with stopwatch() as t: ...` then read `t["seconds"]`."""
+    timing = {"seconds": 0.0}
+    start = time.perf_counter()
+    try:
+        yield timing
+    finally:
+        timing["seconds"] = time.perf_counter() - start
+
+
+def machine() -> str:
+    """A short description of this machine for results tables."""
+    return f"{platform.machine()} {os.cpu_count()} cores, {platform.system()}"
+
+
+def record_result(
+    cfg: runtime.Config,
+    lesson: str,
+    metric: str,
+    value: float,
+    *,
+    dataset: str,
+    model: str,
+    seconds: float,
+    n_test: int | None = None,
+) -> dict[str, Any]:
+    """Append one result (metric, value, profile, dataset, model, seconds) to the results file."""
+    record = {
+        "lesson": lesson,
+        "metric": metric,
+        "value": float(value),
+        "profile": cfg.profile,
+        "dataset": dataset,
+        "model": model,
+        "seconds": round(float(seconds), 1),
+        "n_test": n_test,
+        "device": cfg.device,
+        "machine": machine(),
+        "date": datetime.date.today().isoformat(),
+    }
+    cfg.results_dir.mkdir(parents=True, exist_ok=True)
+    with open(cfg.results_dir / RESULTS_FILE, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")
+    return record
+
+
+def load_results(results_dir: Path | None = None, profile: str | None = None) -> list[dict[str, Any]]:
+    """All recorded results (optionally of one profile), oldest first."""
+    path = (results_dir or runtime.results_dir()) / RESULTS_FILE
+    if not path.exists():
+        return []
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [r for r in records if profile is None or r["profile"] == profile]
+
+
+def latest_result(lesson: str, metric: str, profile: str, results_dir: Path | None = None) -> dict[str, Any] | None:
+    """The newest record of a lesson's metric in a profile, or None if the lesson has not run."""
+    found = [r for r in load_results(results_dir, profile) if r["lesson"] == lesson and r["metric"] == metric]
+    return found[-1] if found else None
+
+
+def results_table(records: list[dict[str, Any]]) -> str:
+    """A Markdown table of the newest record per (lesson, metric, profile, model)."""
+    newest: dict[tuple, dict[str, Any]] = {}
+    for record in records:
+        newest[(record["lesson"], record["metric"], record["profile"], record["model"])] = record
+    header = "| lesson | profile | dataset | model | metric | value | test examples | time (s) | machine | date |"
+    rows = [header, "|" + " --- |" * 10]
+    for r in sorted(newest.values(), key=lambda r: (r["lesson"], r["profile"], r["model"])):
+        rows.append(
+            f"| {r['lesson']} | {r['profile']} | {r['dataset']} | {r['model']} | {r['metric']} | "
+            f"{r['value']:.4f} | {r.get('n_test') or '-'} | {r['seconds']:.0f} | {r['machine']} | {r['date']} |"
+        )
+    return "\n".join(rows)

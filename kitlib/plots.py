@@ -1,0 +1,77 @@
+"""Plots the lessons share: training curves, confusion matrices, embedding maps, the pipeline picture."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def _history_dict(history: Any) -> Mapping[str, Sequence[float]]:
+    """Accept a Keras History or a plain dict of metric lists."""
+    return history.history if hasattr(history, "history") else history
+
+
+def plot_history(histories: Any, metrics: Sequence[str] = ("loss", "accuracy")) -> None:
+    """Training and validation curves per metric; pass one History or a {name: History} dict."""
+    if hasattr(histories, "history") or all(isinstance(v, (list, tuple, np.ndarray)) for v in histories.values()):
+        histories = {"": histories}
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.5), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for i, (name, history) in enumerate(histories.items()):
+            values = _history_dict(history)
+            label = f"{name} " if name else ""
+            epochs = np.arange(1, len(values[metric]) + 1)
+            ax.plot(epochs, values[metric], "-o", color=f"C{i}", label=f"{label}train")
+            if f"val_{metric}" in values:
+                ax.plot(epochs, values[f"val_{metric}"], "--s", color=f"C{i}", label=f"{label}validation")
+        ax.set(title=metric, xlabel="epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+
+
+def plot_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], title: str = "") -> None:
+    """A confusion matrix with counts and row percentages in each cell."""
+    fig, ax = plt.subplots(figsize=(1.6 * len(class_names) + 2, 1.4 * len(class_names) + 1.5))
+    ax.imshow(matrix, cmap="Blues")
+    rows = matrix.sum(axis=1, keepdims=True).clip(min=1)
+    for (i, j), count in np.ndenumerate(matrix):
+        dark = count > matrix.max() / 2
+        ax.text(j, i, f"{count}\n{count / rows[i, 0]:.0%}", ha="center", va="center",
+                color="white" if dark else "black")
+    ticks = np.arange(len(class_names))
+    ax.set(xticks=ticks, yticks=ticks, xticklabels=class_names, yticklabels=class_names,
+           xlabel="predicted", ylabel="true", title=title or "confusion matrix")
+    fig.tight_layout()
+
+
+def plot_embedding_2d(
+    points: np.ndarray, words: Sequence[str], colors: Sequence[float] | None = None, title: str = ""
+) -> None:
+    """Words placed at their 2-D coordinates, optionally coloured by a score (e.g. sentiment)."""
+    fig, ax = plt.subplots(figsize=(7, 6))
+    scatter = ax.scatter(points[:, 0], points[:, 1], c=colors, cmap="coolwarm", s=12)
+    for (x, y), word in zip(points, words):
+        ax.annotate(word, (x, y), fontsize=8, alpha=0.8, xytext=(2, 2), textcoords="offset points")
+    if colors is not None:
+        fig.colorbar(scatter, ax=ax, label="score")
+    ax.set(title=title or "embedding space (first two principal components)", xticks=[], yticks=[])
+    fig.tight_layout()
+
+
+def plot_pipeline(stages: Sequence[tuple[str, str]]) -> None:
+    """Boxes joined by arrows: each stage a (title, one-line description) pair."""
+    fig, ax = plt.subplots(figsize=(2.6 * len(stages), 2.2))
+    for i, (name, text) in enumerate(stages):
+        ax.add_patch(plt.Rectangle((i * 2.6, 0), 2.1, 1.4, color=f"C{i}", alpha=0.25))
+        ax.text(i * 2.6 + 1.05, 1.0, name, ha="center", va="center", fontsize=12, weight="bold")
+        ax.text(i * 2.6 + 1.05, 0.45, text, ha="center", va="center", fontsize=8, wrap=True)
+        if i:
+            ax.annotate("", xy=(i * 2.6, 0.7), xytext=(i * 2.6 - 0.5, 0.7),
+                        arrowprops=dict(arrowstyle="->", lw=2))
+    ax.set(xlim=(-0.1, 2.6 * len(stages) - 0.4), ylim=(-0.1, 1.5))
+    ax.axis("off")
+    fig.tight_layout()

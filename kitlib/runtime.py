@@ -1,0 +1,205 @@
+"""Profiles, seeding, device and distribution strategy: what `kitlib.setup()` decides for a lesson."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import platform
+import random
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Iterator
+
+PROFILES = ("smoke", "cpu", "gpu")
+
+# Data sizes and training scale per profile; lesson-specific knobs use `Config.pick`.
+_SIZES: dict[str, dict[str, Any]] = {
+    "smoke": dict(train_size=4000, val_size=500, test_size=1000, batch_size=64),
+    "cpu": dict(train_size=None, val_size=2500, test_size=None, batch_size=64),
+    "gpu": dict(train_size=None, val_size=5000, test_size=None, batch_size=128),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Read-only settings of one lesson run; the notebook's knobs read from it."""
+
+    profile: str
+    seed: int
+    device: str
+    strategy: Any
+    mixed_precision: bool
+    offline: bool
+    train_size: int | None
+    val_size: int
+    test_size: int | None
+    batch_size: int
+    cache_dir: Path
+    data_dir: Path | None
+    results_dir: Path
+
+    def pick(self, *, smoke: Any, cpu: Any, gpu: Any) -> Any:
+        """Return the value given for the active profile (one knob, three sizes)."""
+        return {"smoke": smoke, "cpu": cpu, "gpu": gpu}[self.profile]
+
+
+def env_flag(name: str) -> bool:
+    """True when an environment variable is set to a truthy value (1, true, yes, on)."""
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def cache_dir() -> Path:
+    """The kit's cache folder: `KITLIB_CACHE`, else the user's cache dir."""
+    if os.environ.get("KITLIB_CACHE"):
+        return Path(os.environ["KITLIB_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "kitlib"
+
+
+def data_dir() -> Path | None:
+    """The pre-fetched data folder from `KITLIB_DATA_DIR`, or None."""
+    value = os.environ.get("KITLIB_DATA_DIR")
+    return Path(value).expanduser() if value else None
+
+
+def results_dir() -> Path:
+    """Where lessons write their result records: `KITLIB_RESULTS`, else `<cache>/results`."""
+    value = os.environ.get("KITLIB_RESULTS")
+    return Path(value).expanduser() if value else cache_dir() / "results"
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Silence what TensorFlow's C++ side writes to fd 2 while it loads (absl start-up chatter)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _accelerators() -> tuple[str, Any]:
+    """Find a TPU or GPUs and return (device description, tf.distribute strategy)."""
+    import tensorflow as tf
+
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return f"TPU ({resolver.master()})", tf.distribute.TPUStrategy(resolver)
+    except (ValueError, RuntimeError, tf.errors.NotFoundError):
+        pass
+    gpus = tf.config.list_physical_devices("GPU")
+    if len(gpus) > 1:
+        return f"{len(gpus)} GPUs", tf.distribute.MirroredStrategy()
+    if gpus:
+        name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
+        return f"GPU ({name})", tf.distribute.get_strategy()
+    return f"CPU ({os.cpu_count()} cores)", tf.distribute.get_strategy()
+
+
+def resolve_profile(requested: str | None, has_accelerator: bool) -> str:
+    """The profile to use: the argument, else `KITLIB_PROFILE`, else gpu/cpu by hardware."""
+    name = (requested or os.environ.get("KITLIB_PROFILE") or "").strip().lower()
+    if not name:
+        return "gpu" if has_accelerator else "cpu"
+    if name not in PROFILES:
+        raise ValueError(
+            f"Unknown profile {name!r}. Choose one of {', '.join(PROFILES)} "
+            "(set KITLIB_PROFILE or pass kitlib.setup(profile=...))."
+        )
+    return name
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy, TensorFlow and Keras, and make TF ops deterministic."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and the main libraries the lessons use."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version()}
+    for package in ("tensorflow", "keras", "keras-hub", "tensorflow-hub", "numpy"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+def precision_policy(profile: str, device: str) -> str:
+    """Mixed precision in the gpu profile on accelerators (float16 on GPU, bfloat16 on TPU)."""
+    if profile != "gpu":
+        return "float32"
+    if device.startswith("TPU"):
+        return "mixed_bfloat16"
+    return "mixed_float16" if "GPU" in device else "float32"
+
+
+def in_colab() -> bool:
+    """True inside a Google Colab runtime."""
+    return "google.colab" in sys.modules
+
+
+def setup(profile: str | None = None, seed: int = 42, verbose: bool = True) -> Config:
+    """Pick the profile, seed everything, find devices and strategy, and report what was chosen."""
+    # Native TF logs go to the kernel's stderr and read like failures to learners; Python errors still raise.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with _quiet_native_stderr():
+        import keras
+
+        device, strategy = _accelerators()
+
+    # Keras 3.15 warns on every fit() with a tf.data input; kitlib's pipelines shuffle themselves.
+    warnings.filterwarnings("ignore", message="`shuffle=True` was passed, but will be ignored")
+    has_accelerator = not device.startswith("CPU")
+    name = resolve_profile(profile, has_accelerator)
+    seed_everything(seed)
+    policy = precision_policy(name, device)
+    keras.mixed_precision.set_global_policy(policy)
+    cfg = Config(
+        profile=name,
+        seed=seed,
+        device=device,
+        strategy=strategy,
+        mixed_precision=policy != "float32",
+        offline=env_flag("KITLIB_OFFLINE"),
+        cache_dir=cache_dir(),
+        data_dir=data_dir(),
+        results_dir=results_dir(),
+        **_SIZES[name],
+    )
+    if verbose:
+        print(describe(cfg))
+        if in_colab() and not has_accelerator:
+            print("No GPU found: in Colab choose Runtime > Change runtime type > GPU, then rerun.")
+    return cfg
+
+
+def describe(cfg: Config) -> str:
+    """A short report of the profile, device, data locations and library versions."""
+    lines = [
+        f"profile: {cfg.profile}   device: {cfg.device}   "
+        f"strategy: {type(cfg.strategy).__name__} ({cfg.strategy.num_replicas_in_sync} replica(s))   "
+        f"mixed precision: {'on' if cfg.mixed_precision else 'off'}   seed: {cfg.seed}",
+        f"data: cache {cfg.cache_dir}   data dir {cfg.data_dir or '-'}   "
+        f"network {'off (KITLIB_OFFLINE=1)' if cfg.offline else 'allowed'}",
+        "versions: " + "  ".join(f"{k} {v}" for k, v in versions().items()),
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,104 @@
+"""Shared fixtures: an isolated kit environment, a loopback HTTP server, and a tiny IMDB-layout archive."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import http.server
+import io
+import tarfile
+import threading
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from kitlib import datasets, downloads
+
+
+@pytest.fixture
+def kit_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point the kit's cache and results at a temp folder, offline, with no data dir."""
+    monkeypatch.setenv("KITLIB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("KITLIB_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("KITLIB_OFFLINE", "1")
+    monkeypatch.delenv("KITLIB_DATA_DIR", raising=False)
+    monkeypatch.delenv("KITLIB_PROFILE", raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def http_root(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A folder served over HTTP on 127.0.0.1 (a free port); yields (folder, base URL)."""
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """A static file handler that does not log every request to stderr."""
+
+    def log_message(self, *args: object) -> None:
+        """Stay quiet."""
+
+
+REVIEWS = {
+    "pos": ["a wonderful moving film", "great acting and a great story", "I loved every minute", "brilliant and funny"],
+    "neg": ["a dull boring mess", "terrible acting, awful plot", "I hated every minute", "the worst film this year"],
+}
+
+
+def make_imdb_tree(root: Path, per_class: int = 10) -> Path:
+    """Write a tiny folder in the official aclImdb layout; returns the aclImdb folder."""
+    top = root / "aclImdb"
+    for split in ("train", "test"):
+        for folder, texts in REVIEWS.items():
+            (top / split / folder).mkdir(parents=True)
+            for i in range(per_class):
+                rating = 9 if folder == "pos" else 2
+                text = f"{texts[i % len(texts)]}<br />review {split} {i}"
+                (top / split / folder / f"{i}_{rating}.txt").write_text(text, encoding="utf-8")
+    return top
+
+
+def make_tar(path: Path, members: dict[str, bytes]) -> Path:
+    """Write a .tar.gz with the given member names and contents (names are not sanitised)."""
+    with tarfile.open(path, "w:gz") as tf:
+        for name, payload in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(payload)
+            tf.addfile(info, io.BytesIO(payload))
+    return path
+
+
+@pytest.fixture
+def imdb_archive(tmp_path: Path) -> Path:
+    """A tiny aclImdb_v1.tar.gz in the official layout."""
+    make_imdb_tree(tmp_path / "src")
+    archive = tmp_path / "aclImdb_v1.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        tf.add(tmp_path / "src" / "aclImdb", arcname="aclImdb")
+    return archive
+
+
+@pytest.fixture
+def served_imdb(http_root: tuple[Path, str], imdb_archive: Path, monkeypatch: pytest.MonkeyPatch) -> datasets.ArchiveSpec:
+    """Serve the tiny archive on loopback and point the IMDB spec's URL and checksum at it."""
+    root, base = http_root
+    (root / imdb_archive.name).write_bytes(imdb_archive.read_bytes())
+    spec = dataclasses.replace(
+        datasets.IMDB,
+        url=f"{base}/{imdb_archive.name}",
+        sha256=downloads.sha256_of(imdb_archive),
+        size=imdb_archive.stat().st_size,
+    )
+    monkeypatch.setitem(datasets.ARCHIVES, "imdb", spec)
+    return spec

