@@ -6,7 +6,7 @@ STAMP := $(VENV)/.kitlib-installed
 TEST_CACHE := .cache/test
 # Tests never touch the network or the user's own cache and data folders.
 TEST_ENV := env -u KITLIB_DATA_DIR KITLIB_OFFLINE=1 KITLIB_PROFILE=smoke \
-	KITLIB_CACHE=$(CURDIR)/$(TEST_CACHE)/cache KITLIB_RESULTS=$(CURDIR)/$(TEST_CACHE)/results MPLBACKEND=Agg
+	KITLIB_CACHE=$(CURDIR)/$(TEST_CACHE)/cache KITLIB_RESULTS=$(CURDIR)/$(TEST_CACHE)/results
 
 .PHONY: setup lab test results clean
 

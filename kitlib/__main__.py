@@ -1,4 +1,4 @@
-"""Command line: `python -m kitlib doctor | pack | fetch | results`."""
+"""Command line: `python -m kitlib doctor | pack | fetch | results | bench`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from kitlib import datasets, downloads, evaluate, pack, runtime
+from kitlib import datasets, downloads, evaluate, pack, runner, runtime
 
 
 def doctor(_: argparse.Namespace) -> int:
@@ -51,6 +51,12 @@ def results(args: argparse.Namespace) -> int:
     return 0
 
 
+def bench(args: argparse.Namespace) -> int:
+    """Run notebooks in the active profile and write their times and results."""
+    print(runner.bench([Path(p) for p in args.notebooks], Path(args.out) if args.out else None))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run one command."""
     parser = argparse.ArgumentParser(prog="python -m kitlib", description=__doc__)
@@ -65,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     results_cmd.add_argument("--profile", choices=runtime.PROFILES)
     results_cmd.add_argument("--dir", help="results folder (default: KITLIB_RESULTS or the cache)")
     results_cmd.set_defaults(run=results)
+    bench_cmd = commands.add_parser("bench", help="run notebooks headless, time them, report their results")
+    bench_cmd.add_argument("notebooks", nargs="+")
+    bench_cmd.add_argument("--out", help="write the report (Markdown) to this file")
+    bench_cmd.set_defaults(run=bench)
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -35,10 +35,11 @@ def passed(message: str) -> None:
     print(f"Check passed: {message}")
 
 
-# A tiny embedding table with a known geometry: "good" ~ "great", "bad" ~ "awful".
-_WORDS = ["", "[UNK]", "good", "great", "bad", "awful", "plot"]
+# A tiny embedding table with a known geometry. "superb" points exactly where "good" points but is
+# three times longer, so cosine similarity ranks it first while Euclidean distance prefers "great".
+_WORDS = ["", "[UNK]", "good", "great", "bad", "awful", "plot", "superb"]
 _VECTORS = np.array(
-    [[0, 0, 0], [0.1, 0.1, 0.1], [1, 0.1, 0], [0.9, 0.2, 0], [-1, 0, 0.1], [-0.8, 0, 0.3], [0, 1, 0]],
+    [[0, 0, 0], [0.1, 0.1, 0.1], [1, 0.1, 0], [0.9, 0.3, 0], [-1, 0, 0.1], [-0.8, 0, 0.3], [0, 1, 0], [3, 0.3, 0]],
     dtype=np.float32,
 )
 
@@ -52,8 +53,11 @@ def nearest_neighbours(fn: Callable[[str, np.ndarray, list[str], int], list[str]
     expect(len(got) == 2, "It should return exactly k words.", 2, len(got), "Slice the sorted order with [:k].")
     expect("good" not in got, "A word is not its own neighbour.", "no 'good' in the answer", got,
            "Skip the query word's own index (its cosine similarity with itself is 1).")
-    expect(got[0] == "great", "The closest word to 'good' in the test table is 'great'.", "'great' first", got,
-           "Normalise the vectors to unit length, take dot products with the query, sort descending.")
+    expect(got == ["superb", "great"],
+           "In the test table 'superb' points the same way as 'good' (cosine 1) and 'great' almost so.",
+           ["superb", "great"], got,
+           "Compare directions, not distances: normalise the vectors to unit length, take dot products "
+           "with the query, sort descending.")
     got = list(_call(fn, "bad", _VECTORS, _WORDS, 1))
     expect(got == ["awful"], "The closest word to 'bad' is 'awful'.", ["awful"], got,
            "Sort by similarity, highest first.")
@@ -96,6 +100,10 @@ def lstm_model(model: Any, sample_texts: list[str]) -> None:
     expect(bool(bidirectional) and isinstance(bidirectional[0].forward_layer, keras.layers.LSTM),
            "The model needs a bidirectional LSTM.", "keras.layers.Bidirectional(keras.layers.LSTM(units))",
            [type(layer).__name__ for layer in layers], "Wrap an LSTM layer in keras.layers.Bidirectional.")
+    head = getattr(layers[-1], "activation", None)
+    expect(head is keras.activations.sigmoid, "The last layer should turn a score into a probability.",
+           "Dense(1, activation='sigmoid')", f"{type(layers[-1]).__name__} with activation {getattr(head, '__name__', None)}",
+           "End with keras.layers.Dense(1, activation='sigmoid').")
     probs = np.asarray(model(tf.constant(sample_texts)))
     expect(probs.shape == (len(sample_texts), 1), "One output per review.", (len(sample_texts), 1), probs.shape,
            "End with keras.layers.Dense(1, activation='sigmoid').")
@@ -107,12 +115,12 @@ def lstm_model(model: Any, sample_texts: list[str]) -> None:
 def most_confident_mistakes(fn: Callable[[np.ndarray, np.ndarray, int], np.ndarray]) -> None:
     """Check `fn(y_true, probs, k)` returns the indices of the k most confidently wrong predictions."""
     y_true = np.array([1, 0, 1, 0, 1, 0])
-    probs = np.array([0.9, 0.95, 0.2, 0.6, 0.45, 0.1])  # wrong: 1 (0.95), 2 (0.2), 3 (0.6), 4 (0.45)
+    probs = np.array([0.9, 0.6, 0.2, 0.95, 0.45, 0.1])  # wrong: 1 (0.6), 2 (0.2), 3 (0.95), 4 (0.45)
     got = _call(fn, y_true, probs, 3)
     got = [int(i) for i in np.asarray(got).ravel()]
-    expect(got == [1, 2, 3], "The three most confident mistakes, most confident first.", [1, 2, 3], got,
+    expect(got == [3, 2, 1], "The three most confident mistakes, most confident first.", [3, 2, 1], got,
            "A mistake's confidence is |prob - 0.5| where (prob > 0.5) != label; sort those descending.")
     got = [int(i) for i in np.asarray(_call(fn, y_true, probs, 10)).ravel()]
-    expect(got == [1, 2, 3, 4], "With k larger than the number of mistakes, return every mistake.",
-           [1, 2, 3, 4], got, "Select the wrong predictions before slicing [:k]; never pad with correct ones.")
+    expect(got == [3, 2, 1, 4], "With k larger than the number of mistakes, return every mistake.",
+           [3, 2, 1, 4], got, "Select the wrong predictions before slicing [:k]; never pad with correct ones.")
     passed("mistakes ranked by how sure the model was.")

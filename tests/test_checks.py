@@ -1,0 +1,96 @@
+"""Exercise checks pass correct work, and fail wrong work and the unwritten stub with a helpful message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kitlib import checks
+
+
+def neighbours(word, vectors, vocabulary, k):
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    index = vocabulary.index(word)
+    return [vocabulary[i] for i in np.argsort(-(unit @ unit[index])) if i != index][:k]
+
+
+def neighbours_by_euclid(word, vectors, vocabulary, k):
+    index = vocabulary.index(word)
+    distance = np.linalg.norm(vectors - vectors[index], axis=1)
+    return [vocabulary[i] for i in np.argsort(distance) if i != index][:k]
+
+
+def stub(*args, **kwargs):
+    raise NotImplementedError()
+
+
+def test_nearest_neighbours() -> None:
+    checks.nearest_neighbours(neighbours)
+    with pytest.raises(checks.CheckFailed, match="its own neighbour"):
+        checks.nearest_neighbours(lambda w, v, voc, k: [w] + neighbours(w, v, voc, k)[: k - 1])
+    with pytest.raises(checks.CheckFailed, match="not written yet"):
+        checks.nearest_neighbours(stub)
+
+
+def test_nearest_neighbours_catches_a_wrong_similarity() -> None:
+    with pytest.raises(checks.CheckFailed, match="Compare directions, not distances") as err:
+        checks.nearest_neighbours(neighbours_by_euclid)
+    assert "expected: ['superb', 'great']" in str(err.value) and "received: ['great'" in str(err.value)
+
+
+def write_ok(folder: Path, vectors, vocabulary) -> None:
+    (folder / "vectors.tsv").write_text("".join("\t".join(map(str, v)) + "\n" for v in vectors[1:]))
+    (folder / "metadata.tsv").write_text("".join(w + "\n" for w in vocabulary[1:]))
+
+
+def write_with_padding(folder: Path, vectors, vocabulary) -> None:
+    (folder / "vectors.tsv").write_text("".join("\t".join(map(str, v)) + "\n" for v in vectors))
+    (folder / "metadata.tsv").write_text("".join(w + "\n" for w in vocabulary))
+
+
+def test_projector_export() -> None:
+    checks.projector_export(write_ok)
+    with pytest.raises(checks.CheckFailed, match="without the padding token"):
+        checks.projector_export(write_with_padding)
+    with pytest.raises(checks.CheckFailed, match="vectors.tsv should be written"):
+        checks.projector_export(lambda folder, v, w: None)
+    with pytest.raises(checks.CheckFailed, match="not written yet"):
+        checks.projector_export(stub)
+
+
+def mistakes(y_true, probs, k):
+    wrong = np.flatnonzero((probs > 0.5).astype(int) != y_true)
+    return wrong[np.argsort(-np.abs(probs[wrong] - 0.5), kind="stable")][:k]
+
+
+def test_most_confident_mistakes() -> None:
+    checks.most_confident_mistakes(mistakes)
+    with pytest.raises(checks.CheckFailed, match="most confident first"):
+        checks.most_confident_mistakes(lambda y, p, k: np.flatnonzero((p > 0.5) != y)[:k])
+    with pytest.raises(checks.CheckFailed, match="return every mistake"):
+        checks.most_confident_mistakes(lambda y, p, k: np.argsort(-np.abs(p - 0.5) * ((p > 0.5) != y))[:k])
+    with pytest.raises(checks.CheckFailed, match="not written yet"):
+        checks.most_confident_mistakes(stub)
+
+
+def test_lstm_model_check() -> None:
+    import keras
+
+    vectorizer = keras.layers.TextVectorization(max_tokens=50, output_sequence_length=6)
+    vectorizer.adapt(["a wonderful film", "a dull film"])
+
+    def build(mask: bool, head: str = "sigmoid") -> keras.Model:
+        return keras.Sequential([
+            keras.Input(shape=(), dtype="string"), vectorizer,
+            keras.layers.Embedding(50, 4, mask_zero=mask),
+            keras.layers.Bidirectional(keras.layers.LSTM(3)),
+            keras.layers.Dense(1, activation=head),
+        ])
+
+    checks.lstm_model(build(True), ["good", "bad film"])
+    with pytest.raises(checks.CheckFailed, match="mask_zero=True"):
+        checks.lstm_model(build(False), ["good", "bad film"])
+    with pytest.raises(checks.CheckFailed, match="activation='sigmoid'"):
+        checks.lstm_model(build(True, head="linear"), ["good", "bad film"])

@@ -1,0 +1,39 @@
+"""The command line: results, fetch against a loopback server, doctor."""
+
+from __future__ import annotations
+
+import pytest
+
+import kitlib
+from kitlib import __main__ as cli
+from kitlib import downloads
+
+
+def test_results_prints_a_markdown_table(kit_env, capsys) -> None:
+    assert cli.main(["results"]) == 0
+    assert "No results recorded yet" in capsys.readouterr().out
+    cfg = kitlib.setup(profile="smoke", verbose=False)
+    kitlib.record_result(cfg, "02", "test_accuracy", 0.81, dataset="imdb", model="BiLSTM-64", seconds=12)
+    cli.main(["results", "--profile", "smoke"])
+    out = capsys.readouterr().out
+    assert "| 02 | smoke | imdb | BiLSTM-64 | test_accuracy | 0.8100 |" in out
+
+
+def test_fetch_downloads_verified_archives_into_a_share(kit_env, served_imdb, tmp_path, capsys) -> None:
+    share = tmp_path / "share"
+    assert cli.main(["fetch", "imdb", "--dest", str(share)]) == 0
+    assert downloads.sha256_of(share / "aclImdb_v1.tar.gz") == served_imdb.sha256
+    cli.main(["fetch", "imdb", "--dest", str(share)])
+    assert "already there, checksum verified" in capsys.readouterr().out
+
+
+def test_fetch_rejects_unknown_names(kit_env) -> None:
+    with pytest.raises(SystemExit, match="Unknown dataset 'mnist'. Known: imdb"):
+        cli.main(["fetch", "mnist"])
+
+
+def test_doctor_reports_pack_and_sources(kit_env, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("KITLIB_PROFILE", "smoke")
+    assert cli.main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "offline pack: complete" in out and "imdb: not available" in out and "rotten_tomatoes" in out

@@ -1,0 +1,60 @@
+"""Metric reports, the 2-D projection, and results records."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import kitlib
+from kitlib import evaluate
+
+
+def test_confusion_matrix_and_report_match_hand_counts() -> None:
+    y_true = [0, 0, 0, 1, 1, 1, 1, 1]
+    y_pred = [0, 0, 1, 1, 1, 1, 0, 1]
+    assert kitlib.confusion_matrix(y_true, y_pred).tolist() == [[2, 1], [1, 4]]
+    report = kitlib.classification_report(y_true, y_pred, ["neg", "pos"])
+    assert report["accuracy"] == pytest.approx(6 / 8)
+    assert report["pos"]["precision"] == pytest.approx(4 / 5) and report["pos"]["recall"] == pytest.approx(4 / 5)
+    assert report["neg"]["precision"] == pytest.approx(2 / 3) and report["neg"]["recall"] == pytest.approx(2 / 3)
+    assert report["neg"]["f1"] == pytest.approx(2 / 3) and report["neg"]["support"] == 3
+    assert report["macro avg"]["f1"] == pytest.approx((2 / 3 + 4 / 5) / 2)
+    text = kitlib.format_report(report)
+    assert "accuracy" in text and "0.750" in text and "macro avg" in text
+
+
+def test_report_survives_a_class_never_predicted() -> None:
+    report = kitlib.classification_report([0, 1, 1], [1, 1, 1], ["neg", "pos"])
+    assert report["neg"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
+
+
+def test_mismatched_lengths_are_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="one label per example"):
+        kitlib.confusion_matrix([0, 1], [0, 1, 1])
+
+
+def test_project_2d_keeps_the_main_directions() -> None:
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(200, 2)) * [10, 1]
+    vectors = np.concatenate([points, rng.normal(size=(200, 6)) * 0.01], axis=1)
+    projected = kitlib.project_2d(vectors)
+    assert projected.shape == (200, 2)
+    assert np.std(projected[:, 0]) == pytest.approx(np.std(points[:, 0]), rel=0.05)
+
+
+def test_records_round_trip_and_latest_wins(kit_env) -> None:
+    cfg = kitlib.setup(profile="smoke", verbose=False)
+    kitlib.record_result(cfg, "02", "test_accuracy", 0.7, dataset="rt", model="BiLSTM", seconds=3.0, n_test=10)
+    kitlib.record_result(cfg, "02", "test_accuracy", 0.8, dataset="rt", model="BiLSTM", seconds=4.0, n_test=10)
+    assert kitlib.latest_result("02", "test_accuracy", "smoke")["value"] == 0.8
+    assert kitlib.latest_result("02", "test_accuracy", "cpu") is None
+    records = kitlib.load_results(profile="smoke")
+    assert [r["value"] for r in records] == [0.7, 0.8] and records[0]["profile"] == "smoke"
+    table = kitlib.results_table(records)
+    assert table.count("| 02 |") == 1 and "0.8000" in table
+
+
+def test_stopwatch_measures_the_block() -> None:
+    with evaluate.stopwatch() as timer:
+        sum(range(100_000))
+    assert 0 < timer["seconds"] < 5

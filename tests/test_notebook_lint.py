@@ -1,0 +1,85 @@
+"""Notebook lint: stripped outputs, own-path Colab badge, the setup and knobs conventions, exercises, checks."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+REPO_URL = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
+REPO = REPO_URL.removeprefix("https://github.com/")
+
+
+def cells(path: Path, kind: str | None = None) -> list[dict]:
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    return [c for c in nb["cells"] if kind is None or c["cell_type"] == kind]
+
+
+def source(cell: dict) -> str:
+    return "".join(cell["source"])
+
+
+def test_lessons_exist_in_order() -> None:
+    names = [p.name for p in NOTEBOOKS]
+    assert names[:3] == ["00_start_here.ipynb", "01_word_embeddings.ipynb", "02_lstm_baseline.ipynb"]
+    assert all(re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", n) for n in names)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_outputs_are_stripped(path: Path) -> None:
+    for cell in cells(path, "code"):
+        assert cell["outputs"] == [] and cell["execution_count"] is None, source(cell)[:60]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_first_cell_has_title_badge_time_and_prerequisites(path: Path) -> None:
+    first = source(cells(path)[0])
+    assert first.startswith("# ")
+    badge = f"https://colab.research.google.com/github/{REPO}/blob/main/notebooks/{path.name}"
+    assert badge in first, f"the Colab badge must open this very file: {badge}"
+    assert "**Time:**" in first and "smoke" in first and "**Prerequisites:**" in first
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_setup_cell_convention(path: Path) -> None:
+    setup = source(cells(path, "code")[0])
+    assert 'if importlib.util.find_spec("kitlib") is None:' in setup, "install the kit only where it is missing"
+    assert f"kitlib @ git+{REPO_URL}" in setup
+    assert "cfg = kitlib.setup()" in setup
+    first_setups = {source(cells(p, "code")[0]) for p in NOTEBOOKS}
+    assert len(first_setups) == 1, "every lesson starts with the same setup cell"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_one_knobs_cell_tagged_parameters(path: Path) -> None:
+    tagged = [c for c in cells(path, "code") if "parameters" in c["metadata"].get("tags", [])]
+    assert len(tagged) == 1
+    assert re.search(r"^[A-Z_]+ = ", source(tagged[0]), re.M), "knobs are UPPER_CASE assignments"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_ends_with_assertions(path: Path) -> None:
+    last = source(cells(path, "code")[-1])
+    assert last.count("assert ") >= 3
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_exercises_have_solution_markers_and_a_check(path: Path) -> None:
+    code = cells(path, "code")
+    for i, cell in enumerate(code):
+        text = source(cell)
+        assert text.count("### BEGIN SOLUTION") == text.count("### END SOLUTION")
+        if "### BEGIN SOLUTION" in text:
+            assert text.index("### BEGIN SOLUTION") < text.index("### END SOLUTION")
+            assert "kitlib.checks." in source(code[i + 1]), "a check cell follows each solution"
+
+
+@pytest.mark.parametrize("name", ["01_word_embeddings.ipynb", "02_lstm_baseline.ipynb"])
+def test_at_least_two_exercises(name: str) -> None:
+    solutions = [c for c in cells(ROOT / "notebooks" / name, "code") if "### BEGIN SOLUTION" in source(c)]
+    assert len(solutions) >= 2

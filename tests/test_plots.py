@@ -1,0 +1,43 @@
+"""The shared plots draw what they promise."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+import kitlib
+
+
+def test_history_plots_train_and_validation_per_metric() -> None:
+    history = {"loss": [1.0, 0.5], "val_loss": [1.1, 0.7], "accuracy": [0.5, 0.8], "val_accuracy": [0.4, 0.7]}
+    kitlib.plot_history(history)
+    axes = plt.gcf().axes
+    assert [ax.get_title() for ax in axes] == ["loss", "accuracy"]
+    assert [len(ax.lines) for ax in axes] == [2, 2]
+    plt.close("all")
+
+
+def test_history_compares_several_runs() -> None:
+    kitlib.plot_history({"scratch": {"loss": [1, 0.9]}, "pretrained": {"loss": [0.6, 0.4]}}, metrics=["loss"])
+    labels = [line.get_label() for line in plt.gcf().axes[0].lines]
+    assert labels == ["scratch train", "pretrained train"]
+    plt.close("all")
+
+
+def test_confusion_matrix_annotates_counts_and_rates() -> None:
+    kitlib.plot_confusion_matrix(np.array([[8, 2], [1, 9]]), ["neg", "pos"])
+    texts = [t.get_text() for t in plt.gcf().axes[0].texts]
+    assert texts == ["8\n80%", "2\n20%", "1\n10%", "9\n90%"]
+    plt.close("all")
+
+
+def test_embedding_and_pipeline_pictures() -> None:
+    kitlib.plot_embedding_2d(np.array([[0, 0], [1, 1]]), ["good", "bad"], colors=[0.9, 0.1])
+    assert [t.get_text() for t in plt.gcf().axes[0].texts] == ["good", "bad"]
+    kitlib.plot_pipeline([("data", "text"), ("pre-train", "mask"), ("fine-tune", "labels")])
+    assert len(plt.gcf().axes[0].patches) == 3
+    plt.close("all")

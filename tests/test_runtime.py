@@ -1,0 +1,66 @@
+"""Profiles, the read-only config, seeding and the environment report."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+import numpy as np
+import pytest
+
+import kitlib
+from kitlib import runtime
+
+
+def test_profile_from_argument_env_or_hardware(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KITLIB_PROFILE", raising=False)
+    assert runtime.resolve_profile(None, has_accelerator=False) == "cpu"
+    assert runtime.resolve_profile(None, has_accelerator=True) == "gpu"
+    monkeypatch.setenv("KITLIB_PROFILE", "Smoke ")
+    assert runtime.resolve_profile(None, has_accelerator=True) == "smoke"
+    assert runtime.resolve_profile("gpu", has_accelerator=False) == "gpu"
+
+
+def test_unknown_profile_lists_the_choices(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KITLIB_PROFILE", "fast")
+    with pytest.raises(ValueError, match="Unknown profile 'fast'. Choose one of smoke, cpu, gpu"):
+        kitlib.setup(verbose=False)
+
+
+def test_setup_returns_a_read_only_config(kit_env, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.setenv("KITLIB_PROFILE", "smoke")
+    cfg = kitlib.setup()
+    out = capsys.readouterr().out
+    assert "profile: smoke" in out and "device: CPU" in out and "tensorflow 2." in out
+    assert cfg.profile == "smoke" and cfg.offline and cfg.cache_dir == kit_env / "cache"
+    assert cfg.strategy.num_replicas_in_sync == 1 and not cfg.mixed_precision
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.profile = "gpu"  # type: ignore[misc]
+    assert cfg.pick(smoke=1, cpu=2, gpu=3) == 1
+
+
+def test_setup_seeds_everything(kit_env, monkeypatch: pytest.MonkeyPatch) -> None:
+    import keras
+
+    monkeypatch.setenv("KITLIB_PROFILE", "smoke")
+    draws = []
+    for _ in range(2):
+        kitlib.setup(verbose=False, seed=3)
+        layer = keras.layers.Dense(2)
+        layer.build((1, 2))
+        draws.append((np.random.rand(), layer.kernel.numpy().tolist()))
+    assert draws[0] == draws[1]
+
+
+def test_mixed_precision_only_on_accelerators_in_the_gpu_profile() -> None:
+    assert runtime.precision_policy("gpu", "GPU (Tesla T4)") == "mixed_float16"
+    assert runtime.precision_policy("gpu", "2 GPUs") == "mixed_float16"
+    assert runtime.precision_policy("gpu", "TPU (grpc://x)") == "mixed_bfloat16"
+    assert runtime.precision_policy("gpu", "CPU (2 cores)") == "float32"
+    assert runtime.precision_policy("cpu", "GPU (Tesla T4)") == "float32"
+
+
+def test_colab_without_gpu_is_told_what_to_click(kit_env, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.setitem(sys.modules, "google.colab", object())
+    kitlib.setup(profile="smoke")
+    assert "Runtime > Change runtime type > GPU" in capsys.readouterr().out
