@@ -82,8 +82,12 @@ def stopwatch() -> Iterator[dict[str, float]]:
 
 
 def machine() -> str:
-    """A short description of this machine for results tables."""
-    return f"{platform.machine()} {os.cpu_count()} cores, {platform.system()}"
+    """A short description of this machine for results tables (CPU model where Linux says it)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+             if line.startswith("model name")] if cpuinfo.exists() else []
+    cpu = names[0] if names else platform.processor() or platform.machine()
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()}"
 
 
 def record_result(
