@@ -1,4 +1,4 @@
-"""Command line: `python -m kitlib doctor | pack | fetch | results | bench`."""
+"""Command line: `python -m kitlib doctor | pack | fetch | results | bench | release`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from kitlib import datasets, downloads, evaluate, pack, runner, runtime
+from kitlib import datasets, downloads, evaluate, pack, release, runner, runtime
 
 
 def doctor(_: argparse.Namespace) -> int:
@@ -57,6 +57,16 @@ def bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def release_notebooks(args: argparse.Namespace) -> int:
+    """Write student copies of the lessons, solutions replaced by stubs."""
+    notebooks = sorted(Path(args.src).glob("*.ipynb"))
+    if not notebooks:
+        raise SystemExit(f"No notebooks in {args.src}.")
+    for path in release.release(notebooks, Path(args.out)):
+        print(f"student copy: {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run one command."""
     parser = argparse.ArgumentParser(prog="python -m kitlib", description=__doc__)
@@ -75,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     bench_cmd.add_argument("notebooks", nargs="+")
     bench_cmd.add_argument("--out", help="write the report (Markdown) to this file")
     bench_cmd.set_defaults(run=bench)
+    release_cmd = commands.add_parser("release", help="write student copies (solutions replaced by stubs)")
+    release_cmd.add_argument("--src", default="notebooks", help="folder of source notebooks (default: notebooks)")
+    release_cmd.add_argument("--out", default="release", help="folder to write into (default: release)")
+    release_cmd.set_defaults(run=release_notebooks)
     args = parser.parse_args(argv)
     return args.run(args)
 
