@@ -8,7 +8,7 @@ TEST_CACHE := .cache/test
 TEST_ENV := env -u KITLIB_DATA_DIR KITLIB_OFFLINE=1 KITLIB_PROFILE=smoke \
 	KITLIB_CACHE=$(CURDIR)/$(TEST_CACHE)/cache KITLIB_RESULTS=$(CURDIR)/$(TEST_CACHE)/results
 
-.PHONY: setup lab test results clean
+.PHONY: setup lab test results release clean
 
 setup: $(STAMP)
 
@@ -32,5 +32,9 @@ results: $(STAMP)
 	KITLIB_PROFILE=cpu KITLIB_DATA_DIR=$${KITLIB_DATA_DIR:-$(CURDIR)/../shared/datasets} \
 		$(BIN)/python -m kitlib bench notebooks/*.ipynb --out docs/results.md
 
+# Student copies of every lesson in release/: each solution block replaced by `raise NotImplementedError()`.
+release: $(STAMP)
+	$(BIN)/python -m kitlib release --src notebooks --out release
+
 clean:
-	rm -rf $(VENV) $(TEST_CACHE) notebooks/runs notebooks/artifacts
+	rm -rf $(VENV) $(TEST_CACHE) notebooks/runs notebooks/artifacts release
