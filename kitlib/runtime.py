@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import platform
 import random
+import socket
 import sys
 import warnings
 from pathlib import Path
@@ -62,6 +64,16 @@ def data_dir() -> Path | None:
     """The pre-fetched data folder from `KITLIB_DATA_DIR`, or None."""
     value = os.environ.get("KITLIB_DATA_DIR")
     return Path(value).expanduser() if value else None
+
+
+@functools.lru_cache(maxsize=None)
+def network_available(host: str = "www.kaggle.com", port: int = 443, timeout: float = 3.0) -> bool:
+    """True when a TCP connection to the model hub's host opens (checked once per process)."""
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
 
 
 def results_dir() -> Path:

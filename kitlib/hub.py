@@ -1,0 +1,191 @@
+"""A Keras 3 layer around TF Hub SavedModels, and the registry of pretrained models with offline stand-ins.
+
+`tensorflow_hub.KerasLayer` is a tf_keras (Keras 2) layer and cannot live in a Keras 3 model
+(tensorflow/hub#903). `HubLayer` loads the SavedModel itself, shares its variables with Keras as
+Keras variables (so optimizers, `trainable=False` and `.keras` saving see them), and passes
+`training` through so BatchNorm and Dropout behave in `fit` and `predict`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import keras
+import tensorflow as tf
+
+from kitlib import runtime
+
+
+class UnknownModelError(ValueError):
+    """The model name is not in the registry."""
+
+
+class ModelUnavailableError(FileNotFoundError):
+    """Neither the online handle nor the offline stand-in can be had."""
+
+
+def _load(handle: str) -> Any:
+    """Load a SavedModel from a local folder or a TF Hub / Kaggle handle."""
+    if Path(handle).expanduser().is_dir():
+        return tf.saved_model.load(str(Path(handle).expanduser()))
+    import tensorflow_hub as hub
+
+    return hub.load(handle)
+
+
+def _keras_name(variable: tf.Variable) -> str:
+    """A Keras-safe variable name: no ':0' suffix (Adam's slot names break on it), no slashes."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", variable.name.split(":")[0])
+
+
+def _share(variable: tf.Variable, trainable: bool) -> keras.Variable:
+    """A Keras variable backed by the SavedModel's own tf.Variable, so updates reach its functions."""
+    wrapped = keras.Variable(
+        initializer=keras.initializers.Zeros(), shape=variable.shape, dtype=variable.dtype.name,
+        trainable=trainable, name=_keras_name(variable),
+    )
+    wrapped._value = variable  # Keras 3's TF Variable keeps its tf.Variable in `_value`.
+    return wrapped
+
+
+@keras.saving.register_keras_serializable(package="kitlib")
+class HubLayer(keras.layers.Layer):
+    """A TF Hub SavedModel as a Keras 3 layer: fine-tunes, freezes, passes `training`, saves as `.keras`."""
+
+    def __init__(
+        self,
+        handle: str,
+        trainable: bool = False,
+        output_key: str | None = None,
+        method: str | None = None,
+        arguments: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(trainable=True, **kwargs)  # set for real below, once the variables exist
+        self.handle = str(handle)
+        self.output_key = output_key
+        self.method = method
+        self.arguments = dict(arguments or {})
+        self._module = _load(self.handle)
+        trainable_ids = {id(v) for v in getattr(self._module, "trainable_variables", [])}
+        self._hub_variables = [
+            _share(v, id(v) in trainable_ids) for v in getattr(self._module, "variables", [])
+        ]
+        self._fn = getattr(self._module, method) if method else self._module
+        self._accepts_training = method is None and _takes_training(self._module)
+        # Keras freezes by flipping the flags of tracked variables, and skips `self.trainable = True` when
+        # already True: so track them while trainable, then set the wanted value.
+        self.trainable = trainable
+        self.built = True
+
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        """Run the SavedModel; `training` reaches it as a Python bool when it takes one."""
+        if self._accepts_training:
+            outputs = self._fn(inputs, training=bool(training) and self.trainable, **self.arguments)
+        else:
+            outputs = self._fn(inputs, **self.arguments)
+        if self.output_key is not None:
+            if not isinstance(outputs, dict) or self.output_key not in outputs:
+                keys = sorted(outputs) if isinstance(outputs, dict) else type(outputs).__name__
+                raise KeyError(f"output_key {self.output_key!r} is not an output of {self.handle}; it returns {keys}.")
+            return outputs[self.output_key]
+        return outputs
+
+    def get_config(self) -> dict[str, Any]:
+        """The handle and options: enough to load the SavedModel again; weights travel separately."""
+        config = super().get_config()
+        config.update(handle=self.handle, output_key=self.output_key, method=self.method, arguments=self.arguments)
+        return config
+
+
+def _takes_training(module: Any) -> bool:
+    """True when the SavedModel's __call__ has a `training` parameter (TF Hub's reusable interface)."""
+    function_type = getattr(getattr(module, "__call__", None), "function_type", None)
+    return function_type is not None and "training" in function_type.parameters
+
+
+@dataclasses.dataclass(frozen=True)
+class HubModel:
+    """A pretrained model by name: TF Hub handles per profile, and an offline stand-in exported locally."""
+
+    name: str
+    kind: str
+    handles: dict[str, dict[str, str]]
+    stand_in: str
+    stand_in_title: str
+    exporter: str  # "module:function" writing the stand-in's SavedModels into a folder, returning {role: subfolder}
+
+    def export_stand_in(self, folder: Path) -> dict[str, str]:
+        """Run the exporter into `folder` and return {role: subfolder} of what it wrote."""
+        module, function = self.exporter.split(":")
+        export: Callable[[Path], dict[str, str]] = getattr(importlib.import_module(module), function)
+        return export(folder)
+
+
+MODELS: dict[str, HubModel] = {}
+HANDLES = "handles.json"
+
+
+def register(model: HubModel) -> HubModel:
+    """Add a model to the registry (lesson modules register theirs)."""
+    MODELS[model.name] = model
+    return model
+
+
+@dataclasses.dataclass(frozen=True)
+class ResolvedModel:
+    """Which handles a lesson will load, and from where."""
+
+    name: str
+    handles: dict[str, str]
+    source: str
+    title: str
+
+
+def _export_atomically(model: HubModel, folder: Path) -> dict[str, str]:
+    """Export the stand-in into a staging folder, then move it into place: never half-written."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        relative = model.export_stand_in(staging)
+        (staging / HANDLES).write_text(json.dumps(relative, indent=1, sort_keys=True))
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(staging, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return relative
+
+
+def resolve(name: str, cfg: runtime.Config | None = None) -> ResolvedModel:
+    """Online TF Hub handles for the profile when the network allows, else the offline stand-in (exported once)."""
+    if name not in MODELS:
+        raise UnknownModelError(f"Unknown model {name!r}. Known models: {', '.join(sorted(MODELS)) or 'none'}.")
+    model = MODELS[name]
+    profile = cfg.profile if cfg else "cpu"
+    offline = cfg.offline if cfg else runtime.env_flag("KITLIB_OFFLINE")
+    if not offline and profile in model.handles and runtime.network_available():
+        handles = model.handles[profile]
+        return ResolvedModel(name, handles, f"TF Hub ({', '.join(handles.values())})", name)
+    folder = (cfg.cache_dir if cfg else runtime.cache_dir()) / "models" / model.stand_in
+    how = "cached in"
+    if not (folder / HANDLES).exists():
+        try:
+            _export_atomically(model, folder)
+        except FileNotFoundError as exc:
+            raise ModelUnavailableError(
+                f"{name} needs the network (unset KITLIB_OFFLINE) or the offline pack for its stand-in "
+                f"{model.stand_in_title}: run `python -m kitlib pack`. ({exc})"
+            ) from exc
+        how = "exported to"
+    relative = json.loads((folder / HANDLES).read_text())
+    handles = {role: str(folder / sub) for role, sub in relative.items()}
+    return ResolvedModel(name, handles, f"offline stand-in {model.stand_in_title}, {how} {folder}", model.stand_in_title)

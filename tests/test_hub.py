@@ -1,0 +1,199 @@
+"""kitlib.HubLayer on small SavedModels built here: fine-tuning, freezing, `training`, dicts, `.keras` round trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kitlib import hub
+
+
+class ImageLike(tf.Module):
+    """A ResNet-shaped feature extractor: Dense + BatchNorm + Dropout, traced for training True and False."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dense = keras.layers.Dense(4)
+        self.norm = keras.layers.BatchNormalization()
+        self.drop = keras.layers.Dropout(0.5, seed=1)
+        self.dense.build((None, 3))
+        self.norm.build((None, 4))
+
+    @tf.function
+    def __call__(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
+        return self.drop(self.norm(self.dense(x), training=training), training=training)
+
+
+def save_reusable(module: tf.Module, spec: object, folder: Path) -> Path:
+    """Save in TF Hub's Reusable SavedModel interface: __call__ for both `training` values, variable lists."""
+    for training in (True, False):
+        module.__call__.get_concrete_function(spec, training=training)
+    root = tf.train.Checkpoint(module=module)
+    root.__call__ = module.__call__
+    # Keras 3 layers are not tf.Modules: list their variables (Dropout's seed state included) explicitly.
+    layers = [v for v in vars(module).values() if isinstance(v, keras.layers.Layer)]
+    root.variables = [v for layer in layers for v in layer.variables]
+    root.trainable_variables = [v for layer in layers for v in layer.trainable_variables]
+    root.regularization_losses = []
+    tf.saved_model.save(root, str(folder))
+    return folder
+
+
+def save_image_like(folder: Path) -> Path:
+    return save_reusable(ImageLike(), tf.TensorSpec((None, 3), tf.float32), folder)
+
+
+class BertLike(tf.Module):
+    """A BERT-shaped encoder: dict of int inputs in, dict of pooled and sequence outputs out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = keras.layers.Embedding(20, 6)
+        self.embed.build((None, None))
+        self.pool = keras.layers.Dense(6, activation="tanh")
+        self.pool.build((None, 6))
+
+    @tf.function
+    def __call__(self, inputs: dict[str, tf.Tensor], training: bool = False) -> dict[str, tf.Tensor]:
+        mask = tf.cast(inputs["input_mask"], tf.float32)[..., None]
+        sequence = self.embed(inputs["input_word_ids"]) * mask
+        pooled = self.pool(tf.reduce_sum(sequence, axis=1) / tf.reduce_sum(mask, axis=1))
+        return {"pooled_output": pooled, "sequence_output": sequence}
+
+
+def save_bert_like(folder: Path) -> Path:
+    spec = {k: tf.TensorSpec((None, None), tf.int32) for k in ("input_word_ids", "input_mask", "input_type_ids")}
+    return save_reusable(BertLike(), spec, folder)
+
+
+@pytest.fixture
+def image_model(tmp_path: Path) -> str:
+    return str(save_image_like(tmp_path / "image_like"))
+
+
+@pytest.fixture
+def bert_model(tmp_path: Path) -> str:
+    return str(save_bert_like(tmp_path / "bert_like"))
+
+
+def classifier(handle: str, trainable: bool) -> keras.Model:
+    inputs = keras.Input((3,))
+    features = hub.HubLayer(handle, trainable=trainable, name="hub")(inputs)
+    return keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(features))
+
+
+def data() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 3)).astype("float32")
+    return x, (x.sum(axis=1) > 0).astype("float32")
+
+
+def test_variables_are_keras_variables_without_colon_names(image_model: str) -> None:
+    layer = hub.HubLayer(image_model, trainable=True)
+    assert len(layer.weights) == 7, "dense 2 + batch norm 4 + the dropout seed state"
+    assert all(isinstance(v, keras.Variable) for v in layer.weights)
+    assert all(":" not in v.name for v in layer.weights)
+    assert len(layer.trainable_weights) == 4, "dense kernel/bias and BN gamma/beta; moving stats are not trainable"
+
+
+def test_fine_tuning_with_adamw_changes_the_savedmodel_weights(image_model: str) -> None:
+    model = classifier(image_model, trainable=True)
+    before = [v.numpy().copy() for v in model.get_layer("hub").trainable_weights]
+    model.compile(optimizer=keras.optimizers.AdamW(1e-2), loss="binary_crossentropy")
+    model.fit(*data(), epochs=2, batch_size=16, verbose=0)
+    after = model.get_layer("hub").trainable_weights
+    assert all(not np.allclose(b, a.numpy()) for b, a in zip(before, after))
+    moving_mean = [v for v in model.get_layer("hub").non_trainable_weights if "moving_mean" in v.name][0]
+    assert not np.allclose(moving_mean.numpy(), 0), "training=True reached BatchNorm: its statistics moved"
+
+
+def test_frozen_layer_does_not_change(image_model: str) -> None:
+    model = classifier(image_model, trainable=False)
+    assert model.get_layer("hub").trainable_weights == []
+    before = [v.numpy().copy() for v in model.get_layer("hub").weights]
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    model.fit(*data(), epochs=1, batch_size=16, verbose=0)
+    assert all(np.allclose(b, a.numpy()) for b, a in zip(before, model.get_layer("hub").weights))
+
+
+def test_training_flag_reaches_dropout(image_model: str) -> None:
+    layer = hub.HubLayer(image_model, trainable=True)
+    x = np.ones((8, 3), "float32")
+    assert np.allclose(layer(x, training=False), layer(x, training=False))
+    assert not np.allclose(layer(x, training=True), layer(x, training=False))
+
+
+def test_dict_inputs_and_output_key(bert_model: str) -> None:
+    ids = keras.Input((None,), dtype="int32", name="input_word_ids")
+    mask = keras.Input((None,), dtype="int32", name="input_mask")
+    types = keras.Input((None,), dtype="int32", name="input_type_ids")
+    inputs = {"input_word_ids": ids, "input_mask": mask, "input_type_ids": types}
+    pooled = hub.HubLayer(bert_model, trainable=True, output_key="pooled_output")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(1)(pooled))
+    batch = {"input_word_ids": np.array([[2, 3, 0]], "int32"), "input_mask": np.array([[1, 1, 0]], "int32"),
+             "input_type_ids": np.zeros((1, 3), "int32")}
+    assert model.predict(batch, verbose=0).shape == (1, 1)
+    with pytest.raises(KeyError, match="'cls' is not an output.*pooled_output"):
+        hub.HubLayer(bert_model, output_key="cls")(batch)
+
+
+def test_keras_round_trip_keeps_predictions(image_model: str, tmp_path: Path) -> None:
+    model = classifier(image_model, trainable=True)
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    model.fit(*data(), epochs=1, batch_size=16, verbose=0)
+    x = data()[0]
+    path = tmp_path / "model.keras"
+    model.save(path)
+    reloaded = keras.saving.load_model(path)  # safe_mode stays on
+    assert np.allclose(model.predict(x, verbose=0), reloaded.predict(x, verbose=0), atol=1e-6)
+
+
+def test_unknown_model_lists_the_known(kit_env) -> None:
+    with pytest.raises(hub.UnknownModelError, match="Unknown model 'gpt5'"):
+        hub.resolve("gpt5")
+
+
+def test_stand_in_is_exported_once_atomically_and_named(kit_env, monkeypatch, tmp_path) -> None:
+    calls = []
+
+    def export(folder: Path) -> dict[str, str]:
+        calls.append(folder)
+        save_image_like(folder / "features")
+        return {"feature_vector": "features"}
+
+    monkeypatch.setattr(hub, "_exporter_for_test", export, raising=False)
+    model = hub.HubModel("tiny", "image", {"gpu": {"feature_vector": "https://tfhub.dev/x/1"}},
+                         "tiny-stand-in", "a tiny stand-in", "kitlib.hub:_exporter_for_test")
+    monkeypatch.setitem(hub.MODELS, "tiny", model)
+    first = hub.resolve("tiny")
+    assert "offline stand-in a tiny stand-in, exported to" in first.source
+    assert hub.HubLayer(first.handles["feature_vector"])(np.ones((2, 3), "float32")).shape == (2, 4)
+    second = hub.resolve("tiny")
+    assert "cached in" in second.source and len(calls) == 1
+    assert sorted(p.name for p in (kit_env / "cache" / "models").iterdir()) == ["tiny-stand-in"]
+
+
+def test_failed_export_leaves_nothing_and_says_how_to_fix(kit_env, monkeypatch) -> None:
+    def export(folder: Path) -> dict[str, str]:
+        (folder / "partial").write_text("half")
+        raise FileNotFoundError("weights missing")
+
+    monkeypatch.setattr(hub, "_broken_exporter_for_test", export, raising=False)
+    monkeypatch.setitem(hub.MODELS, "broken", hub.HubModel("broken", "image", {}, "broken-stand-in", "a stand-in",
+                                                           "kitlib.hub:_broken_exporter_for_test"))
+    with pytest.raises(hub.ModelUnavailableError, match="python -m kitlib pack"):
+        hub.resolve("broken")
+    assert list((kit_env / "cache" / "models").iterdir()) == []
+
+
+def test_unfreezing_later_makes_the_weights_trainable(image_model: str) -> None:
+    layer = hub.HubLayer(image_model, trainable=False)
+    assert all(not v.trainable for v in layer.weights)
+    layer.trainable = True
+    assert len(layer.trainable_weights) == 4 and sum(v.trainable for v in layer.weights) == 4
+    layer.trainable = False
+    assert layer.trainable_weights == [] and not any(v.trainable for v in layer.weights)
