@@ -18,9 +18,22 @@ from kitlib.runtime import PROFILES, Config, setup
 
 __version__ = "0.1.0"
 
+_LAZY = {"HubLayer": "kitlib.hub", "resolve_model": "kitlib.hub"}
+
+
+def __getattr__(name: str) -> object:
+    """Import TensorFlow-heavy parts on first use, so `import kitlib` stays light until setup()."""
+    if name in _LAZY:
+        import importlib
+
+        module = importlib.import_module(_LAZY[name])
+        return getattr(module, "resolve" if name == "resolve_model" else name)
+    raise AttributeError(f"module 'kitlib' has no attribute {name!r}")
+
 __all__ = [
     "PROFILES",
     "Config",
+    "HubLayer",
     "TextData",
     "checks",
     "classification_report",
@@ -35,6 +48,7 @@ __all__ = [
     "plot_pipeline",
     "project_2d",
     "record_result",
+    "resolve_model",
     "results_table",
     "setup",
     "stopwatch",

@@ -189,3 +189,29 @@ def resolve(name: str, cfg: runtime.Config | None = None) -> ResolvedModel:
     relative = json.loads((folder / HANDLES).read_text())
     handles = {role: str(folder / sub) for role, sub in relative.items()}
     return ResolvedModel(name, handles, f"offline stand-in {model.stand_in_title}, {how} {folder}", model.stand_in_title)
+
+
+register(HubModel(
+    name="bert_en_uncased",
+    kind="text",
+    handles={
+        "cpu": {"preprocessor": "https://tfhub.dev/tensorflow/bert_en_uncased_preprocess/3",
+                "encoder": "https://tfhub.dev/tensorflow/small_bert/bert_en_uncased_L-4_H-512_A-8/2"},
+        "gpu": {"preprocessor": "https://tfhub.dev/tensorflow/bert_en_uncased_preprocess/3",
+                "encoder": "https://tfhub.dev/tensorflow/bert_en_uncased_L-12_H-768_A-12/4"},
+    },
+    stand_in="all-minilm-l6-v2",
+    stand_in_title="all-MiniLM-L6-v2 (a 6-layer BERT from the offline pack)",
+    exporter="kitlib.textmodels:export_minilm",
+))
+register(HubModel(
+    name="resnet_v2_50",
+    kind="image",
+    handles={
+        "cpu": {"feature_vector": "https://tfhub.dev/google/imagenet/resnet_v2_50/feature_vector/5"},
+        "gpu": {"feature_vector": "https://tfhub.dev/google/imagenet/resnet_v2_50/feature_vector/5"},
+    },
+    stand_in="mobilenet-v2-imagenet",
+    stand_in_title="MobileNetV2 ImageNet weights (torchvision's, from the offline pack)",
+    exporter="kitlib.vision:export_mobilenet_v2",
+))
