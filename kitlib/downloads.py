@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -11,6 +12,7 @@ import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
+from typing import Iterator
 
 CHUNK = 1 << 20
 
@@ -108,12 +110,24 @@ def _safe_members(archive: Path, target: Path) -> None:
                 )
 
 
-def extract(archive: Path, target: Path) -> Path:
-    """Safely extract a tar or zip archive into `target`, all or nothing."""
-    archive, target = Path(archive), Path(target)
+@contextlib.contextmanager
+def staged_folder(target: Path) -> Iterator[Path]:
+    """Yield a staging folder beside `target` that replaces it at once on success and vanishes on error."""
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
+        yield staging
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def extract(archive: Path, target: Path) -> Path:
+    """Safely extract a tar or zip archive into `target`, all or nothing."""
+    archive, target = Path(archive), Path(target)
+    with staged_folder(target) as staging:
         try:
             _safe_members(archive, staging)
             if zipfile.is_zipfile(archive):
@@ -126,9 +140,4 @@ def extract(archive: Path, target: Path) -> Path:
             raise ArchiveError(
                 f"{archive} is not a readable archive ({exc}). Delete it and fetch it again."
             ) from exc
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return target

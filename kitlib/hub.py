@@ -11,17 +11,14 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
-import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 import keras
 import tensorflow as tf
 
-from kitlib import runtime
+from kitlib import downloads, runtime
 
 
 class UnknownModelError(ValueError):
@@ -152,16 +149,9 @@ class ResolvedModel:
 
 def _export_atomically(model: HubModel, folder: Path) -> dict[str, str]:
     """Export the stand-in into a staging folder, then move it into place: never half-written."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with downloads.staged_folder(folder) as staging:
         relative = model.export_stand_in(staging)
         (staging / HANDLES).write_text(json.dumps(relative, indent=1, sort_keys=True))
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(staging, folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return relative
 
 
