@@ -129,3 +129,90 @@ def most_confident_mistakes(fn: Callable[[np.ndarray, np.ndarray, int], np.ndarr
     expect(got == [3, 2, 1, 4], "With k larger than the number of mistakes, return every mistake.",
            [3, 2, 1, 4], got, "Select the wrong predictions before slicing [:k]; never pad with correct ones.")
     passed("mistakes ranked by how sure the model was.")
+
+
+# --- Lessons 03 and 04: pre-training and fine-tuning BERT ---------------------------------------
+
+
+def mlm_targets(fn: Callable[[np.ndarray, np.ndarray, int], tuple]) -> None:
+    """Check `fn(token_ids, selected, mask_id)` returns (masked inputs, labels, weights) for masked-LM training."""
+    ids = np.array([[2, 7, 8, 9, 3, 0], [2, 5, 6, 3, 0, 0]])
+    selected = np.array([[0, 1, 0, 1, 0, 0], [0, 0, 1, 0, 0, 0]], dtype=bool)
+    got = _call(fn, ids, selected, 4)
+    expect(isinstance(got, (tuple, list)) and len(got) == 3, "Return three arrays: (inputs, labels, weights).",
+           "(inputs, labels, weights)", type(got).__name__, "End with `return inputs, labels, weights`.")
+    inputs, labels, weights = (np.asarray(x) for x in got)
+    expect(inputs.shape == ids.shape and labels.shape == ids.shape and weights.shape == ids.shape,
+           "All three arrays have the shape of token_ids.", ids.shape,
+           [inputs.shape, labels.shape, weights.shape], "Work element-wise with np.where.")
+    expect(np.array_equal(inputs, [[2, 4, 8, 4, 3, 0], [2, 5, 4, 3, 0, 0]]),
+           "Selected positions become the [MASK] id; every other token stays as it was.",
+           [[2, 4, 8, 4, 3, 0], [2, 5, 4, 3, 0, 0]], inputs.tolist(), "inputs = np.where(selected, mask_id, token_ids)")
+    expect(np.array_equal(labels * selected, ids * selected),
+           "The label at a masked position is the original token, the word the model must guess.",
+           (ids * selected).tolist(), (labels * selected).tolist(), "labels = np.where(selected, token_ids, 0)")
+    expect(np.array_equal(weights.astype(float), selected.astype(float)),
+           "The loss counts masked positions only: weight 1 there, 0 elsewhere.", selected.astype(int).tolist(),
+           weights.tolist(), "weights = selected.astype('float32'); unmasked tokens are visible, so guessing them "
+           "teaches nothing.")
+    passed("masked positions hide the token, keep it as the label, and are the only ones the loss counts.")
+
+
+def causal_mask(fn: Callable[[int], np.ndarray]) -> None:
+    """Check `fn(length)` returns the [length, length] mask letting position i see positions 0..i only."""
+    got = np.asarray(_call(fn, 4))
+    expected = np.array([[1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0], [1, 1, 1, 1]], dtype=bool)
+    expect(got.shape == (4, 4), "One row per position (the query), one column per position it may look at.",
+           (4, 4), got.shape, "Build a square [length, length] array.")
+    expect(np.array_equal(got.astype(bool), expected),
+           "Row i allows columns 0..i: a next-word model must not see the words it is predicting.",
+           expected.astype(int).tolist(), got.astype(int).tolist(),
+           "Lower-triangular ones, diagonal included: np.tril(np.ones((length, length), dtype=bool)).")
+    expect(np.asarray(_call(fn, 1)).astype(bool).tolist() == [[True]], "A single token sees itself.", [[True]],
+           np.asarray(_call(fn, 1)).tolist(), "Use `length` for both dimensions.")
+    passed("each position sees itself and the past, never the future.")
+
+
+def warmup_linear_decay(fn: Callable[[float, int, int], Any]) -> None:
+    """Check `fn(peak, warmup_steps, total_steps)` gives a schedule: linear warm-up to peak, then linear decay to 0."""
+    schedule = _call(fn, 1e-3, 10, 110)
+    expect(callable(schedule), "Return a schedule: something optimizers can call with the step.",
+           "a keras.optimizers.schedules.LearningRateSchedule", type(schedule).__name__,
+           "Subclass keras.optimizers.schedules.LearningRateSchedule and define __call__(self, step).")
+    steps = [0, 5, 10, 60, 110, 200]
+    want = [0.0, 5e-4, 1e-3, 5e-4, 0.0, 0.0]
+    got = [float(np.asarray(schedule(step))) for step in steps]
+    for step, w, g in zip(steps, want, got):
+        phase = "warm-up: rises linearly from 0" if step < 10 else "decay: falls linearly to 0 at total_steps, then stays 0"
+        expect(abs(g - w) <= 1e-6, f"Learning rate at step {step} ({phase}).", w, g,
+               "peak * step / warmup before warmup_steps, then peak * (total - step) / (total - warmup), "
+               "never below 0. Cast `step` to float32 first.")
+    passed("warm-up then linear decay, as BERT was trained and fine-tuned.")
+
+
+def unfreeze_top_layers(fn: Callable[[Any, int], None]) -> None:
+    """Check `fn(backbone, n)` leaves only the top n transformer layers of a keras-hub BertBackbone trainable."""
+    import keras_hub
+
+    backbone = keras_hub.models.BertBackbone(vocabulary_size=30, num_layers=3, num_heads=2, hidden_dim=8,
+                                             intermediate_dim=16, max_sequence_length=16)
+    _call(fn, backbone, 1)
+    layers = backbone.transformer_layers
+    expect(backbone.trainable, "The backbone itself stays trainable; freeze inside it.", "backbone.trainable == True",
+           backbone.trainable, "Setting backbone.trainable = False freezes everything, top layers included.")
+    flags = [layer.trainable for layer in layers]
+    expect(flags == [False, False, True], "Only the top n transformer layers train (n=1 of 3 here).",
+           [False, False, True], flags, "Loop over backbone.transformer_layers; the last n are the top ones.")
+    embedding = backbone.get_layer("token_embedding")
+    expect(not embedding.trainable, "The embeddings sit below every transformer layer, so they freeze too.",
+           "token_embedding.trainable == False", embedding.trainable,
+           "Freeze every layer of the backbone first, then unfreeze the top n transformer layers.")
+    top = len(layers[-1].trainable_weights)
+    expect(len(backbone.trainable_weights) == top,
+           "Trainable weights are exactly those of the top layer.", top, len(backbone.trainable_weights),
+           "Freeze all backbone.layers, then set trainable=True on backbone.transformer_layers[-n:].")
+    _call(fn, backbone, 3)
+    flags = [layer.trainable for layer in layers]
+    expect(flags == [True, True, True], "With n equal to the depth every transformer layer trains.",
+           [True, True, True], flags, "Unfreeze layers[-n:], and re-freeze the others each call.")
+    passed("the bottom of the encoder is frozen and its top n layers train.")
