@@ -216,3 +216,85 @@ def unfreeze_top_layers(fn: Callable[[Any, int], None]) -> None:
     expect(flags == [True, True, True], "With n equal to the depth every transformer layer trains.",
            [True, True, True], flags, "Unfreeze layers[-n:], and re-freeze the others each call.")
     passed("the bottom of the encoder is frozen and its top n layers train.")
+
+
+# --- Lesson 05: fine-tuning an ImageNet CNN on photos ----------------------------------------------
+
+
+def scratch_cnn(model: Any, image_size: int) -> None:
+    """Check a from-scratch CNN: [0, 1] RGB images in, stacked Conv2D + pooling, one sigmoid probability out."""
+    import keras
+
+    layers = [layer for layer in getattr(model, "_flatten_layers", lambda: model.layers)() if layer is not model]
+    names = [type(layer).__name__ for layer in layers]
+    convs = [layer for layer in layers if isinstance(layer, keras.layers.Conv2D)]
+    expect(len(convs) >= 3, "A VGG-style CNN stacks at least three convolution blocks.", ">= 3 Conv2D layers",
+           f"{len(convs)} Conv2D in {names}", "Repeat Conv2D(filters, 3, padding='same', activation='relu') + "
+           "MaxPooling2D, doubling the filters each block.")
+    pools = [layer for layer in layers if isinstance(layer, (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D,
+                                                             keras.layers.GlobalAveragePooling2D,
+                                                             keras.layers.GlobalMaxPooling2D))]
+    expect(len(pools) >= 2, "Pooling shrinks the feature maps between blocks.", ">= 2 pooling layers", names,
+           "Put keras.layers.MaxPooling2D() after each convolution block.")
+    filters = [layer.filters for layer in convs]
+    expect(filters[-1] > filters[0], "Deeper blocks see larger regions and need more filters.",
+           "filters growing with depth, e.g. [32, 64, 128]", filters, "Double the filters in each block.")
+    x = np.random.default_rng(0).random((2, image_size, image_size, 3)).astype("float32")
+    probs = np.asarray(model(x, training=False))
+    expect(probs.shape == (2, 1), "One output per image.", (2, 1), probs.shape,
+           "End with keras.layers.Dense(1, activation='sigmoid').")
+    expect(bool(np.all((probs >= 0) & (probs <= 1))), "Outputs should be probabilities in [0, 1].",
+           "values in [0, 1]", probs.ravel(), "Use activation='sigmoid' on the last Dense layer.")
+    passed(f"{len(convs)} convolutions with filters {filters}, one probability per image.")
+
+
+def augmentation(layer: Any, image_size: int) -> None:
+    """Check an augmentation layer: identity at inference, random but shape- and range-preserving in training."""
+    import keras
+
+    rng = np.random.default_rng(0)
+    x = rng.random((4, image_size, image_size, 3)).astype("float32")
+    x[:, :, : image_size // 2] *= 0.2  # left half darker: a horizontal flip shows
+    expect(isinstance(layer, keras.layers.Layer), "build_augmentation should return a Keras layer (or Sequential).",
+           "keras.Sequential([...])", type(layer).__name__, "Return keras.Sequential([RandomFlip(...), ...]).")
+    same = np.asarray(layer(x, training=False))
+    expect(same.shape == x.shape and np.allclose(same, x, atol=1e-5),
+           "At inference (validation, test, predict) augmentation must leave images untouched.",
+           "the input unchanged", "changed images" if same.shape == x.shape else same.shape,
+           "Use keras.layers.Random* layers: they only act when training=True.")
+    first = np.asarray(layer(x, training=True))
+    second = np.asarray(layer(x, training=True))
+    expect(first.shape == x.shape, "Augmentation keeps the image size.", x.shape, first.shape,
+           "Crop-like layers must give back the same size (RandomZoom and RandomRotation do).")
+    expect(not np.allclose(first, x, atol=1e-3) and not np.allclose(first, second, atol=1e-3),
+           "In training each call should give a new random variant.", "different outputs per call",
+           "unchanged or identical outputs", "Add at least RandomFlip('horizontal') and RandomRotation(0.05).")
+    expect(float(first.min()) >= -0.05 and float(first.max()) <= 1.05, "Pixels should stay in [0, 1].",
+           "[0, 1]", (round(float(first.min()), 3), round(float(first.max()), 3)),
+           "Avoid RandomContrast/RandomBrightness ranges that leave [0, 1], or pass value_range=(0, 1).")
+    passed("random variants in training, the original image at inference.")
+
+
+def learning_rate_scaling(fn: Callable[[float, int, int], float]) -> None:
+    """Check `fn(base_lr, base_batch, global_batch)` applies the linear scaling rule."""
+    got = _call(fn, 1e-3, 32, 256)
+    expect(np.isclose(got, 8e-3), "Eight times the batch gets eight times the learning rate.", 8e-3, got,
+           "Multiply base_lr by global_batch / base_batch.")
+    got = _call(fn, 2e-5, 32, 16)
+    expect(np.isclose(got, 1e-5), "Half the batch, half the learning rate.", 1e-5, got,
+           "The rule works both ways: return base_lr * global_batch / base_batch.")
+    passed("the learning rate follows the global batch size.")
+
+
+def cluster_config(fn: Callable[[list[str], int], dict]) -> None:
+    """Check `fn(worker_addresses, index)` builds the TF_CONFIG that worker `index` needs."""
+    addresses = ["machine-a:12345", "machine-b:12345"]
+    got = _call(fn, addresses, 1)
+    expected = {"cluster": {"worker": addresses}, "task": {"type": "worker", "index": 1}}
+    expect(isinstance(got, dict), "TF_CONFIG is a dict (serialised with json.dumps into the environment).",
+           expected, got, "Return a dict with the keys 'cluster' and 'task'.")
+    expect(got.get("cluster") == expected["cluster"], "Every worker lists the whole cluster, in the same order.",
+           expected["cluster"], got.get("cluster"), "Use {'worker': worker_addresses} for 'cluster'.")
+    expect(got.get("task") == expected["task"], "The task says which worker this process is.",
+           expected["task"], got.get("task"), "Use {'type': 'worker', 'index': index} for 'task'.")
+    passed("the same cluster everywhere, a different task index per machine.")
