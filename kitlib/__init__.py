@@ -1,6 +1,6 @@
 """kitlib: the plumbing of the Keras pre-training and fine-tuning kit, so the notebooks can teach."""
 
-from kitlib import checks
+from kitlib import checks, cluster
 from kitlib.datasets import TextData, load_text
 from kitlib.evaluate import (
     classification_report,
@@ -36,6 +36,7 @@ __all__ = [
     "HubLayer",
     "TextData",
     "checks",
+    "cluster",
     "classification_report",
     "confusion_matrix",
     "format_report",

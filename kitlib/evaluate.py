@@ -100,7 +100,7 @@ def record_result(
     model: str,
     seconds: float,
     n_test: int | None = None,
-) -> dict[str, Any]:
+) -> None:
     """Append one result (metric, value, profile, dataset, model, seconds) to the results file."""
     record = {
         "lesson": lesson,
@@ -118,7 +118,6 @@ def record_result(
     cfg.results_dir.mkdir(parents=True, exist_ok=True)
     with open(cfg.results_dir / RESULTS_FILE, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(record) + "\n")
-    return record
 
 
 def load_results(results_dir: Path | None = None, profile: str | None = None) -> list[dict[str, Any]]:
