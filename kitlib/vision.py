@@ -312,7 +312,7 @@ class RestrictedUnpickler(pickle.Unpickler):
         except KeyError:
             raise UnsafePickleError(
                 f"Refusing to load {module}.{name}: this reader only admits a tensor state dict "
-                f"({', '.join(f'{m}.{n}' for m, n in list(self.ALLOWED)[:3])} and torch storages). "
+                "(collections.OrderedDict, torch._utils._rebuild_tensor_v2, torch.*Storage). "
                 "The file is not a plain weights file; do not load it with pickle or torch.load."
             ) from None
 
@@ -443,7 +443,9 @@ def imagenet_class_names() -> list[str]:
     package, so this works offline); without keras-hub, the names are "class <index>".
     """
     try:
-        from keras_hub.utils import imagenet_id_to_name
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # keras-hub's import pulls tqdm, which warns in Jupyter without ipywidgets
+            from keras_hub.utils import imagenet_id_to_name
     except ImportError:
         return [f"class {i}" for i in range(1000)]
     return [imagenet_id_to_name(i).replace("_", " ") for i in range(1000)]
