@@ -55,7 +55,11 @@ def _share(variable: tf.Variable, trainable: bool) -> keras.Variable:
 
 @keras.saving.register_keras_serializable(package="kitlib")
 class HubLayer(keras.layers.Layer):
-    """A TF Hub SavedModel as a Keras 3 layer: fine-tunes, freezes, passes `training`, saves as `.keras`."""
+    """A TF Hub SavedModel as a Keras 3 layer: fine-tunes, freezes, passes `training`, saves as `.keras`.
+
+    `inference_only=True` runs the SavedModel in inference mode even while its weights train: BatchNorm
+    keeps its pre-trained statistics and dropout stays off, the usual way to fine-tune image backbones.
+    """
 
     def __init__(
         self,
@@ -64,6 +68,7 @@ class HubLayer(keras.layers.Layer):
         output_key: str | None = None,
         method: str | None = None,
         arguments: dict[str, Any] | None = None,
+        inference_only: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(trainable=True, **kwargs)  # set for real below, once the variables exist
@@ -71,6 +76,7 @@ class HubLayer(keras.layers.Layer):
         self.output_key = output_key
         self.method = method
         self.arguments = dict(arguments or {})
+        self.inference_only = inference_only
         self._module = _load(self.handle)
         trainable_ids = {id(v) for v in getattr(self._module, "trainable_variables", [])}
         self._hub_variables = [
@@ -86,7 +92,8 @@ class HubLayer(keras.layers.Layer):
     def call(self, inputs: Any, training: bool | None = None) -> Any:
         """Run the SavedModel; `training` reaches it as a Python bool when it takes one."""
         if self._accepts_training:
-            outputs = self._fn(inputs, training=bool(training) and self.trainable, **self.arguments)
+            mode = bool(training) and self.trainable and not self.inference_only
+            outputs = self._fn(inputs, training=mode, **self.arguments)
         else:
             outputs = self._fn(inputs, **self.arguments)
         if self.output_key is not None:
@@ -99,7 +106,8 @@ class HubLayer(keras.layers.Layer):
     def get_config(self) -> dict[str, Any]:
         """The handle and options: enough to load the SavedModel again; weights travel separately."""
         config = super().get_config()
-        config.update(handle=self.handle, output_key=self.output_key, method=self.method, arguments=self.arguments)
+        config.update(handle=self.handle, output_key=self.output_key, method=self.method, arguments=self.arguments,
+                      inference_only=self.inference_only)
         return config
 
 

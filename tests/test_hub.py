@@ -197,3 +197,20 @@ def test_unfreezing_later_makes_the_weights_trainable(image_model: str) -> None:
     assert len(layer.trainable_weights) == 4 and sum(v.trainable for v in layer.weights) == 4
     layer.trainable = False
     assert layer.trainable_weights == [] and not any(v.trainable for v in layer.weights)
+
+
+def test_inference_only_trains_weights_but_keeps_batchnorm_statistics(image_model: str, tmp_path: Path) -> None:
+    inputs = keras.Input((3,))
+    layer = hub.HubLayer(image_model, trainable=True, inference_only=True, name="hub")
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(layer(inputs)))
+    stats = [v for v in layer.non_trainable_weights if "moving" in v.name]
+    before_stats = [v.numpy().copy() for v in stats]
+    before_kernel = layer.trainable_weights[0].numpy().copy()
+    model.compile(optimizer=keras.optimizers.AdamW(1e-2), loss="binary_crossentropy")
+    model.fit(*data(), epochs=1, batch_size=16, verbose=0)
+    assert not np.allclose(before_kernel, layer.trainable_weights[0].numpy()), "weights should train"
+    assert all(np.array_equal(b, v.numpy()) for b, v in zip(before_stats, stats)), "statistics must stay"
+    x = np.ones((4, 3), "float32")
+    assert np.allclose(layer(x, training=True), layer(x, training=False)), "dropout stays off"
+    model.save(tmp_path / "m.keras")
+    assert keras.saving.load_model(tmp_path / "m.keras").get_layer("hub").inference_only
