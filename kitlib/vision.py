@@ -494,7 +494,13 @@ def export_mobilenet_v2(folder: Path) -> dict[str, str]:
     root.trainable_variables = list(features.trainable_variables)
     root.regularization_losses = []
     target = Path(folder) / "feature_vector"
-    tf.saved_model.save(root, str(target))
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")  # "INFO: Assets written to ..." reads like noise in a lesson
+    try:
+        tf.saved_model.save(root, str(target))
+    finally:
+        logger.setLevel(level)
     return {"feature_vector": "feature_vector"}
 
 
