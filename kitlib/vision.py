@@ -67,7 +67,8 @@ class ImageData:
 
         images, labels = self.splits[split]
         ds = tf.data.Dataset.from_tensor_slices((images, labels))
-        if shuffle if shuffle is not None else split == "train":
+        shuffle = split == "train" if shuffle is None else shuffle
+        if shuffle:
             ds = ds.shuffle(len(labels), seed=self.seed, reshuffle_each_iteration=True)
         ds = ds.batch(batch_size or self.batch_size)
         ds = ds.map(lambda x, y: (tf.cast(x, tf.float32) / 255.0, y), num_parallel_calls=tf.data.AUTOTUNE)
@@ -128,7 +129,7 @@ def _class_folders(root: Path, split: str, class_names: tuple[str, ...]) -> tupl
 
 def _decode(paths: list[Path], labels: np.ndarray, size: int, skipped: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Decode the files, skipping (and recording) the ones that cannot be read."""
-    from PIL import UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     images, kept = [], []
     for path, label in zip(paths, labels):
@@ -136,7 +137,7 @@ def _decode(paths: list[Path], labels: np.ndarray, size: int, skipped: list[str]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # PIL warns on odd EXIF; a bad file raises below
                 images.append(read_image(path, size))
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError):
             skipped.append(str(path))
             continue
         kept.append(label)
