@@ -38,7 +38,7 @@ def minilm_dir() -> Path:
     return pack.asset(*MINILM)
 
 
-def _preprocessor_module(vocabulary: list[str], lowercase: bool) -> Any:
+def _preprocessor_module(vocabulary: list[str], lowercase: bool, seq_lengths: tuple[int, ...]) -> Any:
     """A tf.Module with TF Hub's BERT preprocessor interface over a WordPiece vocabulary."""
     import tensorflow as tf
     import tensorflow_text as tf_text
@@ -88,7 +88,7 @@ def _preprocessor_module(vocabulary: list[str], lowercase: bool) -> Any:
     tokens = tf.RaggedTensorSpec([None, None], tf.int32, ragged_rank=1)  # already flattened (e.g. trimmed)
     for spec in (words, tokens):
         for n_segments in (1, 2):
-            for length in PACKED_LENGTHS:
+            for length in seq_lengths:
                 module.bert_pack_inputs.get_concrete_function([spec] * n_segments, seq_length=length)
     return module
 
@@ -153,11 +153,12 @@ def save_encoder(backbone: Any, folder: Path) -> Path:
     return Path(folder)
 
 
-def save_preprocessor(vocabulary: list[str], folder: Path, lowercase: bool = True) -> Path:
-    """Save TF Hub's BERT preprocessor interface for a WordPiece vocabulary in `folder`."""
+def save_preprocessor(vocabulary: list[str], folder: Path, lowercase: bool = True,
+                      seq_lengths: tuple[int, ...] = PACKED_LENGTHS) -> Path:
+    """Save TF Hub's BERT preprocessor interface for a WordPiece vocabulary; `bert_pack_inputs` takes `seq_lengths`."""
     import tensorflow as tf
 
-    module = _preprocessor_module(list(vocabulary), lowercase)
+    module = _preprocessor_module(list(vocabulary), lowercase, tuple(sorted({*seq_lengths, DEFAULT_SEQ_LENGTH})))
     with _quiet_tf_logs():
         tf.saved_model.save(module, str(folder))
     return Path(folder)
