@@ -94,19 +94,8 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(folder / roles["feature_vector"])
 
 
-class InferenceMode(keras.layers.Layer):
-    """As in lesson 05: the wrapped layer always runs with training=False."""
-
-    def __init__(self, layer: keras.layers.Layer) -> None:
-        super().__init__()
-        self.layer = layer
-
-    def call(self, inputs):
-        return self.layer(inputs, training=False)
-
-
 def test_exported_feature_vector_fine_tunes_through_hub_layer(exported: str) -> None:
-    layer = hub.HubLayer(exported, trainable=True, name="backbone")
+    layer = hub.HubLayer(exported, trainable=True, inference_only=True, name="backbone")  # as in lesson 05
     assert layer(np.random.rand(2, 64, 64, 3).astype("float32")).shape == (2, 1280)
     for variable in layer.trainable_weights[:-6]:
         variable.trainable = False  # fine-tune only the top
@@ -117,7 +106,7 @@ def test_exported_feature_vector_fine_tunes_through_hub_layer(exported: str) -> 
     frozen_before = [v.numpy().copy() for v in layer.non_trainable_weights if v.trainable is False and "moving" not in v.name]
 
     inputs = keras.Input((64, 64, 3))
-    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(InferenceMode(layer)(inputs)))
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(layer(inputs)))
     model.compile(optimizer=keras.optimizers.AdamW(1e-3), loss="binary_crossentropy")
     x = np.random.default_rng(0).random((16, 64, 64, 3)).astype("float32")
     model.fit(x, (np.arange(16) % 2).astype("float32"), batch_size=8, epochs=1, verbose=0)
@@ -191,3 +180,34 @@ def test_offline_falls_back_to_lfw_and_names_it(kit_env: Path, capsys) -> None:
 def test_unknown_image_dataset_lists_the_known(kit_env: Path) -> None:
     with pytest.raises(datasets.UnknownDatasetError, match="cats_and_dogs, lfw"):
         vision.load_images("imagenet")
+
+
+# --- the lesson's exercise checks ---------------------------------------------------------------
+
+
+def test_checks_explain_stubs_and_catch_wrong_answers() -> None:
+    from kitlib import checks
+
+    def stub(*args):
+        raise NotImplementedError()
+
+    with pytest.raises(checks.CheckFailed, match="not written yet"):
+        checks.build(stub)
+    with pytest.raises(checks.CheckFailed, match="untouched"):
+        checks.augmentation(keras.layers.Rescaling(0.5), 16)
+    with pytest.raises(checks.CheckFailed, match="new random variant"):
+        checks.augmentation(keras.Sequential([keras.layers.Identity()]), 16)
+    checks.augmentation(keras.Sequential([keras.layers.RandomFlip("horizontal"), keras.layers.RandomRotation(0.05)]), 16)
+
+    shallow = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(8, 3), keras.layers.GlobalAveragePooling2D(),
+                                keras.layers.Dense(1, activation="sigmoid")])
+    with pytest.raises(checks.CheckFailed, match="at least three convolution blocks"):
+        checks.scratch_cnn(shallow, 16)
+    blocks = [keras.Input((16, 16, 3))]
+    for filters in (8, 16, 32):
+        blocks += [keras.layers.Conv2D(filters, 3, padding="same", activation="relu"), keras.layers.MaxPooling2D()]
+    blocks.append(keras.layers.GlobalAveragePooling2D())
+    logits = keras.Sequential(blocks + [keras.layers.Dense(1, bias_initializer=keras.initializers.Constant(5.0))])
+    with pytest.raises(checks.CheckFailed, match="probabilities"):
+        checks.scratch_cnn(logits, 16)
+    checks.scratch_cnn(keras.Sequential(blocks + [keras.layers.Dense(1, activation="sigmoid")]), 16)
