@@ -35,8 +35,8 @@ def fetch(args: argparse.Namespace) -> int:
         if spec is None:
             raise SystemExit(f"Unknown dataset {name!r}. Known: {', '.join(datasets.ARCHIVES)}.")
         target = dest / spec.filename
-        if target.exists() and downloads.sha256_of(target) == spec.sha256:
-            print(f"{name}: already there, checksum verified ({target})")
+        if target.exists() and spec.verified(target):
+            print(f"{name}: already there, {'checksum' if spec.sha256 else 'size'} verified ({target})")
             continue
         downloads.download(spec.url, target, spec.sha256, spec.size)
         print(f"{name}: downloaded and verified ({target})")

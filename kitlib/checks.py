@@ -298,3 +298,47 @@ def cluster_config(fn: Callable[[list[str], int], dict]) -> None:
     expect(got.get("task") == expected["task"], "The task says which worker this process is.",
            expected["task"], got.get("task"), "Use {'type': 'worker', 'index': index} for 'task'.")
     passed("the same cluster everywhere, a different task index per machine.")
+
+
+def decoded_images(fn: Callable[[Any, int], Any]) -> None:
+    """Check `fn(encoded, size)` turns a batch of encoded PNG/JPEG bytes into [0, 1] float images of `size`."""
+    import io
+
+    import tensorflow as tf
+    from PIL import Image
+
+    pixels = np.zeros((20, 30, 3), "uint8")
+    pixels[:, :15] = 255  # left half white
+    encoded = []
+    for fmt in ("PNG", "JPEG"):
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, fmt)
+        encoded.append(buffer.getvalue())
+    got = np.asarray(_call(fn, tf.constant(encoded), 8))
+    expect(got.shape == (2, 8, 8, 3), "One resized RGB image per encoded string.", (2, 8, 8, 3), got.shape,
+           "tf.map_fn over the batch: tf.io.decode_image(b, channels=3, expand_animations=False), then tf.image.resize.")
+    expect(got.dtype == np.float32 and 0.0 <= got.min() and got.max() <= 1.0, "Pixels as float32 in [0, 1].",
+           "float32 in [0, 1]", f"{got.dtype} in [{got.min():.2f}, {got.max():.2f}]", "Divide by 255.0 after resizing.")
+    expect(got[:, :, 0].mean() > 0.9 and got[:, :, -1].mean() < 0.1, "The image content must survive: left white, right black.",
+           "left column ~1, right column ~0", (round(float(got[:, :, 0].mean()), 2), round(float(got[:, :, -1].mean()), 2)),
+           "Resize the decoded image; do not crop or transpose it.")
+    passed("encoded bytes in, model-ready images out: the preprocessing now travels with the model.")
+
+
+def serving_request(fn: Callable[[list[bytes]], dict]) -> None:
+    """Check `fn(list_of_bytes)` builds a TF Serving row-format request with b64-wrapped binary values."""
+    import base64
+    import json
+
+    got = _call(fn, [b"\xff\xd8first", b"\x89PNGsecond"])
+    expect(isinstance(got, dict) and list(got) == ["instances"], 'The body is {"instances": [...]} (row format).',
+           {"instances": ["..."]}, got if not isinstance(got, dict) else list(got), 'Return {"instances": [...]}.')
+    instances = got["instances"]
+    expect(all(isinstance(i, dict) and list(i) == ["b64"] for i in instances),
+           'JSON cannot carry raw bytes: TF Serving wants each binary value as {"b64": "<base64 text>"}.',
+           [{"b64": "..."}] * 2, instances, "Use {'b64': base64.b64encode(data).decode('ascii')}.")
+    decoded = [base64.b64decode(i["b64"]) for i in instances]
+    expect(decoded == [b"\xff\xd8first", b"\x89PNGsecond"], "Each value must decode back to the original bytes, in order.",
+           "the same bytes", decoded, "Encode every image once, in the order given.")
+    json.dumps(got)  # must be JSON-serialisable
+    passed("a request TensorFlow Serving (and kitlib.serving) understands.")

@@ -30,7 +30,11 @@ class ModelUnavailableError(FileNotFoundError):
 
 
 def _load(handle: str) -> Any:
-    """Load a SavedModel from a local folder or a TF Hub / Kaggle handle."""
+    """Load a SavedModel from a local folder or a TF Hub / Kaggle handle (TF Text's ops registered first)."""
+    try:
+        import tensorflow_text  # noqa: F401  (BERT preprocessors use its ops; importing registers them)
+    except ImportError:
+        pass
     if Path(handle).expanduser().is_dir():
         return tf.saved_model.load(str(Path(handle).expanduser()))
     import tensorflow_hub as hub
@@ -77,13 +81,12 @@ class HubLayer(keras.layers.Layer):
         self.method = method
         self.arguments = dict(arguments or {})
         self.inference_only = inference_only
-        self._module = _load(self.handle)
-        trainable_ids = {id(v) for v in getattr(self._module, "trainable_variables", [])}
-        self._hub_variables = [
-            _share(v, id(v) in trainable_ids) for v in getattr(self._module, "variables", [])
-        ]
-        self._fn = getattr(self._module, method) if method else self._module
-        self._accepts_training = method is None and _takes_training(self._module)
+        module = _load(self.handle)
+        trainable_ids = {id(v) for v in getattr(module, "trainable_variables", [])}
+        self._hub_variables = [_share(v, id(v) in trainable_ids) for v in getattr(module, "variables", [])]
+        self._module = module
+        self._fn = getattr(module, method) if method else module
+        self._accepts_training = method is None and _takes_training(module)
         # Keras freezes by flipping the flags of tracked variables, and skips `self.trainable = True` when
         # already True: so track them while trainable, then set the wanted value.
         self.trainable = trainable
@@ -109,6 +112,32 @@ class HubLayer(keras.layers.Layer):
         config.update(handle=self.handle, output_key=self.output_key, method=self.method, arguments=self.arguments,
                       inference_only=self.inference_only)
         return config
+
+
+@keras.saving.register_keras_serializable(package="kitlib")
+class BertPreprocessor(keras.layers.Layer):
+    """A TF Hub BERT preprocessor as one layer: raw strings in, `tokenize` + `bert_pack_inputs` to `seq_length` out."""
+
+    def __init__(self, handle: str, seq_length: int = 128, **kwargs: Any) -> None:
+        super().__init__(**{**kwargs, "trainable": False})
+        self.handle = str(handle)
+        self.seq_length = int(seq_length)
+        self._module = _load(self.handle)
+        self.built = True
+
+    def call(self, strings: Any) -> dict[str, Any]:
+        """Word pieces of each string, packed as [CLS] ... [SEP], trimmed and padded to `seq_length`."""
+        tokens = self._module.tokenize(tf.reshape(strings, [-1]))
+        return self._module.bert_pack_inputs([tokens], seq_length=self.seq_length)
+
+    def compute_output_spec(self, strings: Any) -> dict[str, keras.KerasTensor]:
+        """Three int32 tensors of shape (batch, seq_length)."""
+        return {key: keras.KerasTensor((strings.shape[0], self.seq_length), dtype="int32")
+                for key in ("input_word_ids", "input_mask", "input_type_ids")}
+
+    def get_config(self) -> dict[str, Any]:
+        """The handle and the packed length."""
+        return {**super().get_config(), "handle": self.handle, "seq_length": self.seq_length}
 
 
 def _takes_training(module: Any) -> bool:

@@ -83,7 +83,7 @@ def results_dir() -> Path:
 
 
 @contextlib.contextmanager
-def _quiet_native_stderr() -> Iterator[None]:
+def quiet_native_stderr() -> Iterator[None]:
     """Silence what TensorFlow's C++ side writes to fd 2 while it loads (absl start-up chatter)."""
     sys.stderr.flush()
     saved = os.dup(2)
@@ -173,11 +173,13 @@ def setup(profile: str | None = None, seed: int = 42, verbose: bool = True) -> C
     """Pick the profile, seed everything, find devices and strategy, and report what was chosen."""
     # Native TF logs go to the kernel's stderr and read like failures to learners; Python errors still raise.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with _quiet_native_stderr():
+    with quiet_native_stderr():
         import keras
+        import tensorflow as tf
 
         device, strategy = _accelerators()
 
+    tf.get_logger().setLevel("ERROR")  # "INFO:tensorflow:Assets written to ..." on every export reads like an error
     # Keras 3.15 warns on every fit() with a tf.data input; kitlib's pipelines shuffle themselves.
     warnings.filterwarnings("ignore", message="`shuffle=True` was passed, but will be ignored")
     has_accelerator = not device.startswith("CPU")

@@ -153,3 +153,14 @@ def test_stratified_split_keeps_ratios() -> None:
     assert [len(p) for p in parts] == [100, 200, 700]
     assert [labels[p].mean() for p in parts] == [0.7, 0.7, 0.7]
     assert len(np.unique(np.concatenate(parts))) == 1000
+
+
+def test_archive_without_published_checksum_is_verified_by_size(kit_env, tmp_path) -> None:
+    spec = datasets.ARCHIVES["cats_and_dogs"]
+    assert spec.sha256 is None and spec.size == 68_606_236
+    right, wrong = tmp_path / "right.zip", tmp_path / "wrong.zip"
+    with open(right, "wb") as handle:
+        handle.truncate(spec.size)
+    wrong.write_bytes(b"x" * 10)
+    assert spec.verified(right) and not spec.verified(wrong)
+    assert datasets.IMDB.verified(right) is False, "IMDB is checked by sha256, not size"
