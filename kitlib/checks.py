@@ -342,3 +342,118 @@ def serving_request(fn: Callable[[list[bytes]], dict]) -> None:
            "the same bytes", decoded, "Encode every image once, in the order given.")
     json.dumps(got)  # must be JSON-serialisable
     passed("a request TensorFlow Serving (and kitlib.serving) understands.")
+
+
+# --- Lesson 06: choosing a model -------------------------------------------------------------------
+
+# Five models: (accuracy, latency ms). C is slower and less accurate than B: dominated. E ties A on latency
+# but is less accurate: dominated. A, B and D each win on something.
+_CANDIDATES = [
+    {"model": "A", "accuracy": 0.80, "latency_b1_ms": 2.0, "disk_mb": 1.0},
+    {"model": "B", "accuracy": 0.88, "latency_b1_ms": 10.0, "disk_mb": 20.0},
+    {"model": "C", "accuracy": 0.85, "latency_b1_ms": 30.0, "disk_mb": 5.0},
+    {"model": "D", "accuracy": 0.91, "latency_b1_ms": 60.0, "disk_mb": 90.0},
+    {"model": "E", "accuracy": 0.78, "latency_b1_ms": 2.0, "disk_mb": 0.5},
+]
+
+
+def pareto_front(fn: Callable[[list[dict]], list[str]]) -> None:
+    """Check `fn(rows)` names the models no other model beats on both accuracy and latency, fastest first."""
+    got = _call(fn, [dict(row) for row in _CANDIDATES])
+    expect(isinstance(got, (list, tuple)), "pareto_front should return a list of model names.", ["A", "B", "D"],
+           type(got).__name__, "Return [row['model'] for row in front].")
+    got = list(got)
+    expect("C" not in got, "C is dominated: B is both faster (10 ms < 30 ms) and more accurate (0.88 > 0.85).",
+           "no 'C'", got, "Drop a model when another one is at least as fast AND at least as accurate, and "
+           "strictly better on one of the two.")
+    expect("E" not in got, "E is dominated: A is as fast (2 ms) and more accurate.", "no 'E'", got,
+           "A tie on latency is not a win: 'at least as good on both, strictly better on one' dominates.")
+    expect(sorted(got) == ["A", "B", "D"], "A (fastest), B and D (most accurate) are each best at something.",
+           ["A", "B", "D"], got, "Keep every model that no other model dominates.")
+    expect(got == ["A", "B", "D"], "List the front from fastest to slowest, the order you read it on the plot.",
+           ["A", "B", "D"], got, "Sort the front by row['latency_b1_ms'].")
+    single = list(_call(fn, [dict(_CANDIDATES[2])]))
+    expect(single == ["C"], "A lone model is on its own front.", ["C"], single, "Nothing dominates it.")
+    passed("the front keeps only models that are best at some trade-off.")
+
+
+def pick_model(fn: Callable[..., str | None]) -> None:
+    """Check `fn(rows, max_latency_ms, max_disk_mb)` returns the most accurate model within both budgets."""
+    rows = [dict(row) for row in _CANDIDATES]
+    cases = [((100.0, 100.0), "D", "With room for everything, take the most accurate."),
+             ((20.0, 100.0), "B", "A 20 ms latency budget rules out C and D; B is the most accurate left."),
+             ((100.0, 10.0), "C", "A 10 MB size budget (a mobile app) rules out B and D; C beats A and E."),
+             ((5.0, 0.8), "E", "Only E fits 5 ms and 0.8 MB."),
+             ((1.0, 100.0), None, "Nothing runs in 1 ms: say so with None rather than break the budget.")]
+    for (latency, disk), want, why in cases:
+        got = _call(fn, rows, max_latency_ms=latency, max_disk_mb=disk)
+        expect(got == want, why + f" (max_latency_ms={latency}, max_disk_mb={disk})", want, got,
+               "Keep rows with latency_b1_ms <= max_latency_ms and disk_mb <= max_disk_mb, then return the "
+               "'model' of the one with the highest accuracy, or None when none is left.")
+    passed("the most accurate model that fits the budget, and None when nothing does.")
+
+
+# --- Lesson 08: hyperparameter search ---------------------------------------------------------------
+
+
+def search_space(fn: Callable[[Any], dict]) -> None:
+    """Check `fn(hp)` declares learning rate (log scale), dropout, batch size and unfreezing, and returns them."""
+    import keras_tuner
+
+    hp = keras_tuner.HyperParameters()
+    got = _call(fn, hp)
+    expect(isinstance(got, dict), "search_space should return a dict of the chosen values.",
+           "{'learning_rate': ..., 'dropout': ..., 'batch_size': ..., 'unfreeze': ...}", type(got).__name__,
+           "Return dict(learning_rate=..., dropout=..., batch_size=..., unfreeze=...).")
+    want = {"learning_rate", "dropout", "batch_size", "unfreeze"}
+    expect(set(got) == want, "Four knobs are searched.", sorted(want), sorted(got), "Use exactly these keys.")
+    space = {p.name: p for p in hp.space}
+    expect(want <= set(space), "Each knob must be declared on `hp` under its own name, so the tuner can vary it.",
+           sorted(want), sorted(space), "e.g. hp.Float('learning_rate', ...), hp.Choice('batch_size', ...).")
+    lr = space["learning_rate"]
+    expect(isinstance(lr, keras_tuner.engine.hyperparameters.Float) and lr.sampling == "log",
+           "Learning rates matter by orders of magnitude: sample them on a log scale.",
+           "hp.Float('learning_rate', 1e-5, 1e-2, sampling='log')",
+           f"{type(lr).__name__} with sampling={getattr(lr, 'sampling', None)}", "Pass sampling='log'.")
+    expect(1e-6 <= lr.min_value <= 1e-4 and 1e-3 <= lr.max_value <= 1e-1,
+           "The range should span fine-tuning rates (1e-5) to head-training rates (1e-2).", "about [1e-5, 1e-2]",
+           [lr.min_value, lr.max_value], "hp.Float('learning_rate', 1e-5, 1e-2, sampling='log')")
+    dropout = space["dropout"]
+    expect(getattr(dropout, "min_value", -1) >= 0 and getattr(dropout, "max_value", 1) <= 0.8,
+           "Dropout is a fraction: keep it within [0, 0.8].", "e.g. hp.Float('dropout', 0.0, 0.5, step=0.1)",
+           [getattr(dropout, "min_value", None), getattr(dropout, "max_value", None)], "Use a range inside [0, 0.8].")
+    batch = space["batch_size"]
+    values = list(getattr(batch, "values", []))
+    expect(isinstance(batch, keras_tuner.engine.hyperparameters.Choice) and len(values) >= 2
+           and all(int(v) > 0 for v in values), "Batch size is one of a few discrete values.",
+           "hp.Choice('batch_size', [16, 32, 64])", f"{type(batch).__name__} {values}",
+           "Use hp.Choice with at least two positive sizes.")
+    unfreeze = space["unfreeze"]
+    values = list(getattr(unfreeze, "values", [])) or [getattr(unfreeze, "min_value", None)]
+    expect(0 in values, "Keeping the whole backbone frozen (unfreeze 0) must stay a candidate: it is often best "
+           "with little data.", "0 among the choices", values, "e.g. hp.Choice('unfreeze', [0, 3, 12, 30]).")
+    expect(got["learning_rate"] == hp.get("learning_rate") and got["unfreeze"] == hp.get("unfreeze"),
+           "Return the values `hp` chose, so the model is built with what the tuner records.",
+           {"learning_rate": hp.get("learning_rate"), "unfreeze": hp.get("unfreeze")},
+           {"learning_rate": got["learning_rate"], "unfreeze": got["unfreeze"]},
+           "Return the results of the hp.Float/hp.Choice calls themselves.")
+    fixed = keras_tuner.HyperParameters()
+    fixed.Fixed("learning_rate", 3e-4)
+    got = _call(fn, fixed)
+    expect(got["learning_rate"] == 3e-4, "When the tuner fixes a value, the function must use it.", 3e-4,
+           got["learning_rate"], "Read values only from hp: do not hard-code them.")
+    passed("four knobs declared, learning rate on a log scale, frozen backbone still a candidate.")
+
+
+def best_so_far(fn: Callable[[list], list]) -> None:
+    """Check `fn(scores)` returns the running maximum of trial scores, carrying over failed (None/NaN) trials."""
+    got = _call(fn, [0.6, 0.55, 0.7, 0.65, 0.8])
+    got = [float(x) for x in got]
+    expect(got == [0.6, 0.6, 0.7, 0.7, 0.8], "After each trial, the best score seen so far.",
+           [0.6, 0.6, 0.7, 0.7, 0.8], got, "Keep a running maximum: np.maximum.accumulate, or a loop with max().")
+    got = [float(x) for x in _call(fn, [None, 0.5, float("nan"), 0.4])]
+    expect(np.isnan(got[0]) and got[1:] == [0.5, 0.5, 0.5], "Failed trials (None or NaN) change nothing; before the "
+           "first success there is no best yet (NaN).", [float("nan"), 0.5, 0.5, 0.5], got,
+           "Treat None and NaN as 'no score': skip them when updating the maximum, start from NaN.")
+    expect(list(_call(fn, [])) == [], "No trials, no curve.", [], _call(fn, []), "Return an empty list.")
+    passed("a best-so-far curve that never goes down and ignores failed trials.")

@@ -110,3 +110,13 @@ def classifier(kind: str, cfg: runtime.Config, verbose: bool = True) -> tuple[ke
         print(f"{kind} classifier: {info['backbone']} + head, {info['dataset']}, "
               f"validation accuracy {info['val_accuracy']:.1%}\n  {info['source']}")
     return model, info
+
+
+def train_frozen_head(model: keras.Model, train: Any, evaluate_on: Any, epochs: int = 100) -> float:
+    """The feature-caching recipe for any frozen-backbone model with a layer named "head" (lessons 06 to 08).
+
+    Runs the frozen part once over `train` and `evaluate_on` (batched (input, label) pipelines that do not
+    reshuffle), trains the head on the cached features, and returns its accuracy on `evaluate_on`, which
+    the head never trains on: pass a test split for an honest score.
+    """
+    return _train_head(model, train, evaluate_on, epochs)

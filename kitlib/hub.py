@@ -242,3 +242,33 @@ register(HubModel(
     stand_in_title="MobileNetV2 ImageNet weights (torchvision's, from the offline pack)",
     exporter="kitlib.vision:export_mobilenet_v2",
 ))
+
+# --- Lesson 06: more sizes to choose from when online (offline they fall back to the same stand-ins) ---
+_BERT_PREPROCESS = "https://tfhub.dev/tensorflow/bert_en_uncased_preprocess/3"
+for _name, _encoder in (
+    ("small_bert_l2_h128", "https://tfhub.dev/tensorflow/small_bert/bert_en_uncased_L-2_H-128_A-2/2"),
+    ("small_bert_l4_h256", "https://tfhub.dev/tensorflow/small_bert/bert_en_uncased_L-4_H-256_A-4/2"),
+    ("small_bert_l4_h512", "https://tfhub.dev/tensorflow/small_bert/bert_en_uncased_L-4_H-512_A-8/2"),
+):
+    register(HubModel(
+        name=_name,
+        kind="text",
+        handles={profile: {"preprocessor": _BERT_PREPROCESS, "encoder": _encoder} for profile in ("cpu", "gpu")},
+        stand_in="all-minilm-l6-v2",
+        stand_in_title="all-MiniLM-L6-v2 (a 6-layer BERT from the offline pack)",
+        exporter="kitlib.textmodels:export_minilm",
+    ))
+for _name, _vector in (
+    ("mobilenet_v3_small", "https://tfhub.dev/google/imagenet/mobilenet_v3_small_100_224/feature_vector/5"),
+    ("mobilenet_v3_large", "https://tfhub.dev/google/imagenet/mobilenet_v3_large_100_224/feature_vector/5"),
+    ("efficientnet_v2_b0", "https://tfhub.dev/google/imagenet/efficientnet_v2_imagenet1k_b0/feature_vector/2"),
+):
+    register(HubModel(
+        name=_name,
+        kind="image",
+        handles={profile: {"feature_vector": _vector} for profile in ("cpu", "gpu")},
+        stand_in="mobilenet-v2-imagenet",
+        stand_in_title="MobileNetV2 ImageNet weights (torchvision's, from the offline pack)",
+        exporter="kitlib.vision:export_mobilenet_v2",
+    ))
+del _name, _encoder, _vector
