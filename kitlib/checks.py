@@ -344,6 +344,60 @@ def serving_request(fn: Callable[[list[bytes]], dict]) -> None:
     passed("a request TensorFlow Serving (and kitlib.serving) understands.")
 
 
+# Lesson 07: compression. Magnitudes with no ties, signs mixed so |w| matters, not w.
+_PRUNE_WEIGHTS = np.array([[0.5, -0.1], [2.0, -0.3], [0.05, -1.0]], dtype=np.float32)
+
+
+def magnitude_mask(fn: Callable[[np.ndarray, float], np.ndarray]) -> None:
+    """Check `fn(weights, sparsity)` zeroes the round(sparsity * size) smallest |weights| and keeps the shape."""
+    got = _call(fn, _PRUNE_WEIGHTS.copy(), 0.5)
+    got = np.asarray(got)
+    expect(got.shape == _PRUNE_WEIGHTS.shape, "The mask has the shape of the weights.", _PRUNE_WEIGHTS.shape,
+           got.shape, "Reshape the flat mask with `.reshape(weights.shape)`.")
+    expected = np.array([[1, 0], [1, 0], [0, 1]], dtype=np.float32)
+    expect(np.array_equal(got.astype(np.float32), expected),
+           "At sparsity 0.5, the 3 weights of smallest magnitude (-0.1, 0.05, -0.3) are pruned; -1.0 is kept.",
+           expected.tolist(), got.tolist(),
+           "Sort by np.abs(weights), not by the signed values; zero the first round(sparsity * size).")
+    none = np.asarray(_call(fn, _PRUNE_WEIGHTS.copy(), 0.0))
+    expect(np.array_equal(none, np.ones_like(_PRUNE_WEIGHTS)), "Sparsity 0 prunes nothing.", "all ones",
+           none.tolist(), "With n = 0, no weight should be zeroed (beware `order[:-0]`-style slices).")
+    third = np.asarray(_call(fn, _PRUNE_WEIGHTS.copy(), 1 / 3))
+    expect(int((third == 0).sum()) == 2, "Sparsity 1/3 of 6 weights prunes round(2.0) = 2.", 2,
+           int((third == 0).sum()), "Use int(round(sparsity * weights.size)).")
+    passed("the smallest-magnitude weights are masked, whatever their sign.")
+
+
+def distillation_loss(fn: Callable[[Any, Any, float], Any]) -> None:
+    """Check `fn(teacher_logits, student_logits, T)` is T² · mean BCE(sigmoid(t/T), sigmoid(s/T))."""
+    teacher = np.array([[2.0], [-1.0], [4.0]], dtype=np.float32)
+    student = np.array([[0.0], [0.5], [1.0]], dtype=np.float32)
+
+    def reference(t: np.ndarray, s: np.ndarray, temperature: float) -> float:
+        q, p = 1 / (1 + np.exp(-t / temperature)), 1 / (1 + np.exp(-s / temperature))
+        return float(np.mean(-(q * np.log(p) + (1 - q) * np.log(1 - p))) * temperature ** 2)
+
+    got = _call(fn, teacher, student, 2.0)
+    value = float(np.asarray(got))
+    expected = reference(teacher, student, 2.0)
+    expect(np.ndim(np.asarray(got)) == 0, "The loss is one number for the batch.", "a scalar",
+           f"shape {np.shape(np.asarray(got))}", "Average over the batch with keras.ops.mean.")
+    if abs(value - expected / 4) < 1e-4:
+        hint = "Multiply by temperature ** 2 (it keeps gradients on the hard-label loss's scale)."
+    elif abs(value - reference(teacher * 2, student, 2.0)) < 1e-4 or abs(value - reference(teacher, student * 2, 2.0)) < 1e-4:
+        hint = "Divide both the teacher's and the student's logits by the temperature."
+    else:
+        hint = ("soft targets = sigmoid(teacher_logits / T); compare them with student_logits / T using "
+                "binary_crossentropy(..., from_logits=True); mean; times T ** 2.")
+    expect(abs(value - expected) < 1e-4, "The distillation loss at T = 2 on a known batch.", round(expected, 5),
+           round(value, 5), hint)
+    same = float(np.asarray(_call(fn, teacher, teacher, 1.0)))
+    expect(abs(same - reference(teacher, teacher, 1.0)) < 1e-4, "At T = 1 with student = teacher, the loss is "
+           "the entropy of the teacher's predictions (its minimum).", round(reference(teacher, teacher, 1.0), 5),
+           round(same, 5), "Use from_logits=True on the student's (scaled) logits.")
+    passed("temperature-softened targets, scaled by T², averaged over the batch.")
+
+
 # --- Lesson 06: choosing a model -------------------------------------------------------------------
 
 # Five models: (accuracy, latency ms). C is slower and less accurate than B: dominated. E ties A on latency
