@@ -1,0 +1,103 @@
+"""kitlib.compress (size, latency, sparsity schedule, Keras 3 magnitude pruning) and lesson 07's exercise checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from kitlib import checks, compress  # noqa: E402
+
+
+def mask(weights: np.ndarray, sparsity: float) -> np.ndarray:
+    n = int(round(sparsity * weights.size))
+    out = np.ones(weights.size, dtype=np.float32)
+    out[np.argsort(np.abs(weights), axis=None, kind="stable")[:n]] = 0
+    return out.reshape(weights.shape)
+
+
+def stub(*args, **kwargs):
+    raise NotImplementedError()
+
+
+def tiny_model(width: int = 32) -> keras.Model:
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([keras.Input((8,)), keras.layers.Dense(width, activation="relu"), keras.layers.Dense(1)])
+
+
+def test_polynomial_sparsity_rises_fast_then_slowly_to_the_final_value() -> None:
+    schedule = [compress.polynomial_sparsity(s, 0.8, begin_step=10, end_step=110) for s in range(0, 130)]
+    assert schedule[0] == schedule[10] == 0.0 and schedule[110] == pytest.approx(0.8) and schedule[129] == pytest.approx(0.8)
+    assert compress.polynomial_sparsity(60, 0.8, 10, 110) == pytest.approx(0.8 * (1 - 0.5 ** 3))
+    assert all(b >= a for a, b in zip(schedule, schedule[1:]))
+    with pytest.raises(ValueError, match="must come after"):
+        compress.polynomial_sparsity(0, 0.5, 10, 10)
+
+
+def test_sizes_of_bytes_files_and_folders(tmp_path: Path) -> None:
+    (tmp_path / "a").write_bytes(b"x" * 100)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b").write_bytes(b"y" * 50)
+    assert compress.size_bytes(b"abc") == 3
+    assert compress.size_bytes(tmp_path / "a") == 100 and compress.size_bytes(tmp_path) == 150
+    zeros, noise = bytes(100_000), np.random.default_rng(0).bytes(100_000)
+    assert compress.gzip_bytes(zeros) < 1_000 < 99_000 < compress.gzip_bytes(noise)
+    assert compress.gzip_bytes(tmp_path / "a") < 100
+
+
+def test_keras_weight_bytes_leave_out_the_optimizer_and_shrink_when_quantised() -> None:
+    fresh, trained = tiny_model(512), tiny_model(512)
+    trained.compile(optimizer="adam", loss="mse")
+    trained.fit(np.ones((16, 8)), np.ones((16, 1)), epochs=1, verbose=0)
+    size, gzipped = compress.keras_file_bytes(trained)
+    assert size == compress.keras_file_bytes(fresh)[0] and gzipped <= size
+    assert 4 * fresh.count_params() <= size < 4 * fresh.count_params() + 2_000
+    trained.quantize("int8", filters=lambda layer: isinstance(layer, keras.layers.Dense))
+    assert compress.keras_file_bytes(trained)[0] < 0.7 * size
+
+
+def test_latency_is_a_positive_median() -> None:
+    assert compress.latency_ms(lambda: sum(range(1000)), repeats=5) > 0
+    assert compress.keras_latency_ms(tiny_model(), np.ones((1, 8), "float32"), repeats=3) > 0
+
+
+def test_magnitude_pruning_reaches_the_target_and_keeps_pruned_weights_at_zero() -> None:
+    model = tiny_model()
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+    x = np.random.default_rng(0).normal(size=(64, 8)).astype("float32")
+    y = x.sum(axis=1, keepdims=True)
+    pruning = compress.MagnitudePruning(mask, 0.75, begin_step=0, end_step=20, frequency=5)
+    model.fit(x, y, epochs=6, batch_size=8, callbacks=[pruning], verbose=0)  # 48 steps: 28 with the final mask
+    assert compress.sparsity(model) == pytest.approx(0.75, abs=0.01)
+    assert pruning.history[-1] == (20, pytest.approx(0.75)) and [s for s, _ in pruning.history][:3] == [5, 10, 15]
+    for kernel in compress.prunable_kernels(model):
+        weights = np.asarray(kernel)
+        assert np.all(weights[pruning.masks[kernel.path] == 0] == 0)
+    assert np.count_nonzero(np.asarray(model.layers[0].bias)) > 0, "biases are not pruned"
+    assert len(compress.prunable_kernels(model)) == 2
+
+
+def test_magnitude_mask_check() -> None:
+    checks.magnitude_mask(mask)
+    with pytest.raises(checks.CheckFailed, match="not written yet"):
+        checks.magnitude_mask(stub)
+    signed = lambda w, s: mask(w + 10, s)  # noqa: E731  sorts by signed value
+    with pytest.raises(checks.CheckFailed, match="np.abs"):
+        checks.magnitude_mask(signed)
+
+
+def test_distillation_loss_check() -> None:
+    def loss(t, s, temperature):
+        soft = keras.ops.sigmoid(t / temperature)
+        return keras.ops.mean(keras.losses.binary_crossentropy(soft, s / temperature, from_logits=True)) * temperature ** 2
+
+    checks.distillation_loss(loss)
+    with pytest.raises(checks.CheckFailed, match="not written yet"):
+        checks.distillation_loss(stub)
+    with pytest.raises(checks.CheckFailed, match="temperature \\*\\* 2"):
+        checks.distillation_loss(lambda t, s, temperature: loss(t, s, temperature) / temperature ** 2)
+    with pytest.raises(checks.CheckFailed, match="Divide both"):
+        checks.distillation_loss(lambda t, s, temperature: loss(t * temperature, s, temperature))
