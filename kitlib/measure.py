@@ -15,13 +15,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 
-def _slice(batch: Any, n: int) -> Any:
-    """The first n examples of an array, tensor, or dict of them."""
-    if isinstance(batch, dict):
-        return {key: value[:n] for key, value in batch.items()}
-    return batch[:n]
-
-
 def batch_of(examples: Any, size: int) -> Any:
     """A batch of exactly `size` examples, repeating `examples` when there are fewer (latency needs a full batch)."""
     import numpy as np
@@ -30,7 +23,12 @@ def batch_of(examples: Any, size: int) -> Any:
     if len(examples) == 0:
         raise ValueError("batch_of needs at least one example.")
     reps = -(-size // len(examples))
-    return np.concatenate([examples] * reps)[:size]
+    batch = np.concatenate([examples] * reps)[:size]
+    if batch.dtype.kind in "OSU":  # Keras 3 refuses NumPy string arrays: strings go in as a tf.string tensor
+        import tensorflow as tf
+
+        return tf.constant(batch.astype(bytes) if batch.dtype.kind == "U" else batch)
+    return batch
 
 
 def latency_ms(model: Any, batch: Any, repeats: int = 10, warmup: int = 2) -> float:
@@ -68,7 +66,7 @@ def _numel(shape: Sequence[int]) -> int:
 
 
 def measure(name: str, model: Any, examples: Any, accuracy: float, *, kind: str = "", note: str = "",
-            batch_sizes: Sequence[int] = (1, 32), repeats: int = 10) -> dict[str, Any]:
+            batch_sizes: Sequence[int] = (1, 32), repeats: int = 10, warmup: int = 1) -> dict[str, Any]:
     """One results-table row: accuracy, latency at each batch size, size on disk and parameters of `model`.
 
     `examples` are raw model inputs (at least one); batches of each size are made from them.
@@ -76,7 +74,7 @@ def measure(name: str, model: Any, examples: Any, accuracy: float, *, kind: str 
     row: dict[str, Any] = {"model": name, "kind": kind, "note": note, "accuracy": float(accuracy),
                            "params_m": parameters(model) / 1e6, "disk_mb": disk_size_mb(model)}
     for size in batch_sizes:
-        row[f"latency_b{size}_ms"] = latency_ms(model, batch_of(examples, size), repeats=repeats)
+        row[f"latency_b{size}_ms"] = latency_ms(model, batch_of(examples, size), repeats=repeats, warmup=warmup)
     return row
 
 
@@ -85,11 +83,11 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     if not rows:
         return "(no rows)"
     latency_keys = [key for key in rows[0] if key.startswith("latency_b")]
-    header = f"{'model':34s} {'kind':5s} {'accuracy':>8s} {'params':>8s} {'disk':>8s} " + " ".join(
+    header = f"{'model':40s} {'kind':5s} {'accuracy':>8s} {'params':>8s} {'disk':>8s} " + " ".join(
         f"{key[len('latency_'):-len('_ms')] + ' ms':>9s}" for key in latency_keys)
     lines = [header, "-" * len(header)]
     for row in rows:
-        lines.append(f"{row['model'][:34]:34s} {row.get('kind', '')[:5]:5s} {row['accuracy']:8.1%} "
+        lines.append(f"{row['model'][:40]:40s} {row.get('kind', '')[:5]:5s} {row['accuracy']:8.1%} "
                      f"{row['params_m']:7.2f}M {row['disk_mb']:6.1f}MB " +
                      " ".join(f"{row[key]:9.1f}" for key in latency_keys))
     return "\n".join(lines)

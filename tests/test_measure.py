@@ -32,7 +32,8 @@ def test_disk_size_grows_with_the_weights() -> None:
 def test_batch_of_repeats_examples_to_the_requested_size() -> None:
     batch = measure.batch_of(np.arange(3), 7)
     assert batch.tolist() == [0, 1, 2, 0, 1, 2, 0]
-    assert measure.batch_of(np.array(["a", "b"]), 1).tolist() == ["a"]
+    strings = measure.batch_of(np.array(["a", "b"]), 3)
+    assert strings.dtype.name == "string" and strings.numpy().tolist() == [b"a", b"b", b"a"], "strings as tf.string"
     with pytest.raises(ValueError):
         measure.batch_of(np.array([]), 2)
 
@@ -65,3 +66,12 @@ def test_measure_makes_a_row_and_the_table_prints_it() -> None:
     assert row["latency_b1_ms"] > 0 and row["latency_b32_ms"] > 0 and row["disk_mb"] > 0
     table = measure.format_table([row])
     assert "tiny" in table and "75.0%" in table and "b32 ms" in table
+
+
+def test_a_string_model_is_measured_on_raw_text() -> None:
+    vectorizer = keras.layers.TextVectorization(max_tokens=20, output_sequence_length=4)
+    vectorizer.adapt(["good film", "bad film"])
+    model = keras.Sequential([keras.Input(shape=(), dtype="string"), vectorizer, keras.layers.Embedding(20, 2),
+                              keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(1, activation="sigmoid")])
+    row = measure.measure("boe", model, np.array(["good film", "bad"]), 0.5, batch_sizes=(1, 4), repeats=1)
+    assert row["latency_b4_ms"] > 0 and row["params_m"] == pytest.approx((20 * 2 + 3) / 1e6)
