@@ -123,6 +123,13 @@ class BertPreprocessor(keras.layers.Layer):
         self.handle = str(handle)
         self.seq_length = int(seq_length)
         self._module = _load(self.handle)
+        try:  # fail here, with the fix, rather than deep inside the first batch
+            self.call(tf.constant([""]))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(
+                f"The preprocessor {self.handle} cannot pack to seq_length={self.seq_length}. The offline stand-in "
+                "was exported for 32, 64, 128, 256 and 512 word pieces (kitlib.textmodels.PACKED_LENGTHS)."
+            ) from exc
         self.built = True
 
     def call(self, strings: Any) -> dict[str, Any]:

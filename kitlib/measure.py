@@ -1,17 +1,17 @@
 """Measuring models for lesson 06: inference latency, size on disk, parameters, one results-table row each.
 
 Latency is the median wall-clock time of `model.predict_on_batch` on a fixed batch, after warm-up calls
-(the first call traces the graph and is not what a user waits for at serving time). Size on disk is the
-size of the model saved as `.keras` in a temporary folder: weights plus architecture, what you ship.
+(the first call traces the graph and is not what a user waits for at serving time). Size is the bytes
+of the model's weights, the payload of whatever file ships it. Saving the model itself would count the
+optimizer state too: Keras 3 writes it into `.keras` and `.weights.h5` files of a compiled model
+(`include_optimizer=False` is ignored), so Adam's two slots per weight would triple every trained model
+but no frozen one.
 """
 
 from __future__ import annotations
 
-import os
 import statistics
-import tempfile
 import time
-from pathlib import Path
 from typing import Any, Sequence
 
 
@@ -46,11 +46,8 @@ def latency_ms(model: Any, batch: Any, repeats: int = 10, warmup: int = 2) -> fl
 
 
 def disk_size_mb(model: Any) -> float:
-    """Megabytes (10^6 bytes) of the model saved as `.keras` (weights and architecture), written to a temp folder."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.keras"
-        model.save(path)
-        return os.path.getsize(path) / 1e6
+    """Megabytes (10^6 bytes) of the model's weights at their stored dtypes (no optimizer state)."""
+    return sum(int(w.numpy().nbytes) for w in model.weights) / 1e6
 
 
 def parameters(model: Any) -> int:

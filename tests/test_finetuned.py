@@ -58,3 +58,9 @@ def test_bert_preprocessor_packs_strings_like_the_hub_interface(smoke) -> None:
     assert packed["input_mask"].numpy()[1].sum() == 32, "long texts are trimmed to seq_length"
     config = layer.get_config()
     assert keras.layers.deserialize({"class_name": "kitlib>BertPreprocessor", "config": config}).seq_length == 32
+
+
+def test_bert_preprocessor_refuses_an_unsupported_length_with_the_fix(smoke) -> None:
+    bert = kitlib.resolve_model("bert_en_uncased", smoke)
+    with pytest.raises(ValueError, match="cannot pack to seq_length=20.*32, 64, 128, 256 and 512"):
+        kitlib.hub.BertPreprocessor(bert.handles["preprocessor"], seq_length=20)

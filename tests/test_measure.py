@@ -75,3 +75,14 @@ def test_a_string_model_is_measured_on_raw_text() -> None:
                               keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(1, activation="sigmoid")])
     row = measure.measure("boe", model, np.array(["good film", "bad"]), 0.5, batch_sizes=(1, 4), repeats=1)
     assert row["latency_b4_ms"] > 0 and row["params_m"] == pytest.approx((20 * 2 + 3) / 1e6)
+
+
+def test_disk_size_leaves_out_the_optimizer_state() -> None:
+    import numpy as np
+
+    trained = small_model(20_000)
+    before = measure.disk_size_mb(trained)
+    trained.compile(optimizer="adam", loss="mse")
+    trained.fit(np.zeros((4,) + tuple(trained.input_shape[1:])), np.zeros((4,) + tuple(trained.output_shape[1:])),
+                verbose=0)
+    assert measure.disk_size_mb(trained) == pytest.approx(before, rel=0.05), "Adam's slots must not count"
