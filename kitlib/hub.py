@@ -225,57 +225,44 @@ def resolve(name: str, cfg: runtime.Config | None = None) -> ResolvedModel:
     return ResolvedModel(name, handles, f"offline stand-in {model.stand_in_title}, {how} {folder}", model.stand_in_title)
 
 
+# The offline stand-ins every text and image model falls back to, exported once into the cache.
+MINILM = dict(stand_in="all-minilm-l6-v2", stand_in_title="all-MiniLM-L6-v2 (a 6-layer BERT from the offline pack)",
+              exporter="kitlib.textmodels:export_minilm")
+MOBILENET_V2 = dict(stand_in="mobilenet-v2-imagenet",
+                    stand_in_title="MobileNetV2 ImageNet weights (torchvision's, from the offline pack)",
+                    exporter="kitlib.vision:export_mobilenet_v2")
+BERT_PREPROCESS = "https://tfhub.dev/tensorflow/bert_en_uncased_preprocess/3"
+
 register(HubModel(
     name="bert_en_uncased",
     kind="text",
     handles={
-        "cpu": {"preprocessor": "https://tfhub.dev/tensorflow/bert_en_uncased_preprocess/3",
+        "cpu": {"preprocessor": BERT_PREPROCESS,
                 "encoder": "https://tfhub.dev/tensorflow/small_bert/bert_en_uncased_L-4_H-512_A-8/2"},
-        "gpu": {"preprocessor": "https://tfhub.dev/tensorflow/bert_en_uncased_preprocess/3",
+        "gpu": {"preprocessor": BERT_PREPROCESS,
                 "encoder": "https://tfhub.dev/tensorflow/bert_en_uncased_L-12_H-768_A-12/4"},
     },
-    stand_in="all-minilm-l6-v2",
-    stand_in_title="all-MiniLM-L6-v2 (a 6-layer BERT from the offline pack)",
-    exporter="kitlib.textmodels:export_minilm",
+    **MINILM,
 ))
 register(HubModel(
     name="resnet_v2_50",
     kind="image",
-    handles={
-        "cpu": {"feature_vector": "https://tfhub.dev/google/imagenet/resnet_v2_50/feature_vector/5"},
-        "gpu": {"feature_vector": "https://tfhub.dev/google/imagenet/resnet_v2_50/feature_vector/5"},
-    },
-    stand_in="mobilenet-v2-imagenet",
-    stand_in_title="MobileNetV2 ImageNet weights (torchvision's, from the offline pack)",
-    exporter="kitlib.vision:export_mobilenet_v2",
+    handles={profile: {"feature_vector": "https://tfhub.dev/google/imagenet/resnet_v2_50/feature_vector/5"}
+             for profile in ("cpu", "gpu")},
+    **MOBILENET_V2,
 ))
-
-# --- Lesson 06: more sizes to choose from when online (offline they fall back to the same stand-ins) ---
-_BERT_PREPROCESS = "https://tfhub.dev/tensorflow/bert_en_uncased_preprocess/3"
+# Lesson 06: more sizes to choose from when online (offline they fall back to the same stand-ins).
 for _name, _encoder in (
     ("small_bert_l2_h128", "https://tfhub.dev/tensorflow/small_bert/bert_en_uncased_L-2_H-128_A-2/2"),
     ("small_bert_l4_h256", "https://tfhub.dev/tensorflow/small_bert/bert_en_uncased_L-4_H-256_A-4/2"),
     ("small_bert_l4_h512", "https://tfhub.dev/tensorflow/small_bert/bert_en_uncased_L-4_H-512_A-8/2"),
 ):
-    register(HubModel(
-        name=_name,
-        kind="text",
-        handles={profile: {"preprocessor": _BERT_PREPROCESS, "encoder": _encoder} for profile in ("cpu", "gpu")},
-        stand_in="all-minilm-l6-v2",
-        stand_in_title="all-MiniLM-L6-v2 (a 6-layer BERT from the offline pack)",
-        exporter="kitlib.textmodels:export_minilm",
-    ))
+    register(HubModel(_name, "text", {p: {"preprocessor": BERT_PREPROCESS, "encoder": _encoder} for p in ("cpu", "gpu")},
+                      **MINILM))
 for _name, _vector in (
     ("mobilenet_v3_small", "https://tfhub.dev/google/imagenet/mobilenet_v3_small_100_224/feature_vector/5"),
     ("mobilenet_v3_large", "https://tfhub.dev/google/imagenet/mobilenet_v3_large_100_224/feature_vector/5"),
     ("efficientnet_v2_b0", "https://tfhub.dev/google/imagenet/efficientnet_v2_imagenet1k_b0/feature_vector/2"),
 ):
-    register(HubModel(
-        name=_name,
-        kind="image",
-        handles={profile: {"feature_vector": _vector} for profile in ("cpu", "gpu")},
-        stand_in="mobilenet-v2-imagenet",
-        stand_in_title="MobileNetV2 ImageNet weights (torchvision's, from the offline pack)",
-        exporter="kitlib.vision:export_mobilenet_v2",
-    ))
+    register(HubModel(_name, "image", {p: {"feature_vector": _vector} for p in ("cpu", "gpu")}, **MOBILENET_V2))
 del _name, _encoder, _vector
