@@ -35,11 +35,21 @@ def _load(handle: str) -> Any:
         import tensorflow_text  # noqa: F401  (BERT preprocessors use its ops; importing registers them)
     except ImportError:
         pass
-    if Path(handle).expanduser().is_dir():
-        return tf.saved_model.load(str(Path(handle).expanduser()))
-    import tensorflow_hub as hub
+    try:
+        if Path(handle).expanduser().is_dir():
+            return tf.saved_model.load(str(Path(handle).expanduser()))
+        import tensorflow_hub as hub
 
-    return hub.load(handle)
+        return hub.load(handle)
+    except RuntimeError as exc:
+        if "TFText" not in str(exc):
+            raise
+        major_minor = ".".join(tf.__version__.split(".")[:2])
+        raise RuntimeError(
+            f"{handle} uses TensorFlow Text ops, which are not installed. Install the version matching your "
+            f"TensorFlow {tf.__version__} (on Colab too): pip install 'tensorflow-text=={major_minor}.*', then "
+            "restart the kernel."
+        ) from exc
 
 
 def _keras_name(variable: tf.Variable) -> str:

@@ -214,3 +214,13 @@ def test_inference_only_trains_weights_but_keeps_batchnorm_statistics(image_mode
     assert np.allclose(layer(x, training=True), layer(x, training=False)), "dropout stays off"
     model.save(tmp_path / "m.keras")
     assert keras.saving.load_model(tmp_path / "m.keras").get_layer("hub").inference_only
+
+
+def test_missing_tensorflow_text_ops_name_the_matching_install(tmp_path: Path, monkeypatch) -> None:
+    def unregistered(path: str) -> None:
+        raise RuntimeError("Op type not registered 'TFText>RoundRobinTrim' in binary running on vm.")
+
+    monkeypatch.setattr(tf.saved_model, "load", unregistered)
+    major_minor = ".".join(tf.__version__.split(".")[:2])
+    with pytest.raises(RuntimeError, match=rf"pip install 'tensorflow-text=={major_minor}\.\*'"):
+        hub.HubLayer(str(tmp_path))
