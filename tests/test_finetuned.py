@@ -60,7 +60,9 @@ def test_bert_preprocessor_packs_strings_like_the_hub_interface(smoke) -> None:
     assert keras.layers.deserialize({"class_name": "kitlib>BertPreprocessor", "config": config}).seq_length == 32
 
 
-def test_bert_preprocessor_refuses_an_unsupported_length_with_the_fix(smoke) -> None:
+def test_bert_preprocessor_packs_any_length_and_refuses_one_without_room(smoke) -> None:
     bert = kitlib.resolve_model("bert_en_uncased", smoke)
-    with pytest.raises(ValueError, match="cannot pack to seq_length=20.*32, 64, 128, 256 and 512"):
-        kitlib.hub.BertPreprocessor(bert.handles["preprocessor"], seq_length=20)
+    layer = kitlib.hub.BertPreprocessor(bert.handles["preprocessor"], seq_length=20)  # as TF Hub's: any length
+    assert layer(tf.constant(["x " * 40]))["input_mask"].numpy().sum() == 20
+    with pytest.raises(ValueError, match="seq_length=1 leaves no room for \\[CLS\\] and \\[SEP\\]: pass 2 or more"):
+        kitlib.hub.BertPreprocessor(bert.handles["preprocessor"], seq_length=1)

@@ -54,6 +54,8 @@ def test_pack_inputs_pairs_trims_round_robin(exported: dict[str, str]) -> None:
     assert list(types) == [0] * 17 + [1] * 15, "32 = [CLS] + 15 + [SEP] + 14 + [SEP]: 15 + 15 pieces trimmed round-robin"
     flat = preprocessor.bert_pack_inputs([tokens.merge_dims(-2, -1)], seq_length=32)
     assert np.array_equal(flat["input_word_ids"], preprocessor.bert_pack_inputs([tokens], seq_length=32)["input_word_ids"])
+    assert preprocessor.bert_pack_inputs([tokens], seq_length=tf.constant(7))["input_mask"].shape == (2, 7), \
+        "seq_length is a traced scalar, as in TF Hub's preprocessors: any length packs"
 
 
 def test_pooled_output_is_the_masked_mean(exported: dict[str, str]) -> None:
