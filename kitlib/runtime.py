@@ -144,14 +144,9 @@ def seed_everything(seed: int) -> None:
 
 def versions() -> dict[str, str]:
     """Versions of Python and the main libraries the lessons use."""
-    from importlib.metadata import PackageNotFoundError, version
-
     found = {"python": platform.python_version()}
     for package in ("tensorflow", "keras", "keras-hub", "tensorflow-hub", "numpy"):
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            found[package] = "not installed"
+        found[package] = installed_version(package) or "not installed"
     return found
 
 
@@ -169,8 +164,52 @@ def in_colab() -> bool:
     return "google.colab" in sys.modules
 
 
+def installed_version(distribution: str) -> str | None:
+    """The installed version of a distribution, or None; read from its metadata, without importing it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return None
+
+
+def colab_requirements(installed: dict[str, str | None]) -> list[str]:
+    """What pip must add to Colab's stack for the text lessons, with its TensorFlow pinned so it is never replaced.
+
+    tensorflow-text ships native ops built for one TensorFlow minor version, so it must match TensorFlow's
+    major.minor ("Op type not registered" otherwise); keras-hub is added when missing, in whichever version
+    fits that TensorFlow. An empty list when nothing is missing.
+    """
+    tensorflow = installed.get("tensorflow")
+    if tensorflow is None:
+        return []  # not a TensorFlow runtime: nothing to match
+    minor = ".".join(tensorflow.split(".")[:2])
+    wanted = []
+    text = installed.get("tensorflow-text")
+    if text is None or ".".join(text.split(".")[:2]) != minor:
+        wanted.append(f"tensorflow-text=={minor}.*")
+    if installed.get("keras-hub") is None:
+        wanted.append("keras-hub")
+    return [*wanted, f"tensorflow=={tensorflow}"] if wanted else []
+
+
+def complete_colab_stack() -> None:
+    """On Colab, pip-install what the text lessons need on top of its TensorFlow, before anything imports it."""
+    import subprocess
+
+    wanted = colab_requirements({name: installed_version(name)
+                                 for name in ("tensorflow", "tensorflow-text", "keras-hub")})
+    if wanted:
+        print(f"Colab: installing {' '.join(wanted[:-1])} to match its TensorFlow {wanted[-1].split('==')[1]} "
+              "(once per runtime).")
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", *wanted], check=True)
+
+
 def setup(profile: str | None = None, seed: int = 42, verbose: bool = True) -> Config:
     """Pick the profile, seed everything, find devices and strategy, and report what was chosen."""
+    if in_colab():
+        complete_colab_stack()
     # Native TF logs go to the kernel's stderr and read like failures to learners; Python errors still raise.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with quiet_native_stderr():

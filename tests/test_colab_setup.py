@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import tomllib
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,16 @@ def test_setup_cell_skips_pip_when_the_kit_is_there_and_asks_for_a_gpu(tmp_path:
     assert calls == [], f"kitlib is installed, yet the cell ran {calls}"
     assert "profile: " in out, "the real kitlib.setup() reported the profile"
     assert "Runtime > Change runtime type > GPU" in out
+
+
+def test_setup_on_colab_adds_the_tensorflow_text_of_its_tensorflow(tmp_path: Path) -> None:
+    stale = tmp_path / "fake" / "tensorflow_text-2.15.0.dist-info"  # found first on the path, like an old install
+    stale.mkdir(parents=True)
+    (stale / "METADATA").write_text("Metadata-Version: 2.1\nName: tensorflow-text\nVersion: 2.15.0\n")
+    tensorflow = version("tensorflow")
+    minor = ".".join(tensorflow.split(".")[:2])
+    calls, out = run_in_fake_colab(tmp_path, setup_cell(NOTEBOOKS[0]), hide_kitlib=False)
+    assert calls == [[sys.executable, "-m", "pip", "install", "-q", f"tensorflow-text=={minor}.*",
+                      f"tensorflow=={tensorflow}"]], "one pip call: the matching tensorflow-text, TensorFlow pinned"
+    assert f"Colab: installing tensorflow-text=={minor}.* to match its TensorFlow {tensorflow}" in out
+    assert "profile: " in out, "setup() goes on after the install"
