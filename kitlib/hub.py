@@ -102,6 +102,22 @@ class HubLayer(keras.layers.Layer):
         self.trainable = trainable
         self.built = True
 
+    def unfreeze_top(self, n: int) -> list[keras.Variable]:
+        """Make the layer trainable with only its top `n` trainable variables learning; returns those `n`.
+
+        "Top" is the end of the SavedModel's variable list, which runs from input to output for models built
+        with Keras. Variables the SavedModel marks as not trainable (BatchNorm statistics) stay frozen.
+        """
+        self.trainable = False  # Keras skips `trainable = True` on a trainable layer, so pass through False:
+        self.trainable = True  # every variable the SavedModel lets train is trainable again
+        candidates = list(self.trainable_weights)
+        if not 0 <= n <= len(candidates):
+            raise ValueError(f"unfreeze_top({n}): {self.handle} has {len(candidates)} trainable variables; "
+                             f"pass 0 to {len(candidates)}.")
+        for i, variable in enumerate(candidates):
+            variable.trainable = i >= len(candidates) - n
+        return candidates[len(candidates) - n:]
+
     def call(self, inputs: Any, training: bool | None = None) -> Any:
         """Run the SavedModel; `training` reaches it as a Python bool when it takes one."""
         if self._accepts_training:

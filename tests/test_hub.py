@@ -199,6 +199,23 @@ def test_unfreezing_later_makes_the_weights_trainable(image_model: str) -> None:
     assert layer.trainable_weights == [] and not any(v.trainable for v in layer.weights)
 
 
+def test_unfreeze_top_trains_only_the_top_variables(image_model: str) -> None:
+    inputs = keras.Input((3,))
+    layer = hub.HubLayer(image_model, trainable=False, name="hub")
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(layer(inputs)))
+    everything = layer.unfreeze_top(4)  # Dense kernel and bias, then BatchNorm gamma and beta
+    assert len(everything) == 4 and layer.trainable_weights == everything
+    top = layer.unfreeze_top(2)
+    assert top == everything[2:] and layer.trainable_weights == top, "re-unfreezing starts from all trainable"
+    before = [v.numpy().copy() for v in everything]
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="binary_crossentropy")
+    model.fit(*data(), epochs=1, batch_size=16, verbose=0)
+    moved = [not np.array_equal(b, v.numpy()) for b, v in zip(before, everything)]
+    assert moved == [False, False, True, True], "only the top two variables learn"
+    with pytest.raises(ValueError, match=r"unfreeze_top\(5\): .* has 4 trainable variables; pass 0 to 4"):
+        layer.unfreeze_top(5)
+
+
 def test_inference_only_trains_weights_but_keeps_batchnorm_statistics(image_model: str, tmp_path: Path) -> None:
     inputs = keras.Input((3,))
     layer = hub.HubLayer(image_model, trainable=True, inference_only=True, name="hub")
