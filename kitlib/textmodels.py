@@ -18,6 +18,7 @@ About `pooled_output`: BERT's pooler is a dense layer on the `[CLS]` vector trai
 prediction. all-MiniLM-L6-v2 was trained by sentence-transformers with *mean pooling* over the
 tokens and its pooler weights were never trained for anything, so the stand-in's `pooled_output`
 is the masked mean of `sequence_output`: the sentence vector the model was actually trained to give.
+`mean_pooled_classifier` puts the same mean under a classifier head on a keras-hub backbone.
 """
 
 from __future__ import annotations
@@ -117,6 +118,21 @@ def _encoder_module(backbone: Any) -> Any:
             return {"pooled_output": pooled, "sequence_output": sequence, "default": pooled}
 
     return BertEncoder()
+
+
+def mean_pooled_classifier(backbone: Any, dropout: float = 0.1) -> Any:
+    """A keras-hub BertBackbone with a sigmoid head on the mean of its token vectors (padding left out).
+
+    The head does not read BERT's [CLS] pooler, so the pooler is frozen: its weights get no gradient.
+    """
+    import keras
+
+    backbone.get_layer("pooled_dense").trainable = False
+    inputs = backbone.input
+    tokens = backbone(inputs)["sequence_output"]
+    mean = keras.layers.GlobalAveragePooling1D(name="mean_of_tokens")(tokens, mask=inputs["padding_mask"])
+    positive = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="positive")
+    return keras.Model(inputs, positive(keras.layers.Dropout(dropout)(mean)), name="mean_pooled_classifier")
 
 
 @contextlib.contextmanager

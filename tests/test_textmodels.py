@@ -164,3 +164,22 @@ def test_lesson_checks(check, good, wrong, message, capsys) -> None:
         check(stub)
     with pytest.raises(checks.CheckFailed, match=message):
         check(wrong)
+
+
+def test_mean_pooled_classifier_ignores_padding_and_freezes_the_unused_pooler() -> None:
+    keras.utils.set_random_seed(0)
+    backbone = keras_hub.models.BertBackbone(vocabulary_size=50, num_layers=1, num_heads=2, hidden_dim=8,
+                                             intermediate_dim=16, max_sequence_length=12)
+    model = textmodels.mean_pooled_classifier(backbone, dropout=0.0)
+    assert not backbone.get_layer("pooled_dense").trainable, "the head does not read the [CLS] pooler"
+    ids = np.array([[2, 7, 9, 3, 0, 0], [2, 11, 12, 13, 14, 3]], "int32")
+    mask = (np.arange(6) < np.array([[4], [6]])).astype("int32")
+    x = {"token_ids": ids, "padding_mask": mask, "segment_ids": np.zeros_like(ids)}
+    p = model.predict(x, verbose=0)
+    assert p.shape == (2, 1) and np.all((p > 0) & (p < 1))
+    changed_padding = {**x, "token_ids": np.where(mask == 1, ids, 42)}
+    assert np.allclose(model.predict(changed_padding, verbose=0), p, atol=1e-6), "padding must not reach the mean"
+    sequence = backbone(x)["sequence_output"].numpy()[0, :4].mean(axis=0)  # the mean over real tokens only
+    dense = model.get_layer("positive")
+    expected = 1 / (1 + np.exp(-(sequence @ dense.kernel.numpy() + dense.bias.numpy())))
+    assert np.allclose(p[0], expected, atol=1e-5)
