@@ -75,6 +75,13 @@ def _train_head(model: keras.Model, train: Any, val: Any, epochs: int) -> float:
     return float(head.evaluate(features["val"], labels["val"], verbose=0)[1])
 
 
+def split_sizes(kind: str, cfg: runtime.Config) -> dict[str, int | None]:
+    """The training and validation sizes the `kind` classifier of this profile is fitted on; None: every example."""
+    if kind == "text":
+        return {"train_size": cfg.pick(smoke=256, cpu=2000, gpu=None), "val_size": cfg.pick(smoke=128, cpu=500, gpu=2500)}
+    return {"train_size": cfg.pick(smoke=200, cpu=None, gpu=None), "val_size": cfg.pick(smoke=100, cpu=500, gpu=500)}
+
+
 def classifier(kind: str, cfg: runtime.Config, verbose: bool = True) -> tuple[keras.Model, dict[str, Any]]:
     """The fine-tuned "text" or "image" classifier of this profile: loaded from the cache, else trained now."""
     if kind not in ("text", "image"):
@@ -89,16 +96,14 @@ def classifier(kind: str, cfg: runtime.Config, verbose: bool = True) -> tuple[ke
         with evaluate.stopwatch() as timer:
             if kind == "text":
                 seq_length = cfg.pick(smoke=32, cpu=128, gpu=256)
-                data = datasets.load_text("imdb", cfg, train_size=cfg.pick(smoke=256, cpu=2000, gpu=None),
-                                          val_size=cfg.pick(smoke=128, cpu=500, gpu=2500), batch_size=32, verbose=False)
+                data = datasets.load_text("imdb", cfg, batch_size=32, verbose=False, **split_sizes(kind, cfg))
                 model, backbone = text_model(cfg, seq_length)
                 accuracy = _train_head(model, data.dataset("train", shuffle=False), data.val, epochs=100)
                 extra = {"seq_length": seq_length}
             else:
                 image_size = cfg.pick(smoke=96, cpu=160, gpu=224)
                 data = vision.load_images("cats_and_dogs", cfg, image_size=image_size, verbose=False,
-                                          train_size=cfg.pick(smoke=200, cpu=None, gpu=None),
-                                          val_size=cfg.pick(smoke=100, cpu=500, gpu=500))
+                                          **split_sizes(kind, cfg))
                 model, backbone = image_model(cfg, image_size)
                 accuracy = _train_head(model, data.dataset("train", shuffle=False), data.val, epochs=100)
                 extra = {"image_size": image_size, "class_names": list(data.class_names)}
