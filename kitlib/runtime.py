@@ -198,10 +198,10 @@ def complete_colab_stack() -> None:
     """On Colab, pip-install what the text lessons need on top of its TensorFlow, before anything imports it."""
     import subprocess
 
-    wanted = colab_requirements({name: installed_version(name)
-                                 for name in ("tensorflow", "tensorflow-text", "keras-hub")})
+    installed = {name: installed_version(name) for name in ("tensorflow", "tensorflow-text", "keras-hub")}
+    wanted = colab_requirements(installed)
     if wanted:
-        print(f"Colab: installing {' '.join(wanted[:-1])} to match its TensorFlow {wanted[-1].split('==')[1]} "
+        print(f"Colab: installing {' '.join(wanted[:-1])} to match its TensorFlow {installed['tensorflow']} "
               "(once per runtime).")
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", *wanted], check=True)
 
