@@ -1,7 +1,7 @@
 """kitlib: the plumbing of the Keras pre-training and fine-tuning kit, so the notebooks can teach."""
 
 from kitlib import checks, cluster
-from kitlib.datasets import TextData, load_text
+from kitlib.datasets import ImageData, TextData, load_images, load_text
 from kitlib.evaluate import (
     classification_report,
     confusion_matrix,
@@ -13,7 +13,7 @@ from kitlib.evaluate import (
     results_table,
     stopwatch,
 )
-from kitlib.plots import plot_confusion_matrix, plot_embedding_2d, plot_history, plot_pipeline
+from kitlib.plots import plot_confusion_matrix, plot_embedding_2d, plot_history, plot_pipeline, show_images
 from kitlib.runtime import PROFILES, Config, setup
 
 __version__ = "0.1.0"
@@ -27,13 +27,14 @@ def __getattr__(name: str) -> object:
         import importlib
 
         module = importlib.import_module(_LAZY[name])
-        return getattr(module, "resolve" if name == "resolve_model" else name)
+        return getattr(module, name)
     raise AttributeError(f"module 'kitlib' has no attribute {name!r}")
 
 __all__ = [
     "PROFILES",
     "Config",
     "HubLayer",
+    "ImageData",
     "TextData",
     "checks",
     "cluster",
@@ -41,6 +42,7 @@ __all__ = [
     "confusion_matrix",
     "format_report",
     "latest_result",
+    "load_images",
     "load_results",
     "load_text",
     "plot_confusion_matrix",
@@ -52,5 +54,6 @@ __all__ = [
     "resolve_model",
     "results_table",
     "setup",
+    "show_images",
     "stopwatch",
 ]

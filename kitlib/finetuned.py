@@ -16,7 +16,7 @@ from typing import Any
 
 import keras
 
-from kitlib import datasets, evaluate, hub, runtime, vision
+from kitlib import datasets, evaluate, hub, runtime
 
 
 def _path(kind: str, cfg: runtime.Config) -> Path:
@@ -45,7 +45,7 @@ def _head(width: int, dropout: float) -> keras.Sequential:
 
 def text_model(cfg: runtime.Config, seq_length: int) -> tuple[keras.Model, hub.ResolvedModel]:
     """Lesson 04's route A: strings -> BERT preprocessor -> frozen encoder (pooled) -> sigmoid head."""
-    bert = hub.resolve("bert_en_uncased", cfg)
+    bert = hub.resolve_model("bert_en_uncased", cfg)
     inputs = keras.Input(shape=(), dtype="string", name="text")
     packed = hub.BertPreprocessor(bert.handles["preprocessor"], seq_length=seq_length, name="preprocessor")(inputs)
     pooled = hub.HubLayer(bert.handles["encoder"], trainable=False, output_key="pooled_output", name="encoder")(packed)
@@ -54,7 +54,7 @@ def text_model(cfg: runtime.Config, seq_length: int) -> tuple[keras.Model, hub.R
 
 def image_model(cfg: runtime.Config, image_size: int) -> tuple[keras.Model, hub.ResolvedModel]:
     """Lesson 05's transfer model: [0, 1] images -> frozen ImageNet backbone (inference mode) -> sigmoid head."""
-    backbone = hub.resolve("resnet_v2_50", cfg)
+    backbone = hub.resolve_model("resnet_v2_50", cfg)
     inputs = keras.Input((image_size, image_size, 3), name="image")
     features = hub.HubLayer(backbone.handles["feature_vector"], trainable=False, inference_only=True,
                             name="backbone")(inputs)
@@ -102,8 +102,8 @@ def classifier(kind: str, cfg: runtime.Config, verbose: bool = True) -> tuple[ke
                 extra = {"seq_length": seq_length}
             else:
                 image_size = cfg.pick(smoke=96, cpu=160, gpu=224)
-                data = vision.load_images("cats_and_dogs", cfg, image_size=image_size, verbose=False,
-                                          **split_sizes(kind, cfg))
+                data = datasets.load_images("cats_and_dogs", cfg, image_size=image_size, verbose=False,
+                                            **split_sizes(kind, cfg))
                 model, backbone = image_model(cfg, image_size)
                 accuracy = _train_head(model, data.dataset("train", shuffle=False), data.val, epochs=100)
                 extra = {"image_size": image_size, "class_names": list(data.class_names)}

@@ -9,16 +9,15 @@ Keras variables (so optimizers, `trainable=False` and `.keras` saving see them),
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import re
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import keras
 import tensorflow as tf
 
-from kitlib import downloads, runtime
+from kitlib import downloads, runtime, standins
 
 
 class UnknownModelError(ValueError):
@@ -58,18 +57,19 @@ def _keras_name(variable: tf.Variable) -> str:
 
 
 def _share(variable: tf.Variable, trainable: bool) -> keras.Variable:
-    """A Keras variable backed by the SavedModel's own tf.Variable, so updates reach its functions."""
-    wrapped = keras.Variable(
-        initializer=keras.initializers.Zeros(), shape=variable.shape, dtype=variable.dtype.name,
-        trainable=trainable, name=_keras_name(variable),
-    )
-    wrapped._value = variable  # Keras 3's TF Variable keeps its tf.Variable in `_value`.
-    return wrapped
+    """A Keras variable backed by the SavedModel's own tf.Variable, so updates reach its functions.
+
+    Keras 3's TensorFlow backend keeps a tf.Variable passed as `initializer` as its storage (no copy).
+    """
+    return keras.Variable(initializer=variable, dtype=variable.dtype.name, trainable=trainable,
+                          name=_keras_name(variable))
 
 
 @keras.saving.register_keras_serializable(package="kitlib")
 class HubLayer(keras.layers.Layer):
     """A TF Hub SavedModel as a Keras 3 layer: fine-tunes, freezes, passes `training`, saves as `.keras`.
+
+    Lesson 03 loads its own BERT with it; lesson 04 says why it exists (`tensorflow_hub.KerasLayer` is Keras 2).
 
     `inference_only=True` runs the SavedModel in inference mode even while its weights train: BatchNorm
     keeps its pre-trained statistics and dropout stays off, the usual way to fine-tune image backbones.
@@ -142,7 +142,10 @@ class HubLayer(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="kitlib")
 class BertPreprocessor(keras.layers.Layer):
-    """A TF Hub BERT preprocessor as one layer: raw strings in, `tokenize` + `bert_pack_inputs` to `seq_length` out."""
+    """A TF Hub BERT preprocessor as one layer: raw strings in, `tokenize` + `bert_pack_inputs` to `seq_length` out.
+
+    Lesson 06 uses it; kitlib.textmodels writes the SavedModels it loads.
+    """
 
     def __init__(self, handle: str, seq_length: int = 128, **kwargs: Any) -> None:
         super().__init__(**{**kwargs, "trainable": False})
@@ -183,15 +186,7 @@ class HubModel:
     name: str
     kind: str
     handles: dict[str, dict[str, str]]
-    stand_in: str
-    stand_in_title: str
-    exporter: str  # "module:function" writing the stand-in's SavedModels into a folder, returning {role: subfolder}
-
-    def export_stand_in(self, folder: Path) -> dict[str, str]:
-        """Run the exporter into `folder` and return {role: subfolder} of what it wrote."""
-        module, function = self.exporter.split(":")
-        export: Callable[[Path], dict[str, str]] = getattr(importlib.import_module(module), function)
-        return export(folder)
+    stand_in: standins.StandIn
 
 
 MODELS: dict[str, HubModel] = {}
@@ -217,13 +212,16 @@ class ResolvedModel:
 def _export_atomically(model: HubModel, folder: Path) -> dict[str, str]:
     """Export the stand-in into a staging folder, then move it into place: never half-written."""
     with downloads.staged_folder(folder) as staging:
-        relative = model.export_stand_in(staging)
+        relative = model.stand_in.export(staging)
         (staging / HANDLES).write_text(json.dumps(relative, indent=1, sort_keys=True))
     return relative
 
 
-def resolve(name: str, cfg: runtime.Config | None = None) -> ResolvedModel:
-    """Online TF Hub handles for the profile when the network allows, else the offline stand-in (exported once)."""
+def resolve_model(name: str, cfg: runtime.Config | None = None) -> ResolvedModel:
+    """Online TF Hub handles for the profile when the network allows, else the offline stand-in (exported once).
+
+    Lesson 04 introduces it; `kitlib.resolve_model` is this function.
+    """
     if name not in MODELS:
         raise UnknownModelError(f"Unknown model {name!r}. Known models: {', '.join(sorted(MODELS)) or 'none'}.")
     model = MODELS[name]
@@ -232,7 +230,7 @@ def resolve(name: str, cfg: runtime.Config | None = None) -> ResolvedModel:
     if not offline and profile in model.handles and runtime.network_available():
         handles = model.handles[profile]
         return ResolvedModel(name, handles, f"TF Hub ({', '.join(handles.values())})", name)
-    folder = (cfg.cache_dir if cfg else runtime.cache_dir()) / "models" / model.stand_in
+    folder = (cfg.cache_dir if cfg else runtime.cache_dir()) / "models" / model.stand_in.name
     how = "cached in"
     if not (folder / HANDLES).exists():
         try:
@@ -240,20 +238,16 @@ def resolve(name: str, cfg: runtime.Config | None = None) -> ResolvedModel:
         except FileNotFoundError as exc:
             raise ModelUnavailableError(
                 f"{name} needs the network (unset KITLIB_OFFLINE) or the offline pack for its stand-in "
-                f"{model.stand_in_title}: run `python -m kitlib pack`. ({exc})"
+                f"{model.stand_in.title}: run `python -m kitlib pack`. ({exc})"
             ) from exc
         how = "exported to"
     relative = json.loads((folder / HANDLES).read_text())
     handles = {role: str(folder / sub) for role, sub in relative.items()}
-    return ResolvedModel(name, handles, f"offline stand-in {model.stand_in_title}, {how} {folder}", model.stand_in_title)
+    title = model.stand_in.title
+    return ResolvedModel(name, handles, f"offline stand-in {title}, {how} {folder}", title)
 
 
-# The offline stand-ins every text and image model falls back to, exported once into the cache.
-MINILM = dict(stand_in="all-minilm-l6-v2", stand_in_title="all-MiniLM-L6-v2 (a 6-layer BERT from the offline pack)",
-              exporter="kitlib.textmodels:export_minilm")
-MOBILENET_V2 = dict(stand_in="mobilenet-v2-imagenet",
-                    stand_in_title="MobileNetV2 ImageNet weights (torchvision's, from the offline pack)",
-                    exporter="kitlib.vision:export_mobilenet_v2")
+# Every text model falls back to the MiniLM stand-in and every image model to MobileNetV2 (kitlib.standins).
 BERT_PREPROCESS = "https://tfhub.dev/tensorflow/bert_en_uncased_preprocess/3"
 
 register(HubModel(
@@ -265,14 +259,14 @@ register(HubModel(
         "gpu": {"preprocessor": BERT_PREPROCESS,
                 "encoder": "https://tfhub.dev/tensorflow/bert_en_uncased_L-12_H-768_A-12/4"},
     },
-    **MINILM,
+    standins.MINILM,
 ))
 register(HubModel(
     name="resnet_v2_50",
     kind="image",
     handles={profile: {"feature_vector": "https://tfhub.dev/google/imagenet/resnet_v2_50/feature_vector/5"}
              for profile in ("cpu", "gpu")},
-    **MOBILENET_V2,
+    standins.MOBILENET_V2,
 ))
 # Lesson 06: more sizes to choose from when online (offline they fall back to the same stand-ins).
 for _name, _encoder in (
@@ -281,11 +275,11 @@ for _name, _encoder in (
     ("small_bert_l4_h512", "https://tfhub.dev/tensorflow/small_bert/bert_en_uncased_L-4_H-512_A-8/2"),
 ):
     register(HubModel(_name, "text", {p: {"preprocessor": BERT_PREPROCESS, "encoder": _encoder} for p in ("cpu", "gpu")},
-                      **MINILM))
+                      standins.MINILM))
 for _name, _vector in (
     ("mobilenet_v3_small", "https://tfhub.dev/google/imagenet/mobilenet_v3_small_100_224/feature_vector/5"),
     ("mobilenet_v3_large", "https://tfhub.dev/google/imagenet/mobilenet_v3_large_100_224/feature_vector/5"),
     ("efficientnet_v2_b0", "https://tfhub.dev/google/imagenet/efficientnet_v2_imagenet1k_b0/feature_vector/2"),
 ):
-    register(HubModel(_name, "image", {p: {"feature_vector": _vector} for p in ("cpu", "gpu")}, **MOBILENET_V2))
+    register(HubModel(_name, "image", {p: {"feature_vector": _vector} for p in ("cpu", "gpu")}, standins.MOBILENET_V2))
 del _name, _encoder, _vector

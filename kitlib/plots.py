@@ -1,4 +1,4 @@
-"""Plots the lessons share: training curves, confusion matrices, embedding maps, the pipeline picture."""
+"""Plots the lessons share: training curves, confusion matrices, embedding maps, the pipeline picture, image grids."""
 
 from __future__ import annotations
 
@@ -74,4 +74,26 @@ def plot_pipeline(stages: Sequence[tuple[str, str]]) -> None:
                         arrowprops=dict(arrowstyle="->", lw=2))
     ax.set(xlim=(-0.1, 2.6 * len(stages) - 0.4), ylim=(-0.1, 1.5))
     ax.axis("off")
+    fig.tight_layout()
+
+
+def show_images(images: Any, titles: list[str] | None = None, cols: int = 8, size: float = 1.6,
+                suptitle: str = "") -> None:
+    """A grid of images (uint8 or [0, 1] floats) with optional titles (lesson 05)."""
+    images = np.asarray(images)
+    n = len(images)
+    if n == 0:
+        print("(no images to show)")
+        return
+    cols = min(cols, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows + (0.4 if suptitle else 0)), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for i, (ax, image) in enumerate(zip(axes.ravel(), images)):
+        ax.imshow(image if image.dtype == np.uint8 else np.clip(image, 0, 1))
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle)
     fig.tight_layout()

