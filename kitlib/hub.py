@@ -259,14 +259,14 @@ register(HubModel(
         "gpu": {"preprocessor": BERT_PREPROCESS,
                 "encoder": "https://tfhub.dev/tensorflow/bert_en_uncased_L-12_H-768_A-12/4"},
     },
-    standins.MINILM,
+    stand_in=standins.MINILM,
 ))
 register(HubModel(
     name="resnet_v2_50",
     kind="image",
     handles={profile: {"feature_vector": "https://tfhub.dev/google/imagenet/resnet_v2_50/feature_vector/5"}
              for profile in ("cpu", "gpu")},
-    standins.MOBILENET_V2,
+    stand_in=standins.MOBILENET_V2,
 ))
 # Lesson 06: more sizes to choose from when online (offline they fall back to the same stand-ins).
 for _name, _encoder in (
