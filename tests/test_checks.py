@@ -94,3 +94,34 @@ def test_lstm_model_check() -> None:
         checks.lstm_model(build(False), ["good", "bad film"])
     with pytest.raises(checks.CheckFailed, match="activation='sigmoid'"):
         checks.lstm_model(build(True, head="linear"), ["good", "bad film"])
+
+
+# --- lesson 05 (moved from the photo tests) --------------------------------------------------
+
+
+def test_checks_explain_stubs_and_catch_wrong_answers() -> None:
+    import keras
+
+    def stub(*args):
+        raise NotImplementedError()
+
+    with pytest.raises(checks.CheckFailed, match="not written yet"):
+        checks.build(stub)
+    with pytest.raises(checks.CheckFailed, match="untouched"):
+        checks.augmentation(keras.layers.Rescaling(0.5), 16)
+    with pytest.raises(checks.CheckFailed, match="new random variant"):
+        checks.augmentation(keras.Sequential([keras.layers.Identity()]), 16)
+    checks.augmentation(keras.Sequential([keras.layers.RandomFlip("horizontal"), keras.layers.RandomRotation(0.05)]), 16)
+
+    shallow = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(8, 3), keras.layers.GlobalAveragePooling2D(),
+                                keras.layers.Dense(1, activation="sigmoid")])
+    with pytest.raises(checks.CheckFailed, match="at least three convolution blocks"):
+        checks.scratch_cnn(shallow, 16)
+    blocks = [keras.Input((16, 16, 3))]
+    for filters in (8, 16, 32):
+        blocks += [keras.layers.Conv2D(filters, 3, padding="same", activation="relu"), keras.layers.MaxPooling2D()]
+    blocks.append(keras.layers.GlobalAveragePooling2D())
+    logits = keras.Sequential(blocks + [keras.layers.Dense(1, bias_initializer=keras.initializers.Constant(5.0))])
+    with pytest.raises(checks.CheckFailed, match="probabilities"):
+        checks.scratch_cnn(logits, 16)
+    checks.scratch_cnn(keras.Sequential(blocks + [keras.layers.Dense(1, activation="sigmoid")]), 16)

@@ -1,4 +1,4 @@
-"""Dataset resolution in the design's order, layouts, splits and the errors a learner may meet."""
+"""Dataset resolution in the design's order, layouts, splits and the errors a learner may meet: text and photos."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
+from PIL import Image
 
 import kitlib
 from kitlib import datasets, downloads, pack
@@ -164,3 +166,62 @@ def test_archive_without_published_checksum_is_verified_by_size(kit_env, tmp_pat
     wrong.write_bytes(b"x" * 10)
     assert spec.verified(right) and not spec.verified(wrong)
     assert datasets.IMDB.verified(right) is False, "IMDB is checked by sha256, not size"
+
+
+# --- photos: the same loader over class folders of images -------------------------------------
+
+
+def write_jpeg(path: Path, value: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((40, 30, 3), value, np.uint8)).save(path, "JPEG")
+
+
+def make_cats_and_dogs(root: Path, per_folder: int = 4) -> Path:
+    top = root / "cats_and_dogs_filtered"
+    for split in ("train", "validation"):
+        for label, name in enumerate(("cats", "dogs")):
+            for i in range(per_folder):
+                write_jpeg(top / split / name / f"{name[:-1]}.{i}.jpg", 40 + 150 * label + i)
+    return top
+
+
+def test_loader_skips_and_counts_unreadable_images(kit_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    top = make_cats_and_dogs(kit_env / "share")
+    (top / "train" / "cats" / "cat.99.jpg").write_bytes(b"this is not a JPEG")
+    good = (top / "train" / "dogs" / "dog.0.jpg").read_bytes()
+    (top / "validation" / "dogs" / "dog.99.jpg").write_bytes(good[: len(good) // 2])  # truncated
+    monkeypatch.setenv("KITLIB_DATA_DIR", str(kit_env / "share"))
+    data = kitlib.load_images("cats_and_dogs", image_size=24, val_size=2, verbose=False)
+    assert data.source.startswith("KITLIB_DATA_DIR") and data.class_names == ("cats", "dogs")
+    assert sorted(Path(p).name for p in data.skipped) == ["cat.99.jpg", "dog.99.jpg"]
+    sizes = {split: len(data.labels(split)) for split in ("train", "val", "test")}
+    assert sizes["train"] + sizes["val"] == 8 and sizes["test"] == 8, sizes  # 9 files in each folder, 1 bad
+    assert "skipped 2 unreadable file(s)" in data.summary()
+    images, labels = next(iter(data.dataset("test", batch_size=8, shuffle=False)))
+    assert images.shape == (8, 24, 24, 3) and images.dtype == tf.float32 and float(tf.reduce_max(images)) <= 1.0
+    dark_cats = images.numpy()[labels.numpy() == 0].mean()
+    assert dark_cats < images.numpy()[labels.numpy() == 1].mean(), "labels follow the class folders"
+
+
+def test_loader_refuses_a_wrong_layout_and_shows_the_expected_one(kit_env: Path, monkeypatch) -> None:
+    write_jpeg(kit_env / "share" / "cats_and_dogs_filtered" / "train" / "cats" / "cat.0.jpg", 10)
+    monkeypatch.setenv("KITLIB_DATA_DIR", str(kit_env / "share"))
+    with pytest.raises(datasets.LayoutError, match=r"(?s)missing: train/dogs, validation/cats.*validation/dogs/\.\.\."):
+        kitlib.load_images("cats_and_dogs", image_size=24, verbose=False)
+
+
+def test_offline_falls_back_to_lfw_and_names_it(kit_env: Path, capsys) -> None:
+    data = kitlib.load_images("cats_and_dogs", image_size=32, val_size=30, test_size=30)
+    assert data.name == "lfw" and data.class_names == ("face", "non-face")
+    assert "lfw_subset" in data.source and "standing in for cats vs dogs" in data.source
+    assert "KITLIB_OFFLINE=1" in data.source
+    assert {s: len(data.labels(s)) for s in data.splits} == {"train": 140, "val": 30, "test": 30}
+    assert data.images("train").shape[1:] == (32, 32, 3) and data.images("train").dtype == np.uint8
+    assert all(np.bincount(data.labels(s)).tolist() == [len(data.labels(s)) // 2] * 2 for s in data.splits)
+    printed = capsys.readouterr().out
+    assert "LFW faces vs non-faces" in printed and "standing in for cats vs dogs" in printed
+
+
+def test_unknown_image_dataset_lists_the_known(kit_env: Path) -> None:
+    with pytest.raises(datasets.UnknownDatasetError, match="cats_and_dogs, lfw"):
+        kitlib.load_images("imagenet")

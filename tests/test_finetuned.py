@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 import kitlib
-from kitlib import finetuned, vision
+from kitlib import finetuned
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def test_image_classifier_trains_once_then_loads_from_the_cache(smoke, capsys) -
     assert "cached fine-tuned model" in capsys.readouterr().out
     assert np.allclose(again.predict(images, verbose=0), probs, atol=1e-6)
     assert again.get_layer("backbone").inference_only and not again.get_layer("backbone").trainable_weights
-    data = vision.load_images("cats_and_dogs", smoke, image_size=info["image_size"], verbose=False,
+    data = kitlib.load_images("cats_and_dogs", smoke, image_size=info["image_size"], verbose=False,
                                **finetuned.split_sizes("image", smoke))  # what lesson 07 loads
     val = data.images("val").astype("float32") / 255.0
     accuracy = np.mean((again.predict(val, verbose=0).ravel() > 0.5) == data.labels("val"))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kitlib import hub
+from kitlib import hub, savedmodel, standins
 
 
 class ImageLike(tf.Module):
@@ -28,23 +28,15 @@ class ImageLike(tf.Module):
         return self.drop(self.norm(self.dense(x), training=training), training=training)
 
 
-def save_reusable(module: tf.Module, spec: object, folder: Path) -> Path:
-    """Save in TF Hub's Reusable SavedModel interface: __call__ for both `training` values, variable lists."""
-    for training in (True, False):
-        module.__call__.get_concrete_function(spec, training=training)
-    root = tf.train.Checkpoint(module=module)
-    root.__call__ = module.__call__
-    # Keras 3 layers are not tf.Modules: list their variables (Dropout's seed state included) explicitly.
+def layer_variables(module: tf.Module) -> tuple[list, list]:
+    """All and trainable variables of the Keras layers a module holds (Keras 3 layers are no tf.Modules)."""
     layers = [v for v in vars(module).values() if isinstance(v, keras.layers.Layer)]
-    root.variables = [v for layer in layers for v in layer.variables]
-    root.trainable_variables = [v for layer in layers for v in layer.trainable_variables]
-    root.regularization_losses = []
-    tf.saved_model.save(root, str(folder))
-    return folder
+    return [v for layer in layers for v in layer.variables], [v for layer in layers for v in layer.trainable_variables]
 
 
 def save_image_like(folder: Path) -> Path:
-    return save_reusable(ImageLike(), tf.TensorSpec((None, 3), tf.float32), folder)
+    module = ImageLike()
+    return savedmodel.save_reusable(module, tf.TensorSpec((None, 3), tf.float32), folder, *layer_variables(module))
 
 
 class BertLike(tf.Module):
@@ -67,7 +59,8 @@ class BertLike(tf.Module):
 
 def save_bert_like(folder: Path) -> Path:
     spec = {k: tf.TensorSpec((None, None), tf.int32) for k in ("input_word_ids", "input_mask", "input_type_ids")}
-    return save_reusable(BertLike(), spec, folder)
+    module = BertLike()
+    return savedmodel.save_reusable(module, spec, folder, *layer_variables(module))
 
 
 @pytest.fixture
@@ -98,6 +91,15 @@ def test_variables_are_keras_variables_without_colon_names(image_model: str) -> 
     assert all(isinstance(v, keras.Variable) for v in layer.weights)
     assert all(":" not in v.name for v in layer.weights)
     assert len(layer.trainable_weights) == 4, "dense kernel/bias and BN gamma/beta; moving stats are not trainable"
+
+
+def test_keras_variables_are_the_savedmodel_variables(image_model: str) -> None:
+    layer = hub.HubLayer(image_model, trainable=True)
+    x = np.ones((2, 3), "float32")
+    assert np.abs(layer(x, training=False)).max() > 0
+    for variable in layer.weights[:2]:  # the dense kernel and bias
+        variable.assign(np.zeros(variable.shape, variable.dtype))
+    assert np.allclose(layer(x, training=False), 0), "the SavedModel's function saw the assignment: no copy"
 
 
 def test_fine_tuning_with_adamw_changes_the_savedmodel_weights(image_model: str) -> None:
@@ -154,7 +156,7 @@ def test_keras_round_trip_keeps_predictions(image_model: str, tmp_path: Path) ->
 
 def test_unknown_model_lists_the_known(kit_env) -> None:
     with pytest.raises(hub.UnknownModelError, match="Unknown model 'gpt5'"):
-        hub.resolve("gpt5")
+        hub.resolve_model("gpt5")
 
 
 def test_stand_in_is_exported_once_atomically_and_named(kit_env, monkeypatch, tmp_path) -> None:
@@ -165,14 +167,13 @@ def test_stand_in_is_exported_once_atomically_and_named(kit_env, monkeypatch, tm
         save_image_like(folder / "features")
         return {"feature_vector": "features"}
 
-    monkeypatch.setattr(hub, "_exporter_for_test", export, raising=False)
     model = hub.HubModel("tiny", "image", {"gpu": {"feature_vector": "https://tfhub.dev/x/1"}},
-                         "tiny-stand-in", "a tiny stand-in", "kitlib.hub:_exporter_for_test")
+                         standins.StandIn("tiny-stand-in", "a tiny stand-in", export))
     monkeypatch.setitem(hub.MODELS, "tiny", model)
-    first = hub.resolve("tiny")
+    first = hub.resolve_model("tiny")
     assert "offline stand-in a tiny stand-in, exported to" in first.source
     assert hub.HubLayer(first.handles["feature_vector"])(np.ones((2, 3), "float32")).shape == (2, 4)
-    second = hub.resolve("tiny")
+    second = hub.resolve_model("tiny")
     assert "cached in" in second.source and len(calls) == 1
     assert sorted(p.name for p in (kit_env / "cache" / "models").iterdir()) == ["tiny-stand-in"]
 
@@ -182,11 +183,10 @@ def test_failed_export_leaves_nothing_and_says_how_to_fix(kit_env, monkeypatch) 
         (folder / "partial").write_text("half")
         raise FileNotFoundError("weights missing")
 
-    monkeypatch.setattr(hub, "_broken_exporter_for_test", export, raising=False)
-    monkeypatch.setitem(hub.MODELS, "broken", hub.HubModel("broken", "image", {}, "broken-stand-in", "a stand-in",
-                                                           "kitlib.hub:_broken_exporter_for_test"))
+    stand_in = standins.StandIn("broken-stand-in", "a stand-in", export)
+    monkeypatch.setitem(hub.MODELS, "broken", hub.HubModel("broken", "image", {}, stand_in))
     with pytest.raises(hub.ModelUnavailableError, match="python -m kitlib pack"):
-        hub.resolve("broken")
+        hub.resolve_model("broken")
     assert list((kit_env / "cache" / "models").iterdir()) == []
 
 

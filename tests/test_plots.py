@@ -41,3 +41,14 @@ def test_embedding_and_pipeline_pictures() -> None:
     kitlib.plot_pipeline([("data", "text"), ("pre-train", "mask"), ("fine-tune", "labels")])
     assert len(plt.gcf().axes[0].patches) == 3
     plt.close("all")
+
+
+def test_image_grid_shows_each_image_with_its_title(capsys) -> None:
+    images = np.zeros((5, 4, 4, 3), np.uint8)
+    kitlib.show_images(images, ["a", "b", "c", "d", "e"], cols=3, suptitle="five")
+    axes = plt.gcf().axes
+    assert len(axes) == 6 and [ax.get_title() for ax in axes if ax.images] == ["a", "b", "c", "d", "e"]
+    assert plt.gcf().texts[0].get_text() == "five"
+    plt.close("all")
+    kitlib.show_images(images[:0])
+    assert "(no images to show)" in capsys.readouterr().out

@@ -1,4 +1,5 @@
-"""kitlib.textmodels: MiniLM exported in TF Hub's BERT interfaces, used through kitlib.HubLayer; lesson 03/04 checks."""
+"""kitlib.textmodels: MiniLM exported in TF Hub's BERT interfaces (kitlib.standins), used through kitlib.HubLayer;
+lesson 03/04 checks."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kitlib import checks, hub, textmodels
+from kitlib import checks, hub, standins, textmodels
 
 keras_hub = pytest.importorskip("keras_hub")
 
@@ -27,7 +28,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     except FileNotFoundError:
         pytest.skip("the offline pack's MiniLM is not installed (python -m kitlib pack)")
     folder = tmp_path_factory.mktemp("minilm")
-    roles = textmodels.export_minilm(folder)
+    roles = standins.export_minilm(folder)
     return {role: str(folder / sub) for role, sub in roles.items()}
 
 
