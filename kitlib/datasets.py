@@ -280,7 +280,8 @@ def _class_folders(spec: ArchiveSpec) -> tuple[str, ...]:
     return tuple(sorted({sub.split("/")[1] for sub in spec.layout}))
 
 
-def _class_files(root: Path, spec: ArchiveSpec, split: str, extensions: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+def _class_files(root: Path, spec: ArchiveSpec, split: str, extensions: tuple[str, ...]
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """Paths (sorted, for determinism) and labels of the files in one split folder's class sub-folders."""
     paths: list[Path] = []
     labels: list[int] = []
@@ -501,7 +502,7 @@ def load_unlabelled_text(
     seed: int | None = None,
     verbose: bool = True,
 ) -> np.ndarray:
-    """Review texts without labels for self-supervised pre-training, and say where they came from.
+    """Review texts without labels for self-supervised pre-training (lesson 03), and say where they came from.
 
     IMDB's train texts plus `train/unsup/` (50,000 unlabelled reviews) when the official layout has it,
     else the train texts with their labels dropped (rebuilt archives lack unsup/); never IMDB's test

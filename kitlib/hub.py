@@ -103,7 +103,7 @@ class HubLayer(keras.layers.Layer):
         self.built = True
 
     def unfreeze_top(self, n: int) -> list[keras.Variable]:
-        """Make the layer trainable with only its top `n` trainable variables learning; returns those `n`.
+        """Make the layer trainable with only its top `n` trainable variables learning (lesson 04); returns those `n`.
 
         "Top" is the end of the SavedModel's variable list, which runs from input to output for models built
         with Keras. Variables the SavedModel marks as not trainable (BatchNorm statistics) stay frozen.

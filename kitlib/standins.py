@@ -138,7 +138,10 @@ def imagenet_class_names() -> list[str]:
 
 
 def top_k(model: Any, image: np.ndarray, k: int = 5, size: int = 224) -> list[tuple[int, str, float]]:
-    """The k most probable ImageNet classes of one [0, 1] or uint8 RGB image: [(index, name, probability)] (lesson 05)."""
+    """The k most probable ImageNet classes of one [0, 1] or uint8 RGB image: [(index, name, probability)].
+
+    Lesson 05 asks the stand-in what it sees in a photo with it.
+    """
     import tensorflow as tf
 
     x = np.asarray(image, dtype=np.float32)

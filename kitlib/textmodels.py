@@ -150,5 +150,8 @@ def save_encoder(backbone: Any, folder: Path) -> Path:
 
 
 def save_preprocessor(vocabulary: list[str], folder: Path, lowercase: bool = True) -> Path:
-    """Save TF Hub's BERT preprocessor interface (`__call__`, `tokenize`, `bert_pack_inputs`) for a WordPiece vocabulary (lesson 03)."""
+    """Save TF Hub's BERT preprocessor interface (`__call__`, `tokenize`, `bert_pack_inputs`) for a WordPiece vocabulary.
+
+    Lesson 03 saves its own vocabulary with it.
+    """
     return savedmodel.save(_preprocessor_module(list(vocabulary), lowercase), folder)

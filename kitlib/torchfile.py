@@ -101,12 +101,12 @@ class _LazyTensor(_Sealed):
         storage = self.storage
         if storage.array is None:
             raise pickle.UnpicklingError(f"tensor {name!r}: its {storage!r} was never written in the file")
-        offset, shape, stride = _checked_view(name, storage, self.offset, self.shape, self.stride)
-        if math.prod(shape) == 0:
-            return np.zeros(shape, dtype=storage.array.dtype)
+        _check_view(name, storage, self.offset, self.shape, self.stride)
+        if math.prod(self.shape) == 0:
+            return np.zeros(self.shape, dtype=storage.array.dtype)
         itemsize = storage.array.itemsize
-        strides = [step * itemsize if size > 1 else 0 for size, step in zip(shape, stride)]  # unused when size 1
-        return np.lib.stride_tricks.as_strided(storage.array[offset:], shape=shape, strides=strides,
+        strides = [step * itemsize if size > 1 else 0 for size, step in zip(self.shape, self.stride)]  # 0: unused
+        return np.lib.stride_tricks.as_strided(storage.array[self.offset:], shape=self.shape, strides=strides,
                                                writeable=False).copy()
 
 
@@ -115,10 +115,10 @@ def _is_count(value: Any) -> bool:
     return type(value) is int and value >= 0
 
 
-def _checked_view(name: str, storage: _Storage, offset: Any, shape: Any, stride: Any
-                  ) -> tuple[int, tuple[int, ...], tuple[int, ...]]:
-    """Offset, sizes and strides once they are known to address only elements inside the storage."""
-    where = f"tensor {name!r} (offset {offset!r}, size {shape!r}, stride {stride!r}) on a {storage.numel}-element {storage!r}"
+def _check_view(name: str, storage: _Storage, offset: Any, shape: Any, stride: Any) -> None:
+    """Refuse a view unless its integer offset, sizes and strides address only elements inside its storage."""
+    where = (f"tensor {name!r} (offset {offset!r}, size {shape!r}, stride {stride!r}) "
+             f"on a {storage.numel}-element {storage!r}")
     if not (_is_count(offset) and isinstance(shape, tuple) and isinstance(stride, tuple)
             and all(map(_is_count, shape + stride)) and len(shape) == len(stride) <= 64):
         raise UnsafePickleError(f"Refusing {where}: offset, sizes and strides must be non-negative integers, "
@@ -129,15 +129,14 @@ def _checked_view(name: str, storage: _Storage, offset: Any, shape: Any, stride:
     if count == 0:  # nothing to read, but numpy must be able to hold the shape without overflow
         if offset > storage.numel or math.prod(max(size, 1) for size in shape) * storage.dtype.itemsize >= 2**63:
             raise UnsafePickleError(f"Refusing {where}: an empty tensor past its storage or too large to hold.")
-        return offset, shape, stride
+        return
     last = offset + sum((size - 1) * step for size, step in zip(shape, stride))
     if last >= storage.numel:
         raise UnsafePickleError(f"Refusing {where}: it reaches element {last:,}, outside its storage.")
-    return offset, shape, stride
 
 
 class RestrictedUnpickler(pickle.Unpickler):
-    """Admits only what a tensor state dict needs, as fresh objects per load; everything else raises UnsafePickleError."""
+    """Admits only what a tensor state dict needs, as fresh objects per load; anything else raises UnsafePickleError."""
 
     def __init__(self, file: Any, storages: dict[str, _Storage] | None = None) -> None:
         super().__init__(file)
@@ -204,7 +203,8 @@ def read_legacy_torch(path: Path | str) -> collections.OrderedDict:
     """A legacy PyTorch state dict as {name: numpy array}, read with a restricted unpickler (lesson 05's weights)."""
     data = Path(path).read_bytes()
     if data[:2] == b"PK":
-        raise UnsafePickleError(f"{path} is a zip-format (PyTorch >= 1.6) checkpoint; this reader reads the legacy format.")
+        raise UnsafePickleError(f"{path} is a zip-format (PyTorch >= 1.6) checkpoint; this reader reads the "
+                                "legacy format.")
     f = io.BytesIO(data)
     if _load(RestrictedUnpickler(f), path) != LEGACY_MAGIC:
         raise pickle.UnpicklingError(f"{path} is not a legacy PyTorch checkpoint (bad magic number).")
@@ -213,17 +213,19 @@ def read_legacy_torch(path: Path | str) -> collections.OrderedDict:
         raise pickle.UnpicklingError(f"{path}: unsupported legacy protocol {protocol!r}.")
     sys_info = _load(RestrictedUnpickler(f), path)
     if not isinstance(sys_info, dict) or not sys_info.get("little_endian", True):
-        raise pickle.UnpicklingError(f"{path} was written on a big-endian machine or has no system info; not supported.")
+        raise pickle.UnpicklingError(f"{path} has no system info or was written on a big-endian machine; "
+                                     "not supported.")
     storages: dict[str, _Storage] = {}
     result = _load(RestrictedUnpickler(f, storages), path)
     keys = _load(RestrictedUnpickler(f), path)
     if not (isinstance(keys, list) and all(isinstance(key, str) for key in keys) and sorted(keys) == sorted(storages)):
-        raise pickle.UnpicklingError(f"{path} is corrupt: its storage list does not match the storages its tensors use.")
+        raise pickle.UnpicklingError(f"{path} is corrupt: its storage list is not the storages its tensors use.")
     for key in keys:
         storage = storages[key]
+        size = storage.numel * storage.dtype.itemsize
         header = f.read(8)
-        raw = f.read(storage.numel * storage.dtype.itemsize) if len(header) == 8 else b""
-        if len(header) != 8 or struct.unpack("<q", header)[0] != storage.numel or len(raw) != storage.numel * storage.dtype.itemsize:
+        raw = f.read(size) if len(header) == 8 else b""
+        if len(header) != 8 or struct.unpack("<q", header)[0] != storage.numel or len(raw) != size:
             raise pickle.UnpicklingError(f"{path} is truncated or corrupt (storage {key}).")
         storage.array = np.frombuffer(raw, dtype=storage.dtype.newbyteorder("<"))
     return _materialize(result)
