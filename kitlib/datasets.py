@@ -386,7 +386,7 @@ def load_text(
     }
     seed = _seed(seed, cfg)
     rng = np.random.default_rng(seed)
-    name, title, source, splits, _ = _load(
+    name, title, source, splits, _ = _load(  # the folders are neg/pos; TextData names them negative/positive
         name, TEXT_DATASETS, "text", cfg, sizes, rng, TEXT_EXTENSIONS,
         lambda paths, labels: (_read_texts(paths), labels), functools.partial(_rotten_tomatoes, sizes, rng))
     return report(TextData(name, title, source, splits, batch_size or (cfg.batch_size if cfg else 64), seed), verbose)
