@@ -1,4 +1,4 @@
-"""kitlib.standins: the converted MobileNetV2 and its TF Hub export, the MiniLM export, both in the hub registry."""
+"""kitlib.standins: the converted MobileNetV2 and its TF Hub export; the registry exports stand-ins by function."""
 
 from __future__ import annotations
 
