@@ -62,7 +62,11 @@ def release_notebooks(args: argparse.Namespace) -> int:
     notebooks = sorted(Path(args.src).glob("*.ipynb"))
     if not notebooks:
         raise SystemExit(f"No notebooks in {args.src}.")
-    for path in release.release(notebooks, Path(args.out)):
+    try:
+        written = release.release(notebooks, Path(args.out))
+    except release.ReleaseError as exc:
+        raise SystemExit(str(exc)) from None
+    for path in written:
         print(f"student copy: {path}")
     return 0
 
