@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from kitlib import datasets, downloads, evaluate, pack, release, runner, runtime
+from kitlib import datasets, downloads, evaluate, notebooks_runner, pack, release, runtime
 
 
 def doctor(_: argparse.Namespace) -> int:
@@ -62,8 +62,16 @@ def results(args: argparse.Namespace) -> int:
 
 def bench(args: argparse.Namespace) -> int:
     """Run notebooks in the active profile and write their times and results."""
-    print(runner.bench([Path(p) for p in args.notebooks], Path(args.out) if args.out else None))
-    return 0
+    paths = [Path(p) for p in args.notebooks]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise SystemExit(f"No such notebook: {', '.join(missing)}.")
+    report, runs = notebooks_runner.bench(paths, Path(args.out) if args.out else None, args.timeout)
+    print(report)
+    failed = [run.path.name for run in runs if run.error]
+    if failed:
+        print(f"{len(failed)} notebook(s) did not complete: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def release_notebooks(args: argparse.Namespace) -> int:
@@ -97,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     bench_cmd = commands.add_parser("bench", help="run notebooks headless, time them, report their results")
     bench_cmd.add_argument("notebooks", nargs="+")
     bench_cmd.add_argument("--out", help="write the report (Markdown) to this file")
+    bench_cmd.add_argument("--timeout", type=float, default=3600,
+                           help="seconds each notebook may run before it is stopped and reported (default: 3600)")
     bench_cmd.set_defaults(run=bench)
     release_cmd = commands.add_parser("release", help="write student copies (solutions replaced by stubs)")
     release_cmd.add_argument("--src", default="notebooks", help="folder of source notebooks (default: notebooks)")
