@@ -15,7 +15,11 @@ def doctor(_: argparse.Namespace) -> int:
     missing = [name for name in pack.PACKAGES if pack.package_dir(name) is None]
     print("offline pack: " + ("complete" if not missing else f"missing {', '.join(missing)} (run `python -m kitlib pack`)"))
     for spec in datasets.ARCHIVES.values():
-        root, source = datasets.locate(spec, cfg)
+        try:
+            root, source = datasets.locate(spec, cfg)
+        except (datasets.DatasetUnavailableError, datasets.LayoutError, downloads.ArchiveError,
+                downloads.DownloadError, downloads.StorageError) as exc:
+            root, source = None, str(exc)
         print(f"{spec.name}: " + (source if root else f"not available ({source}); lessons use {spec.offline_stand_in}"))
     return 0
 

@@ -8,7 +8,8 @@ status. Every error is JSON `{"error": "..."}`: 400 for a bad request, 404 for a
 version, 405/501 for other methods, 411 without a body length, 413 for a body over the limit.
 
 The server is built for a classroom laptop under load: a listen backlog of 256, a bounded pool of
-worker threads, a timeout on every connection, and a shutdown that closes the connections still open.
+worker threads of which at most MAX_PARALLEL decode and predict at once, a body limit, a timeout on
+every connection, and a shutdown that closes the connections still open.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-MAX_BODY = 16 * 1024 * 1024
+MAX_BODY = 8 * 1024 * 1024  # decoded JSON takes ~40x its text in memory: 8 MiB is ~300 MB, and 30+ photos
+MAX_PARALLEL = 4  # requests decoded and predicted at once; the other workers wait (memory stays bounded)
 DRAIN_LIMIT = 4 * MAX_BODY  # a body over MAX_BODY but under this is read and dropped, so the client gets its 413
 VERSION = "1"  # the one version the server reports and serves
 PREDICT = re.compile(r"^/v1/models/(?P<name>[\w.-]+)(/versions/(?P<version>\d+))?:predict$")
@@ -268,8 +270,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         """Predict; malformed requests get a 4xx that says why, and the server keeps serving."""
         try:
             model = self._model(PREDICT)
-            request = _parse_json(self._body())
-            self._send(200, model(request))
+            body = self._body()
+            with self.server.busy:
+                answer = model(_parse_json(body))
+            self._send(200, answer)
         except HTTPFailure as exc:
             self._send(exc.status, {"error": str(exc)})
         except BadRequest as exc:
@@ -300,6 +304,7 @@ class _Server(http.server.HTTPServer):
         self.connection_timeout = connection_timeout
         self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="kitlib-serving")
         self._live: set[socket.socket] = set()
+        self.busy = threading.BoundedSemaphore(MAX_PARALLEL)
         self._lock = threading.Lock()
 
     def process_request(self, request: socket.socket, client_address: Any) -> None:

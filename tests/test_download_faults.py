@@ -256,3 +256,9 @@ def test_results_skips_a_corrupt_line_and_names_it(kit_env: Path, capsys) -> Non
     captured = capsys.readouterr()
     assert "| 02 |" in captured.out and "| 04 |" in captured.out
     assert "Skipping line 2 of" in captured.err and "Skipping line 3 of" in captured.err
+
+
+def test_doctor_reports_a_broken_cache_instead_of_crashing(kit_env: Path, capsys) -> None:
+    (kit_env / "cache" / "downloads" / datasets.IMDB.filename).mkdir(parents=True)
+    assert cli.main(["doctor"]) == 0
+    assert "imdb: not available (" in capsys.readouterr().out

@@ -73,6 +73,28 @@ def test_200_concurrent_requests_all_succeed(echo_server) -> None:
     assert results == [(200, {"predictions": [i]}) for i in range(200)]
 
 
+def test_work_in_progress_is_bounded() -> None:
+    active, peak, lock = [0], [0], threading.Lock()
+
+    def slow(request: dict) -> dict:
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.2)
+        with lock:
+            active[0] -= 1
+        return {"predictions": []}
+
+    with serving.ModelServer({"slow": slow}) as running:
+        threads = [threading.Thread(target=post, args=(f"{running.url}/v1/models/slow:predict", b'{"instances": []}'))
+                   for _ in range(12)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    assert peak[0] == serving.MAX_PARALLEL
+
+
 @pytest.mark.parametrize("body, message", [
     (b"[" * 100_000, "nested too deeply"),
     (b'{"instances": [' + b"7" * 5000 + b"]}", "not valid JSON"),
