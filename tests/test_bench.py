@@ -1,0 +1,39 @@
+"""`python -m kitlib bench`: the profile the notebooks ran, a time limit, and failures named with the others reported."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from kitlib.__main__ import main
+
+
+def write_notebook(path: Path, *sources: str) -> Path:
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources]), path)
+    return path
+
+
+def test_bench_labels_by_the_kernel_profile_names_failures_and_stops_hangs(
+    kit_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("KITLIB_PROFILE", "smoke")  # the notebook's own cfg says otherwise: the report must follow it
+    good = write_notebook(tmp_path / "a_good.ipynb", "import types\ncfg = types.SimpleNamespace(profile='gpu')")
+    failing = write_notebook(tmp_path / "b_failing.ipynb", "raise ValueError('boom')")
+    hanging = write_notebook(tmp_path / "c_hanging.ipynb", "import time\ntime.sleep(120)")
+    after = write_notebook(tmp_path / "d_after.ipynb", "cfg = None")
+    out = tmp_path / "report.md"
+    code = main(["bench", str(good), str(failing), str(hanging), str(after), "--out", str(out), "--timeout", "8"])
+    report = out.read_text(encoding="utf-8")
+    assert code == 1
+    assert report.startswith("## gpu profile")
+    assert "| a_good.ipynb | gpu |" in report and "| d_after.ipynb | - |" in report
+    assert "- b_failing.ipynb failed: ValueError: boom" in report
+    assert "- c_hanging.ipynb did not finish within 8 s (--timeout)" in report
+    assert "b_failing.ipynb, c_hanging.ipynb" in capsys.readouterr().err
+
+
+def test_bench_names_a_missing_notebook(kit_env: Path, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="No such notebook: .*nope.ipynb"):
+        main(["bench", str(tmp_path / "nope.ipynb")])
