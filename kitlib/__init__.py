@@ -1,6 +1,6 @@
 """kitlib: the plumbing of the Keras pre-training and fine-tuning kit, so the notebooks can teach."""
 
-from kitlib import checks, cluster
+from kitlib import checks, cluster, runlogs
 from kitlib.datasets import ImageData, TextData, load_images, load_text
 from kitlib.evaluate import (
     classification_report,
@@ -52,6 +52,7 @@ __all__ = [
     "project_2d",
     "record_result",
     "resolve_model",
+    "runlogs",
     "results_table",
     "setup",
     "show_images",

@@ -1,4 +1,4 @@
-"""Command line: `python -m kitlib doctor | pack | fetch | results | bench | release`."""
+"""Command line: `python -m kitlib doctor | pack | fetch | results | bench | release | mark | grade`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from kitlib import datasets, downloads, evaluate, notebooks_runner, pack, release, runtime
+from kitlib import datasets, downloads, evaluate, grading, notebooks_runner, pack, release, runtime
 
 
 def doctor(_: argparse.Namespace) -> int:
@@ -92,6 +92,30 @@ def release_notebooks(args: argparse.Namespace) -> int:
     return 0
 
 
+def mark_cells(args: argparse.Namespace) -> int:
+    """Write (or with --check, verify) the nbgrader metadata of the lessons."""
+    paths = [Path(p) for p in args.notebooks] or sorted(Path("notebooks").glob("[0-9][0-9]_*.ipynb"))
+    stale = grading.mark_files(paths, check=args.check)
+    for path in stale:
+        print(f"{'out of date' if args.check else 'marked'}: {path}")
+    if args.check and stale:
+        print("Run `python -m kitlib mark` to write the nbgrader metadata.")
+        return 1
+    return 0
+
+
+def grade(args: argparse.Namespace) -> int:
+    """Grade a folder of submissions against one lesson and write the gradebook."""
+    try:
+        lesson = grading.find_lesson(args.lesson, Path(args.notebooks))
+        rows = grading.grade(Path(args.submissions), lesson, Path(args.out), args.profile, args.timeout)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+    print(f"gradebook: {Path(args.out) / 'gradebook.csv'}, summary: {Path(args.out) / 'summary.md'} "
+          f"({len(rows)} submissions)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run one command."""
     parser = argparse.ArgumentParser(prog="python -m kitlib", description=__doc__)
@@ -116,6 +140,18 @@ def main(argv: list[str] | None = None) -> int:
     release_cmd.add_argument("--src", default="notebooks", help="folder of source notebooks (default: notebooks)")
     release_cmd.add_argument("--out", default="release", help="folder to write into (default: release)")
     release_cmd.set_defaults(run=release_notebooks)
+    mark_cmd = commands.add_parser("mark", help="write the nbgrader metadata of the lessons (solution, check cells)")
+    mark_cmd.add_argument("notebooks", nargs="*", help="lesson files (default: notebooks/NN_*.ipynb)")
+    mark_cmd.add_argument("--check", action="store_true", help="only report lessons whose metadata is out of date")
+    mark_cmd.set_defaults(run=mark_cells)
+    grade_cmd = commands.add_parser("grade", help="grade a folder of submitted notebooks into a gradebook")
+    grade_cmd.add_argument("submissions", help="folder holding the submitted .ipynb files (searched recursively)")
+    grade_cmd.add_argument("--lesson", required=True, help="lesson number (e.g. 01) or the instructor notebook's path")
+    grade_cmd.add_argument("--notebooks", default="notebooks", help="folder of the instructor notebooks")
+    grade_cmd.add_argument("--profile", default="smoke", choices=runtime.PROFILES)
+    grade_cmd.add_argument("--timeout", type=float, default=600, help="seconds per submission (default 600)")
+    grade_cmd.add_argument("--out", default="gradebook", help="folder for gradebook.csv and summary.md")
+    grade_cmd.set_defaults(run=grade)
     args = parser.parse_args(argv)
     return args.run(args)
 
