@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from kitlib import downloads, pack, runtime
+from kitlib import downloads, owndata, pack, runtime
 
 CLASS_NAMES = ("negative", "positive")
 COMPLETE = ".kitlib-complete"
@@ -392,7 +392,7 @@ def _seed(seed: int | None, cfg: runtime.Config | None) -> int:
 
 
 def load_text(
-    name: str = "imdb",
+    name: str | Path = "imdb",
     cfg: runtime.Config | None = None,
     *,
     train_size: int | None = None,
@@ -401,10 +401,17 @@ def load_text(
     batch_size: int | None = None,
     seed: int | None = None,
     verbose: bool = True,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    encoding: str = "utf-8",
+    test_file: str | Path | None = None,
 ) -> TextData:
-    """Load a labelled sentiment dataset by name, sized by the profile, and say where it came from (lesson 00).
+    """Load labelled text by name (lesson 00) or from your own file or folder (lesson 12), sized by the profile.
 
-    Offline, IMDB falls back to the offline pack's Rotten Tomatoes snippets.
+    Offline, IMDB falls back to the offline pack's Rotten Tomatoes snippets. A path is your own data: a CSV,
+    TSV or JSON-lines file with a text and a label column (found by their usual names, or named by
+    `text_column` / `label_column`; `test_file` adds a test file), or a folder with one sub-folder of .txt
+    files per class, optionally under train/ (val/) test/. Any number of classes.
     """
     sizes = {
         "train": train_size or (cfg.train_size if cfg else None),
@@ -413,10 +420,52 @@ def load_text(
     }
     seed = _seed(seed, cfg)
     rng = np.random.default_rng(seed)
+    if owndata.is_path(name):
+        labelled = owndata.read_text_source(name, text_column, label_column, encoding, test_file)
+        title, source, splits, classes = _own_splits(labelled, cfg, sizes, rng, seed)
+        data = TextData(Path(name).stem, title, source, splits, batch_size or (cfg.batch_size if cfg else 64), seed,
+                        classes)
+        return report(data, verbose)
     name, title, source, splits, _ = _load(  # the folders are neg/pos; TextData names them negative/positive
         name, TEXT_DATASETS, "text", cfg, sizes, rng, TEXT_EXTENSIONS,
         lambda paths, labels: (_read_texts(paths), labels), functools.partial(_rotten_tomatoes, sizes, rng))
     return report(TextData(name, title, source, splits, batch_size or (cfg.batch_size if cfg else 64), seed), verbose)
+
+
+def _own_splits(labelled: owndata.Labelled, cfg: runtime.Config | None, sizes: dict[str, int | None],
+                rng: np.random.Generator, seed: int) -> tuple[str, str, dict, tuple[str, ...]]:
+    """(title, source, splits, class names) of the learner's data: its own splits kept, the missing ones carved.
+
+    Without split folders or a test file, one pool is split stratified and seeded (test at most 20%, val at
+    most 10%); a missing val or test split is carved from train the same way; given splits are kept
+    (each subsampled, stratified, to the profile's size).
+    """
+    max_classes = owndata.MAX_CLASSES.get(cfg.profile) if cfg else None
+    classes, parts = labelled.encoded(max_classes)
+    if "all" in parts:
+        splits = split_pool(*parts["all"], sizes, rng)
+        how = f"one pool, split stratified with seed {seed} (test at most 20%, validation at most 10%)"
+    else:
+        splits = {}
+        train_examples, train_labels = parts["train"]
+        carved = [split for split in ("test", "val") if split not in parts]
+        fractions = {"test": 0.2, "val": 0.1}
+        wanted = [min(sizes[split] or len(train_labels), int(len(train_labels) * fractions[split])) for split in carved]
+        *carved_idx, rest = _stratified_split(train_labels, [*wanted, None], rng)
+        for split, idx in zip(carved, carved_idx):
+            splits[split] = (train_examples[idx], train_labels[idx])
+        parts = {**parts, "train": (train_examples[rest], train_labels[rest])}
+        for split in ("train", "val", "test"):
+            if split in labelled.parts:
+                examples, labels = parts[split]
+                (idx,) = _stratified_split(labels, [sizes[split]], rng)
+                splits[split] = (examples[idx], labels[idx])
+        how = f"given splits ({', '.join(s for s in ('train', 'val', 'test') if s in labelled.parts)}) kept"
+        if carved:
+            how += f"; {' and '.join(carved)} carved from train, stratified with seed {seed}"
+    splits = {split: splits[split] for split in ("train", "val", "test")}
+    title = f"your data: {Path(labelled.where).name} ({len(classes)} classes: {', '.join(classes[:8])}{' ...' if len(classes) > 8 else ''})"
+    return title, f"{labelled.where} ({how})", splits, classes
 
 
 def _rotten_tomatoes(sizes: dict[str, int | None], rng: np.random.Generator, note: str) -> Found:
@@ -449,7 +498,10 @@ def load_images(
     seed: int | None = None,
     verbose: bool = True,
 ) -> ImageData:
-    """Load a two-class photo dataset by name, sized by the arguments, and say where it came from (lesson 05).
+    """Load labelled photos by name (lesson 05) or from your own class folders (lesson 12), and say where from.
+
+    A path is your own data: one sub-folder of images per class, optionally under train/ (val/ or
+    validation/) test/; any number of classes.
 
     Sizes default to everything available, except validation (500 images carved from the train folder).
     Files that cannot be decoded are skipped and counted, never fatal. Offline, cats vs dogs falls back to
@@ -459,10 +511,20 @@ def load_images(
     seed = _seed(seed, cfg)
     rng = np.random.default_rng(seed)
     skipped: list[str] = []
+    batch = batch_size or (cfg.batch_size if cfg else 32)
+    if owndata.is_path(name):
+        labelled = owndata.read_folder(name, IMAGE_EXTENSIONS, "image")
+        title, source, splits, classes = _own_splits(labelled, cfg, sizes, rng, seed)
+        splits = {split: _decode(paths, labels, image_size, skipped) for split, (paths, labels) in splits.items()}
+        for index, cls in enumerate(classes):
+            if not any((labels == index).any() for _, labels in splits.values()):
+                raise owndata.DataFileError(f"No image of class {cls!r} under {name} could be read "
+                                            f"({len(skipped)} unreadable files skipped in all).")
+        return report(ImageData(Path(name).name, title, source, splits, batch, seed, classes, image_size, skipped),
+                      verbose)
     name, title, source, splits, classes = _load(
         name, IMAGE_DATASETS, "image", cfg, sizes, rng, IMAGE_EXTENSIONS,
         functools.partial(_decode, size=image_size, skipped=skipped), functools.partial(_lfw, image_size, sizes, rng))
-    batch = batch_size or (cfg.batch_size if cfg else 32)
     return report(ImageData(name, title, source, splits, batch, seed, classes, image_size, skipped), verbose)
 
 

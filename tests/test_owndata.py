@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+import kitlib
 from kitlib import owndata
 from kitlib.owndata import DataFileError
 
@@ -117,3 +119,76 @@ def test_bad_folders_are_named(tmp_path: Path) -> None:
 def test_is_path_tells_files_from_registered_names(tmp_path: Path) -> None:
     assert not owndata.is_path("imdb") and not owndata.is_path("cats_and_dogs")
     assert owndata.is_path("my_reviews.tsv") and owndata.is_path("data/photos") and owndata.is_path(tmp_path)
+
+
+# --------------------------------------------------------------------------------------------------
+# Through the loaders: the same TextData / ImageData the lessons use
+# --------------------------------------------------------------------------------------------------
+
+def _topics_csv(path: Path, per_class: int = 30) -> Path:
+    rows = ["text,label"]
+    for label, word in (("sport", "goal"), ("politics", "vote"), ("tech", "chip")):
+        rows += [f"{word} number {i} in a short sentence,{label}" for i in range(per_class)]
+    return write(path, "\n".join(rows) + "\n")
+
+
+def test_load_text_on_a_three_class_csv(kit_env: Path, capsys: pytest.CaptureFixture) -> None:
+    data = kitlib.load_text(_topics_csv(kit_env / "topics.csv"), seed=1)
+    assert isinstance(data, kitlib.TextData) and data.class_names == ("politics", "sport", "tech")
+    sizes = {split: len(data.labels(split)) for split in ("train", "val", "test")}
+    assert sizes == {"train": 63, "val": 9, "test": 18} and sum(sizes.values()) == 90
+    for split in sizes:  # stratified: every class in every split, in proportion
+        assert np.bincount(data.labels(split), minlength=3).tolist() == [sizes[split] // 3] * 3
+    train, test = set(data.texts("train")), set(data.texts("test"))
+    assert not train & test
+    printed = capsys.readouterr().out
+    assert "your data: topics.csv (3 classes: politics, sport, tech)" in printed
+    assert "one pool, split stratified with seed 1" in printed
+    again = kitlib.load_text(kit_env / "topics.csv", seed=1, verbose=False)
+    assert list(again.texts("test")) == list(data.texts("test"))  # seeded
+
+
+def test_load_text_keeps_a_given_test_file_and_carves_validation(kit_env: Path) -> None:
+    train = _topics_csv(kit_env / "train.csv", per_class=20)
+    test = write(kit_env / "test.tsv", "sentence\tclass\nvote now\tpolitics\nnew chip\ttech\nlate goal\tsport\n")
+    data = kitlib.load_text(train, test_file=test, verbose=False)
+    assert sorted(data.texts("test")) == ["late goal", "new chip", "vote now"]
+    assert len(data.labels("val")) == 6 and len(data.labels("train")) == 54
+    assert "given splits (train, test) kept; val carved from train" in data.source
+
+
+def test_load_images_on_class_folders_with_splits_and_a_broken_file(kit_env: Path) -> None:
+    from PIL import Image
+
+    colours = {"red": (200, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 200)}
+    for split, count in (("train", 8), ("validation", 2), ("test", 3)):
+        for name, rgb in colours.items():
+            folder = kit_env / "photos" / split / name
+            folder.mkdir(parents=True)
+            for i in range(count):
+                Image.new("RGB", (20 + i, 12), rgb).save(folder / f"{i}.png")
+    (kit_env / "photos" / "train" / "red" / "broken.jpg").write_bytes(b"not a jpeg")
+    data = kitlib.load_images(kit_env / "photos", image_size=8, verbose=False)
+    assert isinstance(data, kitlib.ImageData) and data.class_names == ("blue", "green", "red")
+    assert [len(data.labels(s)) for s in ("train", "val", "test")] == [24, 6, 9]
+    assert [Path(p).name for p in data.skipped] == ["broken.jpg"]
+    red = data.images("test")[data.labels("test") == 2]
+    assert red.shape == (3, 8, 8, 3) and (red[..., 0] > red[..., 2]).all()
+
+
+def test_a_class_with_no_readable_image_is_refused(kit_env: Path) -> None:
+    from PIL import Image
+
+    for i in range(4):
+        (kit_env / "pics" / "ok").mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8)).save(kit_env / "pics" / "ok" / f"{i}.png")
+        (kit_env / "pics" / "bad").mkdir(exist_ok=True)
+        (kit_env / "pics" / "bad" / f"{i}.jpg").write_bytes(b"junk")
+    with pytest.raises(DataFileError, match="No image of class 'bad' .* could be read \\(4 unreadable"):
+        kitlib.load_images(kit_env / "pics", image_size=8, verbose=False)
+
+
+def test_bad_own_data_writes_nothing_to_the_cache(kit_env: Path) -> None:
+    with pytest.raises(DataFileError):
+        kitlib.load_text(write(kit_env / "one.csv", "text,label\na,x\nb,x\nc,x\n"), verbose=False)
+    assert not (kit_env / "cache").exists() or not any((kit_env / "cache").rglob("*"))
