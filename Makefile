@@ -4,8 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.kitlib-installed
 TEST_CACHE := .cache/test
-# Tests never touch the network or the user's own cache and data folders.
-TEST_ENV := env -u KITLIB_DATA_DIR KITLIB_OFFLINE=1 KITLIB_PROFILE=smoke \
+# Tests never touch the network or the user's own cache and data folders (an empty KITLIB_DATA_DIR: none, not data/).
+TEST_ENV := env KITLIB_DATA_DIR= KITLIB_OFFLINE=1 KITLIB_PROFILE=smoke \
 	KITLIB_CACHE=$(CURDIR)/$(TEST_CACHE)/cache KITLIB_RESULTS=$(CURDIR)/$(TEST_CACHE)/results
 
 .PHONY: setup lab test browser results release clean

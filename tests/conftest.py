@@ -22,7 +22,7 @@ def kit_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("KITLIB_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("KITLIB_RESULTS", str(tmp_path / "results"))
     monkeypatch.setenv("KITLIB_OFFLINE", "1")
-    monkeypatch.delenv("KITLIB_DATA_DIR", raising=False)
+    monkeypatch.setenv("KITLIB_DATA_DIR", "")  # not the checkout's data/
     monkeypatch.delenv("KITLIB_PROFILE", raising=False)
     return tmp_path
 
