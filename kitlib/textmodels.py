@@ -35,11 +35,41 @@ DEFAULT_SEQ_LENGTH = 128
 INPUT_KEYS = ("input_word_ids", "input_mask", "input_type_ids")
 
 
-def minilm_dir() -> Path:
-    """The offline pack's all-MiniLM-L6-v2 folder (config.json, model.safetensors, vocab.txt); lesson 04 loads it."""
-    from kitlib import pack
+PRESET_FILES = ("config.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 
-    return pack.asset(*MINILM_ASSET)
+
+def minilm_dir(cache: Path | None = None) -> Path:
+    """The offline pack's all-MiniLM-L6-v2 as a Hugging Face BERT preset folder keras-hub loads (lesson 04).
+
+    The pack's `model.safetensors` is a sentence-transformers export: its tensors lack the `bert.` prefix and
+    name LayerNorm weights `weight`/`bias`. keras-hub 0.32 reads that, older releases do not ("File does not
+    contain tensor bert.embeddings.word_embeddings.weight"), so the weights are written once into the cache
+    under BERT's canonical names, which every keras-hub release with Hugging Face BERT support reads. The copy
+    records the sha256 of the weights it came from and is rebuilt when they differ.
+    """
+    from kitlib import downloads, pack, runtime
+
+    source = pack.asset(*MINILM_ASSET)
+    target = (cache or runtime.cache_dir()) / "standins" / "all-minilm-l6-v2-preset"
+    digest = downloads.sha256_of(source / "model.safetensors")
+    if (target / "source.sha256").exists() and (target / "source.sha256").read_text().strip() == digest:
+        return target
+    from safetensors.numpy import load_file, save_file
+
+    weights = load_file(str(source / "model.safetensors"))
+    canonical = {}
+    for key, value in weights.items():
+        if key.endswith("position_ids"):
+            continue  # a buffer, not a weight
+        if ".LayerNorm." in key:
+            key = key.replace(".LayerNorm.weight", ".LayerNorm.gamma").replace(".LayerNorm.bias", ".LayerNorm.beta")
+        canonical["bert." + key] = value
+    with downloads.staged_folder(target) as staging:
+        for name in PRESET_FILES:
+            (staging / name).write_bytes((source / name).read_bytes())
+        save_file(canonical, str(staging / "model.safetensors"))
+        (staging / "source.sha256").write_text(digest + "\n")
+    return target
 
 
 def _preprocessor_module(vocabulary: list[str], lowercase: bool) -> Any:

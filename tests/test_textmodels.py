@@ -184,3 +184,31 @@ def test_mean_pooled_classifier_ignores_padding_and_freezes_the_unused_pooler() 
     dense = model.get_layer("positive")
     expected = 1 / (1 + np.exp(-(sequence @ dense.kernel.numpy() + dense.bias.numpy())))
     assert np.allclose(p[0], expected, atol=1e-5)
+
+
+def test_minilm_preset_uses_bert_canonical_names_and_rebuilds_on_new_weights(kit_env: Path) -> None:
+    from safetensors.numpy import load_file
+
+    from kitlib import textmodels
+
+    preset = textmodels.minilm_dir()
+    keys = set(load_file(str(preset / "model.safetensors")))
+    assert "bert.embeddings.word_embeddings.weight" in keys and "bert.embeddings.LayerNorm.gamma" in keys
+    assert not any(k.endswith(("LayerNorm.weight", "position_ids")) or not k.startswith("bert.") for k in keys)
+    stamp = (preset / "model.safetensors").stat().st_mtime_ns
+    assert textmodels.minilm_dir() == preset and (preset / "model.safetensors").stat().st_mtime_ns == stamp
+    (preset / "source.sha256").write_text("0" * 64)  # weights from another pack version: written again
+    textmodels.minilm_dir()
+    assert (preset / "source.sha256").read_text().strip() != "0" * 64
+
+
+def test_minilm_preset_loads_the_same_model_as_the_pack_folder(kit_env: Path) -> None:
+    import keras_hub
+
+    from kitlib import pack, textmodels
+
+    x = {"token_ids": np.array([[101, 2023, 2003, 102, 0]]), "segment_ids": np.zeros((1, 5), "int32"),
+         "padding_mask": np.array([[1, 1, 1, 1, 0]])}
+    ours = keras_hub.models.BertBackbone.from_preset(str(textmodels.minilm_dir()))(x)["sequence_output"]
+    raw = keras_hub.models.BertBackbone.from_preset(str(pack.asset(*textmodels.MINILM_ASSET)))(x)["sequence_output"]
+    np.testing.assert_array_equal(np.asarray(ours), np.asarray(raw))
