@@ -180,34 +180,3 @@ def test_offline_falls_back_to_lfw_and_names_it(kit_env: Path, capsys) -> None:
 def test_unknown_image_dataset_lists_the_known(kit_env: Path) -> None:
     with pytest.raises(datasets.UnknownDatasetError, match="cats_and_dogs, lfw"):
         vision.load_images("imagenet")
-
-
-# --- the lesson's exercise checks ---------------------------------------------------------------
-
-
-def test_checks_explain_stubs_and_catch_wrong_answers() -> None:
-    from kitlib import checks
-
-    def stub(*args):
-        raise NotImplementedError()
-
-    with pytest.raises(checks.CheckFailed, match="not written yet"):
-        checks.build(stub)
-    with pytest.raises(checks.CheckFailed, match="untouched"):
-        checks.augmentation(keras.layers.Rescaling(0.5), 16)
-    with pytest.raises(checks.CheckFailed, match="new random variant"):
-        checks.augmentation(keras.Sequential([keras.layers.Identity()]), 16)
-    checks.augmentation(keras.Sequential([keras.layers.RandomFlip("horizontal"), keras.layers.RandomRotation(0.05)]), 16)
-
-    shallow = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(8, 3), keras.layers.GlobalAveragePooling2D(),
-                                keras.layers.Dense(1, activation="sigmoid")])
-    with pytest.raises(checks.CheckFailed, match="at least three convolution blocks"):
-        checks.scratch_cnn(shallow, 16)
-    blocks = [keras.Input((16, 16, 3))]
-    for filters in (8, 16, 32):
-        blocks += [keras.layers.Conv2D(filters, 3, padding="same", activation="relu"), keras.layers.MaxPooling2D()]
-    blocks.append(keras.layers.GlobalAveragePooling2D())
-    logits = keras.Sequential(blocks + [keras.layers.Dense(1, bias_initializer=keras.initializers.Constant(5.0))])
-    with pytest.raises(checks.CheckFailed, match="probabilities"):
-        checks.scratch_cnn(logits, 16)
-    checks.scratch_cnn(keras.Sequential(blocks + [keras.layers.Dense(1, activation="sigmoid")]), 16)

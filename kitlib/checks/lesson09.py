@@ -39,7 +39,15 @@ def decoded_images(fn: Callable[[Any, int], Any]) -> None:
     size = 8
     encoded, what = _encoded_test_images()
     signature = [tf.TensorSpec((None,), tf.string)]  # the "serve" endpoint's: a batch of unknown size
-    call(fn, tf.constant(encoded), size)  # eagerly first: the stub and plain errors read as usual
+    try:
+        call(fn, tf.constant(encoded), size)  # eagerly first: the stub reads as usual
+    except CheckFailed as failure:
+        if failure.__cause__ is None:
+            raise
+        raise CheckFailed(f"decode_images fails on a batch of {' and '.join(what)}.\n"
+                          f"  error: {error_summary(failure.__cause__)}\n"
+                          "  hint: decode with channels=3 so that every image has 3 channels (a grayscale PNG has 1), "
+                          "and resize each to (size, size) so that they stack into one batch.") from failure.__cause__
     try:
         traced = tf.function(lambda images: fn(images, size), input_signature=signature).get_concrete_function()
     except Exception as exc:
