@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from kitlib.checks.core import expect, passed
+from kitlib.checks.core import CheckFailed, error_summary, expect, passed
 
 MAX_ROTATION = 0.1  # fraction of a full turn: ±36°
 MAX_ZOOM = 0.3  # ±30%
@@ -78,13 +78,6 @@ def scratch_cnn(model: Any, image_size: int) -> None:
 
     layers = [layer for layer in _sublayers(model) if layer is not model]
     names = [type(layer).__name__ for layer in layers]
-    try:
-        shape = tuple(model.input_shape)
-    except (AttributeError, ValueError):  # a Sequential without keras.Input has no input shape yet
-        shape = ()
-    expect(shape[1:] == (image_size, image_size, 3), "The model takes (image_size, image_size, 3) RGB images.",
-           (None, image_size, image_size, 3), shape or "no input shape",
-           "Start with keras.Input((image_size, image_size, 3)).")
     rescale = [layer for layer in layers if isinstance(layer, keras.layers.Rescaling) and layer.scale != 1]
     expect(not rescale, "The images already arrive in [0, 1]: rescaling them again squashes them to near 0.",
            "no Rescaling layer", [f"Rescaling(scale={layer.scale})" for layer in rescale],
@@ -102,7 +95,19 @@ def scratch_cnn(model: Any, image_size: int) -> None:
     expect(filters[-1] > filters[0], "Deeper blocks see larger regions and need more filters.",
            "filters growing with depth, e.g. [32, 64, 128]", filters, "Double the filters in each block.")
     x = np.random.default_rng(0).random((2, image_size, image_size, 3)).astype("float32")
-    probs = np.asarray(model.predict(x, verbose=0))  # compiled, as fit and evaluate run it
+    try:
+        probs = np.asarray(model.predict(x, verbose=0))  # compiled, as fit and evaluate run it
+    except Exception as exc:
+        raise CheckFailed(f"The model fails on a batch of two ({image_size}, {image_size}, 3) images in [0, 1].\n"
+                          f"  error: {error_summary(exc)}\n"
+                          "  hint: start with keras.Input((image_size, image_size, 3)).") from exc
+    try:
+        shape = tuple(model.input_shape)
+    except (AttributeError, ValueError):
+        shape = ()
+    expect(shape[1:] == (image_size, image_size, 3), "The model takes (image_size, image_size, 3) RGB images.",
+           (None, image_size, image_size, 3), shape or "no input shape",
+           "Start with keras.Input((image_size, image_size, 3)).")
     expect(probs.shape == (2, 1), "One output per image: the probability of the second class.", (2, 1), probs.shape,
            "End with keras.layers.Dense(1, activation='sigmoid').")
     expect(bool(np.all((probs >= 0) & (probs <= 1))), "Outputs should be probabilities in [0, 1].",
