@@ -110,6 +110,9 @@ def scratch_cnn(model: Any, image_size: int) -> None:
            "Start with keras.Input((image_size, image_size, 3)).")
     expect(probs.shape == (2, 1), "One output per image: the probability of the second class.", (2, 1), probs.shape,
            "End with keras.layers.Dense(1, activation='sigmoid').")
-    expect(bool(np.all((probs >= 0) & (probs <= 1))), "Outputs should be probabilities in [0, 1].",
-           "values in [0, 1]", probs.ravel(), "Use activation='sigmoid' on the last Dense layer.")
+    head = getattr(layers[-1], "activation", None)
+    expect(head is keras.activations.sigmoid and bool(np.all((probs >= 0) & (probs <= 1))),
+           "Outputs should be probabilities in [0, 1]: the last layer applies a sigmoid.", "Dense(1, activation='sigmoid')",
+           f"{names[-1]} with activation {getattr(head, '__name__', None)}, outputs {probs.ravel()}",
+           "Use activation='sigmoid' on the last Dense layer.")
     passed(f"{len(convs)} convolutions with filters {filters}, one probability per image.")
