@@ -301,8 +301,8 @@ def test_unfreeze_top_layers(capsys) -> None:
         (unfreeze_without_refreezing, "on every call"),
         (unfreeze_transformer_layers_only, "embeddings"),
         (unfreeze_by_freezing_the_backbone, "stays trainable"),
-        (lambda backbone, n: [setattr(layer, "trainable", i < n) for i, layer in enumerate(backbone.transformer_layers)],
-         "top n transformer layers"),
+        (lambda backbone, n: [setattr(layer, "trainable", i < n)
+                              for i, layer in enumerate(backbone.transformer_layers)], "top n transformer layers"),
     ], capsys=capsys)
 
 

@@ -1,4 +1,5 @@
-"""Student copies: solutions stubbed, deterministic, valid Python; for every exercise of every lesson the stub fails\nits check with "not written yet" and the solution passes it."""
+"""Student copies: solutions stubbed, deterministic, valid Python; for every exercise of every lesson the stub fails
+its check with "not written yet" and the solution passes it."""
 
 from __future__ import annotations
 

@@ -48,7 +48,8 @@ def nearest_neighbours(fn: Callable[[str, np.ndarray, list[str], int], list[str]
         got = [str(w) for w in got]
         expect(word not in got, "A word is not its own neighbour.", f"no {word!r} in the answer", got,
                "Skip the query word's own index (its cosine similarity with itself is 1).")
-        expect(len(got) == k, f"It should return exactly k = {k} words.", k, len(got), "Slice the sorted order with [:k].")
+        expect(len(got) == k, f"It should return exactly k = {k} words.", k, len(got),
+               "Slice the sorted order with [:k].")
         hint = _mistake_hint(word, k).get(tuple(got), "Normalise the rows to unit length, take dot products with the "
                                                        "query's unit vector, sort descending, skip the word itself.")
         expect(got == want, f"The {k} words most cosine-similar to {word!r} in the test table, most similar first "

@@ -36,7 +36,7 @@ def _rates(schedule: Any, steps: list[int], how: str) -> list[float]:
 
 
 def warmup_linear_decay(fn: Callable[[float, int, int], Any]) -> None:
-    """Check `fn(peak, warmup_steps, total_steps)` gives a schedule that warms up to peak, then decays to 0, in fit too."""
+    """Check `fn(peak, warmup_steps, total_steps)` warms up to peak, then decays to 0, also as fit calls it."""
     import keras
 
     schedule = call(fn, 1e-3, 10, 110)

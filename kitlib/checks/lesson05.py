@@ -41,7 +41,8 @@ def augmentation(layer: Any, image_size: int) -> None:
     expect(all(mode == "horizontal" for mode in modes), "Flip horizontally only: an upside-down pet is not a photo "
            "the model will be shown (RandomFlip() flips vertically too).", "mode='horizontal'", modes,
            "keras.layers.RandomFlip('horizontal')")
-    rotations = [_extent(part.get_config()["factor"]) for part in parts if isinstance(part, keras.layers.RandomRotation)]
+    rotations = [_extent(part.get_config()["factor"]) for part in parts
+                 if isinstance(part, keras.layers.RandomRotation)]
     expect(bool(rotations) and all(0 < r <= MAX_ROTATION for r in rotations),
            f"A small rotation: at most ±{MAX_ROTATION} of a full turn (±{MAX_ROTATION * 360:.0f}°); 0.5 would turn "
            "photos upside down.", f"RandomRotation(factor) with 0 < factor <= {MAX_ROTATION}",
@@ -112,7 +113,8 @@ def scratch_cnn(model: Any, image_size: int) -> None:
            "End with keras.layers.Dense(1, activation='sigmoid').")
     head = getattr(layers[-1], "activation", None)
     expect(head is keras.activations.sigmoid and bool(np.all((probs >= 0) & (probs <= 1))),
-           "Outputs should be probabilities in [0, 1]: the last layer applies a sigmoid.", "Dense(1, activation='sigmoid')",
+           "Outputs should be probabilities in [0, 1]: the last layer applies a sigmoid.",
+           "Dense(1, activation='sigmoid')",
            f"{names[-1]} with activation {getattr(head, '__name__', None)}, outputs {probs.ravel()}",
            "Use activation='sigmoid' on the last Dense layer.")
     passed(f"{len(convs)} convolutions with filters {filters}, one probability per image.")

@@ -33,7 +33,7 @@ def _encoded_test_images() -> tuple[list[bytes], list[str]]:
 
 
 def decoded_images(fn: Callable[[Any, int], Any]) -> None:
-    """Check `fn(encoded, size)` turns a batch of JPEG/PNG bytes into [0, 1] images of `size`, traced as the export does."""
+    """Check `fn(encoded, size)` turns JPEG/PNG bytes into [0, 1] images of `size`, traced as the export does."""
     import tensorflow as tf
 
     size = 8
@@ -93,8 +93,7 @@ def serving_request(fn: Callable[[list[bytes]], dict]) -> None:
            'Return {"instances": [...]}, one entry per image.')
     instances = got["instances"]
     expect(isinstance(instances, list) and len(instances) == len(images), "One instance per image, in order.",
-           f"a list of {len(images)}", f"{type(instances).__name__} of {len(instances) if hasattr(instances, '__len__') else '?'}",
-           "Build the list with one entry per image.")
+           f"a list of {len(images)}", instances, "Build the list with one entry per image.")
     values = [_image_bytes_of(instance) for instance in instances]
     expect(all(isinstance(v, dict) and set(v) == {"b64"} for v in values),
            'JSON cannot carry raw bytes: TF Serving wants each binary value as {"b64": "<base64 text>"}, either as '
