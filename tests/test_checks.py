@@ -1,13 +1,40 @@
-"""Exercise checks pass correct work, and fail wrong work and the unwritten stub with a helpful message."""
+"""Exercise checks, lesson by lesson: the reference answer passes, the unwritten stub says "not written yet", and
+plausible wrong answers (those found by working the student copies among them) fail with a message naming the
+mistake."""
 
 from __future__ import annotations
 
+import base64
+import math
 from pathlib import Path
+from typing import Any, Callable
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from kitlib import checks
+
+
+def stub(*args, **kwargs):
+    raise NotImplementedError()
+
+
+def verdicts(check: Callable, right: Callable, wrongs: list[tuple[Callable, str]], *extra: Any,
+             capsys: pytest.CaptureFixture[str]) -> None:
+    """`right` passes, the stub and every wrong answer fail, each with a message matching its pattern."""
+    check(right, *extra)
+    assert "Check passed" in capsys.readouterr().out
+    with pytest.raises(checks.CheckFailed, match="is not written yet"):
+        check(stub, *extra)
+    for wrong, message in wrongs:
+        with pytest.raises(checks.CheckFailed, match=message):
+            check(wrong, *extra)
+            pytest.fail(f"{wrong.__name__} passed")
+
+
+# --- Lesson 01 ------------------------------------------------------------------------------------------------
 
 
 def neighbours(word, vectors, vocabulary, k):
@@ -18,46 +45,100 @@ def neighbours(word, vectors, vocabulary, k):
 
 def neighbours_by_euclid(word, vectors, vocabulary, k):
     index = vocabulary.index(word)
-    distance = np.linalg.norm(vectors - vectors[index], axis=1)
-    return [vocabulary[i] for i in np.argsort(distance) if i != index][:k]
+    return [vocabulary[i] for i in np.argsort(np.linalg.norm(vectors - vectors[index], axis=1)) if i != index][:k]
 
 
-def stub(*args, **kwargs):
-    raise NotImplementedError()
+def neighbours_by_dot(word, vectors, vocabulary, k):
+    index = vocabulary.index(word)
+    return [vocabulary[i] for i in np.argsort(-(vectors @ vectors[index])) if i != index][:k]
 
 
-def test_nearest_neighbours() -> None:
-    checks.nearest_neighbours(neighbours)
-    with pytest.raises(checks.CheckFailed, match="its own neighbour"):
-        checks.nearest_neighbours(lambda w, v, voc, k: [w] + neighbours(w, v, voc, k)[: k - 1])
-    with pytest.raises(checks.CheckFailed, match="not written yet"):
-        checks.nearest_neighbours(stub)
+def neighbours_with_itself(word, vectors, vocabulary, k):
+    return [word] + neighbours(word, vectors, vocabulary, k)[: k - 1]
 
 
-def test_nearest_neighbours_catches_a_wrong_similarity() -> None:
-    with pytest.raises(checks.CheckFailed, match="Compare directions, not distances") as err:
-        checks.nearest_neighbours(neighbours_by_euclid)
-    assert "expected: ['superb', 'great']" in str(err.value) and "received: ['great'" in str(err.value)
+def neighbours_least_similar_first(word, vectors, vocabulary, k):
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    index = vocabulary.index(word)
+    return [vocabulary[i] for i in np.argsort(unit @ unit[index]) if i != index][:k]
+
+
+def neighbours_normalising_in_place(word, vectors, vocabulary, k):
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return neighbours(word, vectors, vocabulary, k)
+
+
+def test_nearest_neighbours(capsys) -> None:
+    verdicts(checks.nearest_neighbours, neighbours, [
+        (neighbours_by_euclid, "ranking by Euclidean distance"),
+        (neighbours_by_dot, "raw dot product, which favours long vectors"),
+        (neighbours_with_itself, "its own neighbour"),
+        (neighbours_least_similar_first, "highest first"),
+        (neighbours_normalising_in_place, "changed its input `vectors` in place"),
+    ], capsys=capsys)
 
 
 def write_ok(folder: Path, vectors, vocabulary) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
     (folder / "vectors.tsv").write_text("".join("\t".join(map(str, v)) + "\n" for v in vectors[1:]))
     (folder / "metadata.tsv").write_text("".join(w + "\n" for w in vocabulary[1:]))
 
 
 def write_with_padding(folder: Path, vectors, vocabulary) -> None:
-    (folder / "vectors.tsv").write_text("".join("\t".join(map(str, v)) + "\n" for v in vectors))
-    (folder / "metadata.tsv").write_text("".join(w + "\n" for w in vocabulary))
+    write_ok(folder, np.concatenate([vectors[:1], vectors]), [""] + vocabulary)
 
 
-def test_projector_export() -> None:
-    checks.projector_export(write_ok)
-    with pytest.raises(checks.CheckFailed, match="without the padding token"):
-        checks.projector_export(write_with_padding)
-    with pytest.raises(checks.CheckFailed, match="vectors.tsv should be written"):
-        checks.projector_export(lambda folder, v, w: None)
-    with pytest.raises(checks.CheckFailed, match="not written yet"):
-        checks.projector_export(stub)
+def write_with_header(folder: Path, vectors, vocabulary) -> None:
+    write_ok(folder, vectors, ["word"] + vocabulary)
+    write_ok(folder, vectors, vocabulary)
+    (folder / "metadata.tsv").write_text("word\n" + "".join(w + "\n" for w in vocabulary[1:]))
+
+
+def write_with_spaces(folder: Path, vectors, vocabulary) -> None:
+    write_ok(folder, vectors, vocabulary)
+    (folder / "vectors.tsv").write_text("".join(" ".join(map(str, v)) + "\n" for v in vectors[1:]))
+
+
+def write_without_mkdir(folder: Path, vectors, vocabulary) -> None:
+    (folder / "vectors.tsv").write_text("".join("\t".join(map(str, v)) + "\n" for v in vectors[1:]))
+
+
+def test_projector_export(capsys) -> None:
+    verdicts(checks.projector_export, write_ok, [
+        (write_with_padding, "without the padding token"),
+        (write_with_header, "no header line"),
+        (write_with_spaces, "tab-separated"),
+        (write_without_mkdir, "does not exist yet"),
+        (lambda folder, v, w: folder.mkdir(), "vectors.tsv should be written"),
+    ], capsys=capsys)
+
+
+# --- Lesson 02 ------------------------------------------------------------------------------------------------
+
+
+def test_lstm_model_check(capsys) -> None:
+    vectorizer = keras.layers.TextVectorization(max_tokens=50, output_sequence_length=6)
+    vectorizer.adapt(["a wonderful film", "a dull film"])
+
+    def build(mask: bool = True, head: str = "sigmoid", bidirectional: bool = True) -> keras.Model:
+        lstm = keras.layers.LSTM(3)
+        return keras.Sequential([
+            keras.Input(shape=(), dtype="string"), vectorizer,
+            keras.layers.Embedding(50, 4, mask_zero=mask),
+            keras.layers.Bidirectional(lstm) if bidirectional else lstm,
+            keras.layers.Dense(1, activation=head),
+        ])
+
+    checks.lstm_model(build(), ["good", "bad film"])
+    assert "Check passed" in capsys.readouterr().out
+    with pytest.raises(checks.CheckFailed, match="`build_lstm_model` is not written yet"):
+        def build_lstm_model():
+            raise NotImplementedError()
+        checks.build(build_lstm_model)
+    for model, message in [(build(mask=False), "mask_zero=True"), (build(head="linear"), "activation='sigmoid'"),
+                           (build(bidirectional=False), "bidirectional LSTM")]:
+        with pytest.raises(checks.CheckFailed, match=message):
+            checks.lstm_model(model, ["good", "bad film"])
 
 
 def mistakes(y_true, probs, k):
@@ -65,63 +146,488 @@ def mistakes(y_true, probs, k):
     return wrong[np.argsort(-np.abs(probs[wrong] - 0.5), kind="stable")][:k]
 
 
-def test_most_confident_mistakes() -> None:
-    checks.most_confident_mistakes(mistakes)
-    with pytest.raises(checks.CheckFailed, match="most confident first"):
-        checks.most_confident_mistakes(lambda y, p, k: np.flatnonzero((p > 0.5) != y)[:k])
-    with pytest.raises(checks.CheckFailed, match="return every mistake"):
-        checks.most_confident_mistakes(lambda y, p, k: np.argsort(-np.abs(p - 0.5) * ((p > 0.5) != y))[:k])
-    with pytest.raises(checks.CheckFailed, match="not written yet"):
-        checks.most_confident_mistakes(stub)
+def mistakes_positions_within_the_mistakes(y_true, probs, k):
+    wrong = np.flatnonzero((probs > 0.5).astype(int) != y_true)
+    return np.argsort(-np.abs(probs[wrong] - 0.5), kind="stable")[:k]
 
 
-def test_lstm_model_check() -> None:
-    import keras
-
-    vectorizer = keras.layers.TextVectorization(max_tokens=50, output_sequence_length=6)
-    vectorizer.adapt(["a wonderful film", "a dull film"])
-
-    def build(mask: bool, head: str = "sigmoid") -> keras.Model:
-        return keras.Sequential([
-            keras.Input(shape=(), dtype="string"), vectorizer,
-            keras.layers.Embedding(50, 4, mask_zero=mask),
-            keras.layers.Bidirectional(keras.layers.LSTM(3)),
-            keras.layers.Dense(1, activation=head),
-        ])
-
-    checks.lstm_model(build(True), ["good", "bad film"])
-    with pytest.raises(checks.CheckFailed, match="mask_zero=True"):
-        checks.lstm_model(build(False), ["good", "bad film"])
-    with pytest.raises(checks.CheckFailed, match="activation='sigmoid'"):
-        checks.lstm_model(build(True, head="linear"), ["good", "bad film"])
+def mistakes_by_probability(y_true, probs, k):
+    wrong = np.flatnonzero((probs > 0.5).astype(int) != y_true)
+    return wrong[np.argsort(-probs[wrong], kind="stable")][:k]
 
 
-# --- lesson 05 (moved from the photo tests) --------------------------------------------------
+def mistakes_padded_with_correct_ones(y_true, probs, k):
+    return np.argsort(-np.abs(probs - 0.5) * ((probs > 0.5) != y_true), kind="stable")[:k]
 
 
-def test_checks_explain_stubs_and_catch_wrong_answers() -> None:
-    import keras
+def mistakes_in_place(y_true, probs, k):
+    order = mistakes(y_true, probs, k)
+    probs.sort()
+    return order
 
-    def stub(*args):
-        raise NotImplementedError()
 
-    with pytest.raises(checks.CheckFailed, match="not written yet"):
-        checks.build(stub)
-    with pytest.raises(checks.CheckFailed, match="untouched"):
-        checks.augmentation(keras.layers.Rescaling(0.5), 16)
-    with pytest.raises(checks.CheckFailed, match="new random variant"):
-        checks.augmentation(keras.Sequential([keras.layers.Identity()]), 16)
-    checks.augmentation(keras.Sequential([keras.layers.RandomFlip("horizontal"), keras.layers.RandomRotation(0.05)]), 16)
+def test_most_confident_mistakes(capsys) -> None:
+    verdicts(checks.most_confident_mistakes, mistakes, [
+        (mistakes_positions_within_the_mistakes, "positions within the list of mistakes, not indices into y_true"),
+        (mistakes_by_probability, "Confidence is the distance from 0.5"),
+        (mistakes_padded_with_correct_ones, "never pad with correct ones"),
+        (lambda y, p, k: np.flatnonzero((p > 0.5) != y)[:k], "most confident first"),
+        (mistakes_in_place, "changed its input `probs` in place"),
+    ], capsys=capsys)
 
-    shallow = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(8, 3), keras.layers.GlobalAveragePooling2D(),
-                                keras.layers.Dense(1, activation="sigmoid")])
-    with pytest.raises(checks.CheckFailed, match="at least three convolution blocks"):
-        checks.scratch_cnn(shallow, 16)
-    blocks = [keras.Input((16, 16, 3))]
-    for filters in (8, 16, 32):
-        blocks += [keras.layers.Conv2D(filters, 3, padding="same", activation="relu"), keras.layers.MaxPooling2D()]
-    blocks.append(keras.layers.GlobalAveragePooling2D())
-    logits = keras.Sequential(blocks + [keras.layers.Dense(1, bias_initializer=keras.initializers.Constant(5.0))])
-    with pytest.raises(checks.CheckFailed, match="probabilities"):
-        checks.scratch_cnn(logits, 16)
-    checks.scratch_cnn(keras.Sequential(blocks + [keras.layers.Dense(1, activation="sigmoid")]), 16)
+
+# --- Lesson 03 ------------------------------------------------------------------------------------------------
+
+
+def mlm_targets(ids, selected, mask_id):
+    return np.where(selected, mask_id, ids), np.where(selected, ids, 0), selected.astype("float32")
+
+
+def mlm_targets_masking_the_callers_array(token_ids, selected, mask_id):
+    inputs = token_ids
+    inputs[selected] = mask_id
+    labels = np.where(selected, token_ids, 0)
+    return inputs, labels, selected.astype("float32")
+
+
+def mlm_targets_masking_after_the_labels(token_ids, selected, mask_id):
+    labels = np.where(selected, token_ids, 0)
+    inputs = token_ids
+    inputs[selected] = mask_id
+    return inputs, labels, selected.astype("float32")
+
+
+def mlm_targets_labels_everywhere(token_ids, selected, mask_id):
+    return np.where(selected, mask_id, token_ids), token_ids.copy(), selected.astype("float32")
+
+
+def mlm_targets_all_weights(token_ids, selected, mask_id):
+    return np.where(selected, mask_id, token_ids), np.where(selected, token_ids, 0), np.ones(token_ids.shape)
+
+
+def test_mlm_targets(capsys) -> None:
+    verdicts(checks.mlm_targets, mlm_targets, [
+        (mlm_targets_masking_the_callers_array, "changed its input `token_ids` in place"),
+        (mlm_targets_masking_after_the_labels, "changed its input `token_ids` in place"),
+        (mlm_targets_labels_everywhere, "unselected positions must be 0"),
+        (mlm_targets_all_weights, "masked positions only"),
+    ], capsys=capsys)
+
+
+def test_causal_mask(capsys) -> None:
+    verdicts(checks.causal_mask, lambda n: np.tril(np.ones((n, n), bool)), [
+        (lambda n: np.triu(np.ones((n, n), bool)), "transpose"),
+        (lambda n: np.tril(np.ones((n, n), bool), -1), "Include the diagonal"),
+        (lambda n: np.ones((n, n), bool), "Lower-triangular"),
+        (lambda n: np.tril(np.ones((4, 4), bool)), "Build a square"),
+    ], capsys=capsys)
+
+
+# --- Lesson 04 ------------------------------------------------------------------------------------------------
+
+
+class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    def __init__(self, peak, warmup, total, clamp=True):
+        self.peak, self.warmup, self.total, self.clamp = peak, warmup, total, clamp
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        up = self.peak * step / self.warmup
+        down = self.peak * (self.total - step) / (self.total - self.warmup)
+        return keras.ops.where(step < self.warmup, up, keras.ops.maximum(0.0, down) if self.clamp else down)
+
+
+class PythonIfSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """Right on Python ints; `model.fit` then fails (int64 steps, symbolic tensors)."""
+
+    def __init__(self, peak, warmup, total):
+        self.peak, self.warmup, self.total = peak, warmup, total
+
+    def __call__(self, step):
+        if step < self.warmup:
+            return self.peak * step / self.warmup
+        return max(0.0, self.peak * (self.total - step) / (self.total - self.warmup))
+
+
+def schedule_as_a_lambda(peak, warmup, total):
+    return lambda step: WarmupLinearDecay(peak, warmup, total)(step)
+
+
+def test_warmup_linear_decay(capsys) -> None:
+    verdicts(checks.warmup_linear_decay, WarmupLinearDecay, [
+        (PythonIfSchedule, "as the optimizer calls it"),
+        (schedule_as_a_lambda, "Return a LearningRateSchedule"),
+        (lambda peak, warmup, total: keras.optimizers.schedules.PolynomialDecay(peak, total, 0.0), "warm-up"),
+        (lambda peak, warmup, total: WarmupLinearDecay(peak, warmup, total, clamp=False), "after total_steps"),
+    ], capsys=capsys)
+
+
+def unfreeze(backbone, n):
+    for layer in backbone.layers:
+        layer.trainable = False
+    for layer in backbone.transformer_layers[len(backbone.transformer_layers) - n:]:
+        layer.trainable = True
+
+
+def unfreeze_minus_n(backbone, n):
+    for layer in backbone.layers:
+        layer.trainable = False
+    for layer in backbone.transformer_layers[-n:]:
+        layer.trainable = True
+
+
+def unfreeze_without_refreezing(backbone, n):
+    backbone.get_layer("token_embedding").trainable = False
+    for layer in backbone.layers:
+        if layer not in backbone.transformer_layers:
+            layer.trainable = False
+    for layer in backbone.transformer_layers[len(backbone.transformer_layers) - n:]:
+        layer.trainable = True
+
+
+def unfreeze_transformer_layers_only(backbone, n):
+    for i, layer in enumerate(backbone.transformer_layers):
+        layer.trainable = i >= len(backbone.transformer_layers) - n
+
+
+def unfreeze_by_freezing_the_backbone(backbone, n):
+    unfreeze(backbone, n)
+    backbone.trainable = False
+
+
+def test_unfreeze_top_layers(capsys) -> None:
+    verdicts(checks.unfreeze_top_layers, unfreeze, [
+        (unfreeze_minus_n, r"layers\[-0:\] is the whole list"),
+        (unfreeze_without_refreezing, "on every call"),
+        (unfreeze_transformer_layers_only, "embeddings"),
+        (unfreeze_by_freezing_the_backbone, "stays trainable"),
+        (lambda backbone, n: [setattr(layer, "trainable", i < n)
+                              for i, layer in enumerate(backbone.transformer_layers)], "top n transformer layers"),
+    ], capsys=capsys)
+
+
+# --- Lesson 05 ------------------------------------------------------------------------------------------------
+
+
+def augment(flip: str = "horizontal", rotation: float = 0.05, zoom: float | None = 0.1) -> keras.Sequential:
+    layers = [keras.layers.RandomFlip(flip), keras.layers.RandomRotation(rotation)]
+    return keras.Sequential(layers + ([keras.layers.RandomZoom(zoom)] if zoom is not None else []))
+
+
+def test_augmentation_check(capsys) -> None:
+    checks.augmentation(augment(), 16)
+    assert "Check passed" in capsys.readouterr().out
+    wrongs = [(augment(flip="horizontal_and_vertical"), "RandomFlip\\(\\) flips vertically too"),
+              (augment(rotation=0.5), "A small rotation"),
+              (augment(zoom=0.9), "A small zoom"),
+              (augment(zoom=None), "A small zoom"),
+              (keras.Sequential([keras.layers.Identity()]), "Mirror photos left-right"),
+              (keras.Sequential([augment(), keras.layers.Rescaling(0.5)]), "leave images untouched")]
+    for layer, message in wrongs:
+        with pytest.raises(checks.CheckFailed, match=message):
+            checks.augmentation(layer, 16)
+
+
+def cnn(filters=(8, 16, 32), head="sigmoid", rescale=False) -> keras.Model:
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Rescaling(1 / 255)(inputs) if rescale else inputs
+    for f in filters:
+        x = keras.layers.MaxPooling2D()(keras.layers.Conv2D(f, 3, padding="same", activation="relu")(x))
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(1, activation=head)(x))
+
+
+def test_scratch_cnn_check(capsys) -> None:
+    checks.scratch_cnn(cnn(), 16)
+    assert "Check passed" in capsys.readouterr().out
+    for model, message in [(cnn(filters=(8, 16)), "at least three convolution blocks"),
+                           (cnn(filters=(8, 8, 8)), "need more filters"),
+                           (cnn(head="linear"), "probabilities"),
+                           (cnn(rescale=True), r"already arrive in \[0, 1\]"),
+                           (cnn(), r"\(image_size, image_size, 3\)")]:
+        with pytest.raises(checks.CheckFailed, match=message):
+            checks.scratch_cnn(model, 16 if message != r"\(image_size, image_size, 3\)" else 32)
+
+
+# --- Lesson 06 ------------------------------------------------------------------------------------------------
+
+
+def dominates(a, b, strictly=True):
+    at_least = a["accuracy"] >= b["accuracy"] and a["latency_b1_ms"] <= b["latency_b1_ms"]
+    better = a["accuracy"] > b["accuracy"] or a["latency_b1_ms"] < b["latency_b1_ms"]
+    return at_least and (better or not strictly)
+
+
+def pareto(rows):
+    front = [row for row in rows if not any(dominates(other, row) for other in rows)]
+    return [row["model"] for row in sorted(front, key=lambda row: row["latency_b1_ms"])]
+
+
+def pareto_without_strictly(rows):
+    front = [row for row in rows if not any(dominates(o, row, strictly=False) for o in rows if o is not row)]
+    return [row["model"] for row in sorted(front, key=lambda row: row["latency_b1_ms"])]
+
+
+def pareto_by_latency_sweep(rows):
+    front, best = [], -1.0
+    for row in sorted(rows, key=lambda row: row["latency_b1_ms"]):
+        if row["accuracy"] >= best:
+            front.append(row["model"])
+            best = row["accuracy"]
+    return front
+
+
+def pareto_in_input_order(rows):
+    return [row["model"] for row in rows if not any(dominates(other, row) for other in rows)]
+
+
+def pareto_sorting_in_place(rows):
+    rows.sort(key=lambda row: row["latency_b1_ms"])
+    return pareto(rows)
+
+
+def test_pareto_front(capsys) -> None:
+    verdicts(checks.pareto_front, pareto, [
+        (pareto_without_strictly, "neither is strictly better"),
+        (pareto_by_latency_sweep, "E is dominated"),
+        (pareto_in_input_order, "fastest to slowest"),
+        (pareto_sorting_in_place, "changed its input `rows` in place"),
+    ], capsys=capsys)
+
+
+def pick(rows, max_latency_ms, max_disk_mb):
+    fits = [r for r in rows if r["latency_b1_ms"] <= max_latency_ms and r["disk_mb"] <= max_disk_mb]
+    return max(fits, key=lambda r: r["accuracy"])["model"] if fits else None
+
+
+def test_pick_model(capsys) -> None:
+    def strictly_under(rows, max_latency_ms, max_disk_mb):
+        fits = [r for r in rows if r["latency_b1_ms"] < max_latency_ms and r["disk_mb"] < max_disk_mb]
+        return max(fits, key=lambda r: r["accuracy"])["model"] if fits else None
+
+    def ignoring_disk(rows, max_latency_ms, max_disk_mb):
+        return pick(rows, max_latency_ms, float("inf"))
+
+    def the_row(rows, max_latency_ms, max_disk_mb):
+        fits = [r for r in rows if r["latency_b1_ms"] <= max_latency_ms and r["disk_mb"] <= max_disk_mb]
+        return max(fits, key=lambda r: r["accuracy"]) if fits else None
+
+    def fastest(rows, max_latency_ms, max_disk_mb):
+        fits = [r for r in rows if r["latency_b1_ms"] <= max_latency_ms and r["disk_mb"] <= max_disk_mb]
+        return min(fits, key=lambda r: r["latency_b1_ms"])["model"] if fits else None
+
+    verdicts(checks.pick_model, pick, [
+        (strictly_under, "equal to it fits"),
+        (ignoring_disk, "size budget"),
+        (the_row, "not the row itself"),
+        (fastest, "take the most accurate"),
+    ], capsys=capsys)
+
+
+# --- Lesson 07 ------------------------------------------------------------------------------------------------
+
+
+def mask(weights, sparsity):
+    n = int(round(sparsity * weights.size))
+    order = np.argsort(np.abs(weights), axis=None, kind="stable")
+    flat = np.ones(weights.size, np.float32)
+    flat[order[:n]] = 0.0
+    return flat.reshape(weights.shape)
+
+
+def mask_truncating(weights, sparsity):
+    n = int(sparsity * weights.size)
+    return mask(weights, n / weights.size)
+
+
+def mask_by_signed_value(weights, sparsity):
+    n = int(round(sparsity * weights.size))
+    flat = np.ones(weights.size, np.float32)
+    flat[np.argsort(weights, axis=None, kind="stable")[:n]] = 0.0
+    return flat.reshape(weights.shape)
+
+
+def mask_by_threshold(weights, sparsity):
+    n = int(round(sparsity * weights.size))
+    threshold = np.sort(np.abs(weights), axis=None)[n - 1]  # n = 0 reads index -1, the largest
+    return (np.abs(weights) > threshold).astype(np.float32)
+
+
+def mask_zeroing_in_place(weights, sparsity):
+    result = mask(weights, sparsity)
+    weights *= result
+    return result
+
+
+def test_magnitude_mask(capsys) -> None:
+    verdicts(checks.magnitude_mask, mask, [
+        (mask_truncating, r"int\(\) truncates 4.8 to 4"),
+        (mask_by_signed_value, r"np.abs\(weights\), not by the signed values"),
+        (mask_by_threshold, "Sparsity 0 prunes nothing"),
+        (mask_zeroing_in_place, "changed its input `weights` in place"),
+    ], capsys=capsys)
+
+
+def distil(t, s, temperature):
+    soft = keras.ops.sigmoid(t / temperature)
+    return keras.ops.mean(keras.losses.binary_crossentropy(soft, s / temperature, from_logits=True)) * temperature ** 2
+
+
+def distil_in_numpy(t, s, temperature):
+    q, p = 1 / (1 + np.exp(-np.asarray(t) / temperature)), 1 / (1 + np.exp(-np.asarray(s) / temperature))
+    return float(np.mean(-(q * np.log(p) + (1 - q) * np.log(1 - p))) * temperature ** 2)
+
+
+def test_distillation_loss(capsys) -> None:
+    verdicts(checks.distillation_loss, distil, [
+        (lambda t, s, temperature: distil(t, s, temperature) / temperature ** 2, r"temperature \*\* 2"),
+        (lambda t, s, temperature: distil(t * temperature, s, temperature), "Divide both"),
+        (lambda t, s, temperature: distil(s, t, temperature), "targets"),
+        (lambda t, s, temperature: distil(t, s, temperature) * keras.ops.cast(keras.ops.shape(t)[0], "float32"),
+         "do not sum"),
+        (distil_in_numpy, "inside fit"),
+    ], capsys=capsys)
+
+
+# --- Lesson 08 ------------------------------------------------------------------------------------------------
+
+UNFREEZE_CHOICES = [0, 3, 12, 30]
+
+
+def space(hp, dropout=None, unfreeze=None, sampling="log", learning_rate=None):
+    return {
+        "learning_rate": learning_rate or hp.Float("learning_rate", 1e-5, 1e-2, sampling=sampling),
+        "dropout": dropout(hp) if dropout else hp.Float("dropout", 0.0, 0.5, step=0.1),
+        "batch_size": hp.Choice("batch_size", [16, 32, 64]),
+        "unfreeze": unfreeze(hp) if unfreeze else hp.Choice("unfreeze", UNFREEZE_CHOICES),
+    }
+
+
+def test_search_space(capsys) -> None:
+    verdicts(checks.search_space, space, [
+        (lambda hp: space(hp, unfreeze=lambda hp: hp.Choice("unfreeze", [0, 3, 12])), "one of UNFREEZE_CHOICES"),
+        (lambda hp: space(hp, unfreeze=lambda hp: hp.Int("unfreeze", 0, 30)), r"received: Int \[0, 30\]"),
+        (lambda hp: space(hp, sampling="linear"), "log scale"),
+        (lambda hp: space(hp, dropout=lambda hp: hp.Float("dropout", 0.0, 0.8)), r"received: Float \[0.0, 0.8\]"),
+        (lambda hp: dict(space(hp), learning_rate=1e-3), "Return the values `hp` chose"),
+        (lambda hp: {k: v for k, v in space(hp).items() if k != "dropout"}, "Four knobs"),
+    ], UNFREEZE_CHOICES, capsys=capsys)
+    checks.search_space(lambda hp: space(hp, dropout=lambda hp: hp.Choice("dropout", [0.0, 0.25, 0.5])),
+                        UNFREEZE_CHOICES)  # a Choice within the prompt's range is a fine answer
+
+
+def best(scores):
+    curve, top = [], float("nan")
+    for score in scores:
+        if score is not None and not np.isnan(score) and (np.isnan(top) or score > top):
+            top = float(score)
+        curve.append(top)
+    return curve
+
+
+def test_best_so_far(capsys) -> None:
+    def from_zero(scores):
+        curve, top = [], 0.0
+        for score in scores:
+            if score is not None and not math.isnan(score):
+                top = max(top, score)
+            curve.append(top)
+        return curve
+
+    verdicts(checks.best_so_far, best, [
+        (lambda scores: list(np.maximum.accumulate(np.array(scores, dtype=float))) if scores else [], "NaN spread"),
+        (from_zero, "start from NaN, not 0"),
+        (lambda scores: best([s for s in scores if s is not None and not math.isnan(s)]), "one value per trial"),
+        (lambda scores: list(np.maximum.accumulate([float(s) for s in scores])) if scores else [],
+         "raised TypeError"),
+    ], capsys=capsys)
+
+
+# --- Lesson 09 ------------------------------------------------------------------------------------------------
+
+
+def decode(encoded, size):
+    def one(image_bytes):
+        image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+        return tf.image.resize(image, (size, size)) / 255.0
+
+    return tf.map_fn(one, encoded, fn_output_signature=tf.float32)
+
+
+def decode_without_expand_animations(encoded, size):
+    return tf.map_fn(lambda b: tf.image.resize(tf.io.decode_image(b, channels=3), (size, size)) / 255.0, encoded,
+                     fn_output_signature=tf.float32)
+
+
+def decode_with_crop_or_pad(encoded, size):
+    def one(image_bytes):
+        image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+        return tf.cast(tf.image.resize_with_crop_or_pad(image, size, size), tf.float32) / 255.0
+
+    return tf.map_fn(one, encoded, fn_output_signature=tf.float32)
+
+
+def decode_keeping_the_channels(encoded, size):
+    return tf.map_fn(lambda b: tf.image.resize(tf.io.decode_image(b, expand_animations=False), (size, size)) / 255.0,
+                     encoded, fn_output_signature=tf.float32)
+
+
+def test_decoded_images(capsys) -> None:
+    verdicts(checks.decoded_images, decode, [
+        (decode_without_expand_animations, "fails when traced for export"),
+        (decode_with_crop_or_pad, "not cropped or padded"),
+        (decode_keeping_the_channels, "channels=3"),
+        (lambda encoded, size: decode(encoded, size) * 255.0, r"float32 in \[0, 1\]"),
+    ], capsys=capsys)
+
+
+def request(images):
+    return {"instances": [{"b64": base64.b64encode(image).decode("ascii")} for image in images]}
+
+
+def test_serving_request(capsys) -> None:
+    verdicts(checks.serving_request, request, [
+        (lambda images: {"instances": [{"b64": base64.b64encode(i)} for i in images]}, "must be text"),
+        (lambda images: {"instances": [{"b64": base64.urlsafe_b64encode(i).decode()} for i in images]}, "URL-safe"),
+        (lambda images: {"instances": [{"b64": i.hex()} for i in images]}, "hexadecimal"),
+        (lambda images: {"inputs": [{"b64": base64.b64encode(i).decode()} for i in images]}, "row format"),
+        (lambda images: {"instances": [base64.b64encode(i).decode() for i in images]}, "JSON cannot carry raw bytes"),
+        (lambda images: {"instances": [{"b64": base64.b64encode(i).decode()} for i in images[::-1]]}, "in order"),
+    ], capsys=capsys)
+    named = lambda images: {"instances": [{"image_bytes": request([i])["instances"][0]} for i in images]}  # noqa: E731
+    checks.serving_request(named)  # TF Serving's row format with the input named: valid too
+
+
+# --- Lesson 10 ------------------------------------------------------------------------------------------------
+
+
+def test_learning_rate_scaling(capsys) -> None:
+    verdicts(checks.learning_rate_scaling, lambda lr, base, batch: lr * batch / base, [
+        (lambda lr, base, batch: lr * base / batch, "upside down"),
+        (lambda lr, base, batch: lr * math.sqrt(batch / base), "square-root rule"),
+        (lambda lr, base, batch: lr * (batch // base), "integer division"),
+        (lambda lr, base, batch: batch / base, "Multiply the ratio by base_lr"),
+    ], capsys=capsys)
+
+
+def tf_config(addresses, index):
+    return {"cluster": {"worker": list(addresses)}, "task": {"type": "worker", "index": index}}
+
+
+def test_cluster_config(capsys) -> None:
+    def chief_first(addresses, index):
+        return {"cluster": {"worker": list(addresses)}, "task": {"type": "chief" if index == 0 else "worker",
+                                                                   "index": index}}
+
+    def sorting_in_place(worker_addresses, index):
+        worker_addresses.sort()
+        return tf_config(worker_addresses, index)
+
+    verdicts(checks.cluster_config, tf_config, [
+        (chief_first, "No such job in cluster: 'chief'"),
+        (lambda addresses, index: tf_config(sorted(addresses), index), "do not sort them"),
+        (sorting_in_place, "changed its input `worker_addresses` in place"),
+        (lambda addresses, index: {"cluster": {"worker": addresses}, "task": {"type": "worker", "index": str(index)}},
+         "which worker this process is"),
+        (lambda addresses, index: {"worker": addresses, "index": index}, "keys 'cluster' and 'task'"),
+    ], capsys=capsys)

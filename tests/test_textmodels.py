@@ -1,5 +1,4 @@
-"""kitlib.textmodels: MiniLM exported in TF Hub's BERT interfaces (kitlib.standins), used through kitlib.HubLayer;
-lesson 03/04 checks."""
+"""kitlib.textmodels: MiniLM exported in TF Hub's BERT interfaces (kitlib.standins), used through kitlib.HubLayer."""
 
 from __future__ import annotations
 
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kitlib import checks, hub, standins, textmodels
+from kitlib import hub, standins, textmodels
 
 keras_hub = pytest.importorskip("keras_hub")
 
@@ -97,74 +96,6 @@ def test_encoder_fine_tunes_with_adamw_and_round_trips(exported: dict[str, str],
     model.save(path)
     reloaded = keras.saving.load_model(path)  # safe_mode stays on
     assert np.allclose(model.predict(packed, verbose=0), reloaded.predict(packed, verbose=0), atol=1e-5)
-
-
-# Lesson 03/04 checks: a correct answer passes; the stub and typical wrong answers fail with the reason.
-
-def stub(*args, **kwargs):
-    raise NotImplementedError()
-
-
-def mlm_targets(ids, selected, mask_id):
-    return np.where(selected, mask_id, ids), np.where(selected, ids, 0), selected.astype("float32")
-
-
-def mlm_targets_all_weights(ids, selected, mask_id):
-    return np.where(selected, mask_id, ids), ids, np.ones_like(ids, "float32")
-
-
-def causal(length):
-    return np.tril(np.ones((length, length), bool))
-
-
-def causal_transposed(length):
-    return np.triu(np.ones((length, length), bool))
-
-
-class Schedule(keras.optimizers.schedules.LearningRateSchedule):
-    def __init__(self, peak, warmup, total, floor_at_warmup=False):
-        self.peak, self.warmup, self.total = peak, warmup, total
-
-    def __call__(self, step):
-        step = tf.cast(step, "float32")
-        up = self.peak * step / self.warmup
-        down = self.peak * tf.maximum(0.0, (self.total - step) / (self.total - self.warmup))
-        return tf.where(step < self.warmup, up, down)
-
-
-def schedule(peak, warmup, total):
-    return Schedule(peak, warmup, total)
-
-
-def schedule_no_warmup(peak, warmup, total):
-    return keras.optimizers.schedules.PolynomialDecay(peak, total, 0.0)
-
-
-def unfreeze(backbone, n):
-    for layer in backbone.layers:
-        layer.trainable = False
-    for layer in backbone.transformer_layers[-n:]:
-        layer.trainable = True
-
-
-def unfreeze_bottom(backbone, n):
-    for i, layer in enumerate(backbone.transformer_layers):
-        layer.trainable = i < n
-
-
-@pytest.mark.parametrize("check, good, wrong, message", [
-    (checks.mlm_targets, mlm_targets, mlm_targets_all_weights, "masked positions only"),
-    (checks.causal_mask, causal, causal_transposed, "Row i allows columns 0..i"),
-    (checks.warmup_linear_decay, schedule, schedule_no_warmup, "warm-up"),
-    (checks.unfreeze_top_layers, unfreeze, unfreeze_bottom, "top n transformer layers"),
-], ids=["mlm_targets", "causal_mask", "warmup_linear_decay", "unfreeze_top_layers"])
-def test_lesson_checks(check, good, wrong, message, capsys) -> None:
-    check(good)
-    assert "Check passed" in capsys.readouterr().out
-    with pytest.raises(checks.CheckFailed, match="is not written yet"):
-        check(stub)
-    with pytest.raises(checks.CheckFailed, match=message):
-        check(wrong)
 
 
 def test_mean_pooled_classifier_ignores_padding_and_freezes_the_unused_pooler() -> None:

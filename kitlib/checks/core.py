@@ -1,0 +1,98 @@
+"""What every exercise check shares: calling the learner's code safely and reporting expected / received / hint."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import re
+from typing import Any, Callable
+
+import numpy as np
+
+
+class CheckFailed(AssertionError):
+    """An exercise check did not pass; the message says what was expected and how to fix it."""
+
+
+def expect(ok: bool, what: str, expected: Any, received: Any, hint: str) -> None:
+    """Raise CheckFailed with expected, received and a hint unless `ok`."""
+    if not ok:
+        raise CheckFailed(f"{what}\n  expected: {expected}\n  received: {received}\n  hint: {hint}")
+
+
+def passed(message: str) -> None:
+    """Tell the learner the check passed."""
+    print(f"Check passed: {message}")
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    """A one-line repr of a check input, cut to `limit` characters."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def call(fn: Callable, *args: Any, **kwargs: Any) -> Any:
+    """Call the learner's function; an unwritten stub or an exception becomes a message naming the inputs."""
+    name = getattr(fn, "__name__", "your function")
+    try:
+        return fn(*args, **kwargs)
+    except NotImplementedError:
+        raise CheckFailed(
+            f"`{name}` is not written yet: replace `raise NotImplementedError()` with your code, "
+            "run that cell, then run this check again."
+        ) from None
+    except CheckFailed:
+        raise
+    except Exception as exc:  # the learner's bug: keep its traceback (chained) and say on which input
+        inputs = ", ".join([_short(a) for a in args] + [f"{k}={_short(v)}" for k, v in kwargs.items()])
+        raise CheckFailed(f"`{name}` raised {type(exc).__name__}: {exc}\n  called with: {name}({inputs})\n"
+                          "  hint: the traceback above shows the line of your code that failed.") from exc
+
+
+def error_summary(exc: BaseException) -> str:
+    """The root error of `exc` in one or two lines, with the learner's line when TensorFlow's tracing shows it."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    last = lines[-1][:300] if lines else ""
+    if not re.match(r"^[\w.]+(Error|Exception|Warning)\b", last):
+        last = f"{type(exc).__name__}: {last}"
+    frames = [i for i, line in enumerate(lines) if line.startswith("File ") and "kitlib" not in line]
+    if frames and frames[-1] + 1 < len(lines) - 1:
+        return f"{last}\n  at: {lines[frames[-1]]}: {lines[frames[-1] + 1]}"
+    return last
+
+
+def build(fn: Callable, *args: Any, **kwargs: Any) -> Any:
+    """Call the learner's builder (e.g. `build_lstm_model`) for a check, explaining an unwritten stub."""
+    return call(fn, *args, **kwargs)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether two check inputs are equal, NaN equal to NaN, arrays element-wise."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        a, b = np.asarray(a), np.asarray(b)
+        return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, float) and np.isnan(a) and np.isnan(b):
+        return True
+    return a == b
+
+
+def call_on_copies(fn: Callable, *args: Any) -> Any:
+    """Call the learner's function on copies of `args`; fail, naming the argument, if it changed one in place."""
+    copies = copy.deepcopy(args)
+    got = call(fn, *copies)
+    try:
+        names = list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        names = []
+    for position, (before, after) in enumerate(zip(args, copies)):
+        name = names[position] if position < len(names) else f"argument {position + 1}"
+        expect(_same(before, after), f"`{getattr(fn, '__name__', 'your function')}` changed its input `{name}` in "
+               "place: the caller's data is now different, and any later use of it (and the expected answer "
+               "computed from it) goes wrong.", _short(before), _short(after),
+               "Leave inputs as they are: build new arrays/lists (np.where, .copy(), sorted(...)) instead of "
+               "assigning into, sorting or normalising the argument itself.")
+    return got

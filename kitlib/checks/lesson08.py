@@ -1,0 +1,108 @@
+"""Lesson 08 (hyperparameter search): the search space on `hp`, the best-so-far curve."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from kitlib.checks.core import call, call_on_copies, expect, passed
+
+BATCH_SIZES = [16, 32, 64]
+
+
+def _describe(parameter: Any) -> str:
+    """A hyperparameter as the learner declared it, e.g. `Float [0.0, 0.5] sampling=linear`."""
+    config = parameter.get_config()
+    if "values" in config:
+        return f"{type(parameter).__name__} {list(config['values'])}"
+    if "value" in config:
+        return f"{type(parameter).__name__} {config['value']!r}"
+    return (f"{type(parameter).__name__} [{config.get('min_value')}, {config.get('max_value')}] "
+            f"sampling={config.get('sampling')}")
+
+
+def _values(parameter: Any) -> list | None:
+    """The values a Choice offers, or None for any other kind of hyperparameter."""
+    return list(parameter.get_config()["values"]) if "values" in parameter.get_config() else None
+
+
+def search_space(fn: Callable[[Any], dict], unfreeze_choices: Sequence[int]) -> None:
+    """Check `fn(hp)` declares the lesson's four knobs on `hp` with the prompt's ranges and returns hp's values."""
+    import keras_tuner
+
+    hp = keras_tuner.HyperParameters()
+    got = call(fn, hp)
+    want = {"learning_rate", "dropout", "batch_size", "unfreeze"}
+    expect(isinstance(got, dict), "search_space should return a dict of the chosen values.", sorted(want),
+           type(got).__name__, "Return dict(learning_rate=..., dropout=..., batch_size=..., unfreeze=...).")
+    expect(set(got) == want, "Four knobs are searched.", sorted(want), sorted(got), "Use exactly these keys.")
+    space = {p.name: p for p in hp.space}
+    expect(want <= set(space), "Each knob must be declared on `hp` under its own name, so the tuner can vary it.",
+           sorted(want), sorted(space), "e.g. hp.Float('learning_rate', ...), hp.Choice('batch_size', ...).")
+    lr = space["learning_rate"].get_config()
+    expect(isinstance(space["learning_rate"], keras_tuner.engine.hyperparameters.Float) and lr["sampling"] == "log",
+           "Learning rates matter by orders of magnitude: sample them on a log scale.",
+           "hp.Float('learning_rate', 1e-5, 1e-2, sampling='log')", _describe(space["learning_rate"]),
+           "Pass sampling='log'.")
+    expect(np.isclose(lr["min_value"], 1e-5) and np.isclose(lr["max_value"], 1e-2),
+           "The range spans fine-tuning rates (1e-5) to head-training rates (1e-2).", "[1e-05, 0.01]",
+           [lr["min_value"], lr["max_value"]], "hp.Float('learning_rate', 1e-5, 1e-2, sampling='log')")
+    dropout = space["dropout"]
+    config = dropout.get_config()
+    low, high = ((min(_values(dropout)), max(_values(dropout))) if _values(dropout)
+                 else (config.get("min_value"), config.get("max_value")))
+    expect(isinstance(dropout, (keras_tuner.engine.hyperparameters.Float, keras_tuner.engine.hyperparameters.Choice))
+           and low is not None and np.isclose(low, 0.0) and np.isclose(high, 0.5),
+           "Dropout is a fraction from 0 (none) to 0.5.", "hp.Float('dropout', 0.0, 0.5, step=0.1) "
+           "(or a Choice from 0.0 to 0.5)", _describe(dropout), "hp.Float('dropout', 0.0, 0.5, step=0.1)")
+    batch = space["batch_size"]
+    expect(_values(batch) is not None and sorted(_values(batch)) == BATCH_SIZES, "Batch size is one of 16, 32 and 64.",
+           f"hp.Choice('batch_size', {BATCH_SIZES})", _describe(batch), f"hp.Choice('batch_size', {BATCH_SIZES})")
+    unfreeze = space["unfreeze"]
+    expect(_values(unfreeze) is not None and sorted(_values(unfreeze)) == sorted(unfreeze_choices),
+           "How much to unfreeze is one of UNFREEZE_CHOICES, 0 (a frozen backbone, often best with little data) "
+           "included: the lesson's backbone counts these values.", f"hp.Choice('unfreeze', {list(unfreeze_choices)})",
+           _describe(unfreeze), "hp.Choice('unfreeze', UNFREEZE_CHOICES)")
+    chosen = {name: hp.get(name) for name in sorted(want)}
+    expect({name: got[name] for name in sorted(want)} == chosen,
+           "Return the values `hp` chose, so the model is built with what the tuner records.", chosen,
+           {name: got[name] for name in sorted(want)}, "Return the results of the hp.Float/hp.Choice calls themselves.")
+    fixed = keras_tuner.HyperParameters()
+    fixed.Fixed("learning_rate", 3e-4)
+    fixed.Fixed("unfreeze", max(unfreeze_choices))
+    got = call(fn, fixed)
+    expect(got["learning_rate"] == 3e-4 and got["unfreeze"] == max(unfreeze_choices),
+           "When the tuner fixes a value, the function must use it.",
+           {"learning_rate": 3e-4, "unfreeze": max(unfreeze_choices)},
+           {"learning_rate": got["learning_rate"], "unfreeze": got["unfreeze"]},
+           "Read values only from hp: do not hard-code them.")
+    passed("four knobs declared with the lesson's ranges, learning rate on a log scale, frozen backbone a candidate.")
+
+
+def best_so_far(fn: Callable[[list], list]) -> None:
+    """Check `fn(scores)` returns the running maximum of trial scores, carrying over failed (None/NaN) trials."""
+    nan = float("nan")
+    cases = [([0.6, 0.55, 0.7, 0.65, 0.8], [0.6, 0.6, 0.7, 0.7, 0.8], "After each trial, the best score seen so far."),
+             ([None, 0.5, nan, 0.4], [nan, 0.5, 0.5, 0.5], "Failed trials (None or NaN) change nothing; before the "
+              "first success there is no best yet (NaN)."),
+             ([0.3, nan, None, 0.2, 0.9], [0.3, 0.3, 0.3, 0.3, 0.9], "A failed trial in the middle keeps the best "
+              "so far, and later trials still count."),
+             ([], [], "No trials, no curve.")]
+    for scores, want, why in cases:
+        got = call_on_copies(fn, scores)
+        try:
+            got = [nan if g is None else float(g) for g in got]
+        except (TypeError, ValueError):
+            got = list(got)
+        if len(got) != len(want):
+            hint = "Return one value per trial, failed ones included (they repeat the best so far)."
+        elif any(np.isnan(w) != np.isnan(g) for w, g in zip(want, got) if isinstance(g, float)):
+            hint = ("Skip None and NaN when updating the maximum (np.maximum.accumulate lets a NaN spread), and "
+                    "start from NaN, not 0.")
+        else:
+            hint = "Keep a running maximum: a loop that updates `best` with max()."
+        ok = len(got) == len(want) and all(isinstance(g, float) and (g == w or (np.isnan(g) and np.isnan(w)))
+                                           for g, w in zip(got, want))
+        expect(ok, f"{why} Scores: {scores}.", want, got, hint)
+    passed("a best-so-far curve that never goes down and ignores failed trials.")
