@@ -121,6 +121,27 @@ def _accelerators() -> tuple[str, Any]:
     return f"CPU ({os.cpu_count()} cores)", tf.distribute.get_strategy()
 
 
+def split_cpu(n: int) -> list[str]:
+    """Split the CPU into `n` logical devices and return their names, for a MirroredStrategy on a CPU (lesson 10).
+
+    TensorFlow fixes its devices the first time it runs an op, so call this before anything runs on a
+    device (`kitlib.setup()` does not); calling it again with the same `n` returns the same devices.
+    """
+    import tensorflow as tf
+
+    if n < 1:
+        raise ValueError(f"split_cpu needs at least 1 logical device, got n={n}.")
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    if len(tf.config.get_logical_device_configuration(cpu) or [None]) != n:
+        try:
+            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
+        except RuntimeError as error:
+            raise RuntimeError(
+                f"TensorFlow has already set up its devices, so the CPU can no longer be split into {n}. "
+                "Restart the kernel and call split_cpu before the first TensorFlow operation.") from error
+    return [device.name for device in tf.config.list_logical_devices("CPU")]
+
+
 def resolve_profile(requested: str | None, has_accelerator: bool) -> str:
     """The profile to use: the argument, else `KITLIB_PROFILE`, else gpu/cpu by hardware."""
     name = (requested or os.environ.get("KITLIB_PROFILE") or "").strip().lower()

@@ -77,3 +77,30 @@ def test_colab_without_gpu_is_told_what_to_click(kit_env, monkeypatch: pytest.Mo
 ])
 def test_colab_gets_a_tensorflow_text_of_its_tensorflow_minor_and_keeps_its_tensorflow(installed, expected) -> None:
     assert runtime.colab_requirements(installed) == expected
+
+
+def test_split_cpu_gives_mirrored_strategy_two_replicas_and_refuses_once_devices_are_set() -> None:
+    import subprocess
+    import textwrap
+
+    script = textwrap.dedent("""
+        import tensorflow as tf
+        from kitlib import runtime
+        devices = runtime.split_cpu(2)
+        print(devices, tf.distribute.MirroredStrategy(devices).num_replicas_in_sync)
+        print(runtime.split_cpu(2) == devices)  # a rerun of the cell
+        try:
+            runtime.split_cpu(3)
+        except RuntimeError as error:
+            print(error)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    lines = out.strip().splitlines()
+    assert lines[0] == "['/device:CPU:0', '/device:CPU:1'] 2", out
+    assert lines[1] == "True", out
+    assert "already set up its devices" in lines[2] and "Restart the kernel" in lines[2], out
+
+
+def test_split_cpu_needs_a_positive_count() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        runtime.split_cpu(0)
