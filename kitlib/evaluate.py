@@ -26,6 +26,11 @@ def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], n_classes: in
     if y_true.shape != y_pred.shape:
         raise ValueError(f"y_true has shape {y_true.shape} but y_pred has {y_pred.shape}; pass one label per example.")
     n = n_classes or int(max(y_true.max(initial=0), y_pred.max(initial=0)) + 1)
+    labels = np.concatenate([y_true.ravel(), y_pred.ravel()])
+    outside = np.unique(labels[(labels < 0) | (labels >= n)])
+    if outside.size:
+        raise ValueError(f"Labels must be class indices 0..{n - 1}; found {outside[:5].tolist()}. "
+                         "Pass integer class indices (argmax of the probabilities), and n_classes if given.")
     matrix = np.zeros((n, n), dtype=np.int64)
     np.add.at(matrix, (y_true, y_pred), 1)
     return matrix
@@ -55,13 +60,14 @@ def classification_report(
 
 def format_report(report: dict[str, Any]) -> str:
     """The classification report as an aligned text table."""
-    rows = [f"{'':>12s} {'precision':>9s} {'recall':>9s} {'f1':>9s} {'support':>9s}"]
+    width = max(12, *(len(name) for name in report))  # long class names keep the columns aligned
+    rows = [f"{'':>{width}s} {'precision':>9s} {'recall':>9s} {'f1':>9s} {'support':>9s}"]
     for name, row in report.items():
         if name != "accuracy":
             rows.append(
-                f"{name:>12s} {row['precision']:9.3f} {row['recall']:9.3f} {row['f1']:9.3f} {row['support']:9d}"
+                f"{name:>{width}s} {row['precision']:9.3f} {row['recall']:9.3f} {row['f1']:9.3f} {row['support']:9d}"
             )
-    rows.append(f"{'accuracy':>12s} {report['accuracy']:9.3f}")
+    rows.append(f"{'accuracy':>{width}s} {report['accuracy']:9.3f}")
     return "\n".join(rows)
 
 

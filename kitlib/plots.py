@@ -34,17 +34,22 @@ def plot_history(histories: Any, metrics: Sequence[str] = ("loss", "accuracy")) 
 
 
 def plot_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], title: str = "") -> None:
-    """A confusion matrix with counts and row percentages in each cell."""
-    fig, ax = plt.subplots(figsize=(1.6 * len(class_names) + 2, 1.4 * len(class_names) + 1.5))
+    """A confusion matrix with counts and row percentages in each cell; cells and fonts shrink for many classes."""
+    n = len(class_names)
+    cell = 1.6 if n <= 4 else max(0.55, 7.5 / n)  # 10 classes: a 10x10 grid of about 9 inches
+    fig, ax = plt.subplots(figsize=(cell * n + 2, cell * 0.9 * n + 1.5))
     ax.imshow(matrix, cmap="Blues")
     rows = matrix.sum(axis=1, keepdims=True).clip(min=1)
+    fontsize = 10 if n <= 4 else 7.5
     for (i, j), count in np.ndenumerate(matrix):
         dark = count > matrix.max() / 2
-        ax.text(j, i, f"{count}\n{count / rows[i, 0]:.0%}", ha="center", va="center",
+        ax.text(j, i, f"{count}\n{count / rows[i, 0]:.0%}", ha="center", va="center", fontsize=fontsize,
                 color="white" if dark else "black")
-    ticks = np.arange(len(class_names))
+    ticks = np.arange(n)
     ax.set(xticks=ticks, yticks=ticks, xticklabels=class_names, yticklabels=class_names,
            xlabel="predicted", ylabel="true", title=title or "confusion matrix")
+    if n > 4:
+        plt.setp(ax.get_xticklabels(), rotation=45, ha="right", rotation_mode="anchor")
     fig.tight_layout()
 
 

@@ -36,7 +36,7 @@ class UnsafePickleError(pickle.UnpicklingError):
     """The checkpoint names, builds or points at something a tensor state dict does not: refused, nothing ran."""
 
 
-class _Sealed:
+class Sealed:
     """An object the pickle stream may use but not modify: BUILD calls `__setstate__`, which refuses."""
 
     __slots__ = ()
@@ -45,7 +45,7 @@ class _Sealed:
         raise UnsafePickleError(f"Refusing to modify {self!r}: a tensor state dict never sets attributes on it.")
 
 
-class _StorageType(_Sealed):
+class _StorageType(Sealed):
     """What `torch.FloatStorage` and its kin mean in this load: a name and a numpy dtype."""
 
     __slots__ = ("name", "dtype")
@@ -57,7 +57,7 @@ class _StorageType(_Sealed):
         return f"torch.{self.name}"
 
 
-class _Function(_Sealed):
+class _Function(Sealed):
     """A function the stream may call (REDUCE), standing in for the name it uses."""
 
     __slots__ = ("name", "function")
@@ -72,7 +72,7 @@ class _Function(_Sealed):
         return self.name
 
 
-class _Storage(_Sealed):
+class _Storage(Sealed):
     """A flat numpy array standing in for a torch storage; its bytes follow the main pickle."""
 
     __slots__ = ("key", "numel", "dtype", "array")
@@ -85,7 +85,7 @@ class _Storage(_Sealed):
         return f"storage {self.key}"
 
 
-class _LazyTensor(_Sealed):
+class _LazyTensor(Sealed):
     """A tensor as the file describes it: a storage, an offset, sizes and strides (checked before viewing)."""
 
     __slots__ = ("storage", "offset", "shape", "stride")
@@ -182,7 +182,7 @@ def _materialize(obj: Any, name: str = "") -> Any:
     """Replace the lazy tensors in a (nested) state dict by numpy arrays; `name` is the path to `obj`."""
     if isinstance(obj, _LazyTensor):
         return obj.materialize(name)
-    if isinstance(obj, _Sealed):
+    if isinstance(obj, Sealed):
         raise UnsafePickleError(f"Refusing {obj!r} at {name!r}: a state dict holds tensors, not storages or classes.")
     if isinstance(obj, dict):
         return collections.OrderedDict((k, _materialize(v, f"{name}.{k}" if name else str(k))) for k, v in obj.items())

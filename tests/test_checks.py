@@ -15,6 +15,7 @@ import pytest
 import tensorflow as tf
 
 from kitlib import checks
+from kitlib.checks import lesson11
 
 
 def stub(*args, **kwargs):
@@ -631,3 +632,88 @@ def test_cluster_config(capsys) -> None:
          "which worker this process is"),
         (lambda addresses, index: {"worker": addresses, "index": index}, "keys 'cluster' and 'task'"),
     ], capsys=capsys)
+
+
+# --- Lesson 11 ------------------------------------------------------------------------------------------------
+
+
+def macro_f1_solution(y_true, y_pred, n_classes):
+    f1 = []
+    for c in range(n_classes):
+        tp = np.sum((y_pred == c) & (y_true == c))
+        predicted, actual = np.sum(y_pred == c), np.sum(y_true == c)
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / actual if actual else 0.0
+        f1.append(2 * precision * recall / (precision + recall) if precision + recall else 0.0)
+    return float(np.mean(f1))
+
+
+def macro_f1_over_predicted_classes(y_true, y_pred, n_classes):
+    f1 = []
+    for c in np.unique(y_pred):
+        tp = np.sum((y_pred == c) & (y_true == c))
+        precision, recall = tp / np.sum(y_pred == c), tp / np.sum(y_true == c)
+        f1.append(2 * precision * recall / (precision + recall) if precision + recall else 0.0)
+    return float(np.mean(f1))
+
+
+def macro_f1_with_nan(y_true, y_pred, n_classes):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = []
+        for c in range(n_classes):
+            tp = np.sum((y_pred == c) & (y_true == c))
+            precision, recall = tp / np.sum(y_pred == c), tp / np.sum(y_true == c)
+            f1.append(2 * precision * recall / (precision + recall))
+    return float(np.mean(f1))
+
+
+def test_macro_f1() -> None:
+    checks.macro_f1(macro_f1_solution)
+    from kitlib import evaluate  # the kit's report agrees with the check's case
+
+    report = evaluate.classification_report(lesson11._F1_TRUE, lesson11._F1_PRED, ["a", "b", "c"])
+    assert np.isclose(report["macro avg"]["f1"], macro_f1_solution(lesson11._F1_TRUE, lesson11._F1_PRED, 3))
+    with pytest.raises(checks.CheckFailed, match="not written yet"):
+        checks.macro_f1(stub)
+
+
+@pytest.mark.parametrize("wrong, named", [
+    (lambda t, p, n: float(np.mean(t == p)), "micro average"),
+    (macro_f1_over_predicted_classes, "never predicted"),
+    (macro_f1_with_nan, "not NaN"),
+    (lambda t, p, n: float(np.average([_f1(t, p, c) for c in range(n)], weights=np.bincount(t, minlength=n))),
+     "support-weighted"),
+    (lambda t, p, n: "0.45", "Per-class F1 here"),
+    (lambda t, p, n: None, "returns one number"),
+])
+def test_macro_f1_names_the_mistake(wrong, named: str) -> None:
+    with pytest.raises(checks.CheckFailed, match=named):
+        checks.macro_f1(wrong)
+
+
+def _f1(y_true, y_pred, c):
+    tp = np.sum((y_pred == c) & (y_true == c))
+    predicted, actual = np.sum(y_pred == c), np.sum(y_true == c)
+    return 2 * tp / (predicted + actual) if predicted + actual else 0.0
+
+
+def test_vgg_classifier_check() -> None:
+    import keras
+
+    def vgg(n_classes: int, activation: str = "softmax", blocks: int = 3) -> keras.Model:
+        inputs = keras.Input((16, 16, 3))
+        x = inputs
+        for filters in (8, 16, 32)[:blocks]:
+            x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+            x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+            x = keras.layers.MaxPooling2D()(x)
+        x = keras.layers.Flatten()(x)
+        return keras.Model(inputs, keras.layers.Dense(n_classes, activation=activation)(x))
+
+    checks.vgg_classifier(vgg(10), 16, 10)
+    with pytest.raises(checks.CheckFailed, match="Softmax turns the k scores"):
+        checks.vgg_classifier(vgg(10, "sigmoid"), 16, 10)
+    with pytest.raises(checks.CheckFailed, match="one unit per class"):
+        checks.vgg_classifier(vgg(1, "sigmoid"), 16, 10)
+    with pytest.raises(checks.CheckFailed, match="blocks of two 3x3 convolutions"):
+        checks.vgg_classifier(vgg(10, blocks=2), 16, 10)

@@ -223,5 +223,5 @@ def test_offline_falls_back_to_lfw_and_names_it(kit_env: Path, capsys) -> None:
 
 
 def test_unknown_image_dataset_lists_the_known(kit_env: Path) -> None:
-    with pytest.raises(datasets.UnknownDatasetError, match="cats_and_dogs, lfw"):
+    with pytest.raises(datasets.UnknownDatasetError, match="cats_and_dogs, lfw, cifar10, digits"):
         kitlib.load_images("imagenet")

@@ -58,3 +58,34 @@ def test_stopwatch_measures_the_block() -> None:
     with evaluate.stopwatch() as timer:
         sum(range(100_000))
     assert 0 < timer["seconds"] < 5
+
+
+def test_ten_classes_with_one_never_predicted() -> None:
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    y_true = np.repeat(np.arange(10), 3)
+    y_pred = y_true.copy()
+    y_pred[y_true == 3] = 5  # cats always called dogs: class 3 is never predicted
+    y_pred[0] = 9
+    matrix = kitlib.confusion_matrix(y_true, y_pred, 10)
+    assert matrix.shape == (10, 10) and matrix[3, 5] == 3 and matrix[0, 9] == 1 and matrix.sum() == 30
+    report = kitlib.classification_report(y_true, y_pred, names)
+    assert report["cat"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 3}
+    assert report["dog"]["precision"] == pytest.approx(0.5) and report["dog"]["recall"] == 1.0
+    f1 = [report[name]["f1"] for name in names]
+    assert report["macro avg"]["f1"] == pytest.approx(np.mean(f1)) and report["macro avg"]["f1"] < report["accuracy"]
+    assert report["accuracy"] == pytest.approx(26 / 30)
+    lines = kitlib.format_report(report).splitlines()
+    assert len(lines) == 1 + 10 + 1 + 1 and len({len(line) for line in lines[:-1]}) == 1  # aligned columns
+
+
+def test_long_class_names_keep_the_report_aligned() -> None:
+    report = kitlib.classification_report([0, 1], [0, 1], ["a very long class name", "b"])
+    lines = kitlib.format_report(report).splitlines()
+    assert len({len(line) for line in lines[:-1]}) == 1
+
+
+def test_confusion_matrix_refuses_labels_outside_the_classes() -> None:
+    with pytest.raises(ValueError, match=r"0..9; found \[10\]"):
+        kitlib.confusion_matrix([0, 10], [0, 1], 10)
+    with pytest.raises(ValueError, match=r"found \[-1\]"):
+        kitlib.confusion_matrix([0, 1], [0, -1], 10)

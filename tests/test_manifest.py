@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_registered_datasets_come_from_the_manifest() -> None:
     manifest = json.loads((ROOT / "data" / "datasets.json").read_text(encoding="utf-8"))
-    assert set(datasets.ARCHIVES) == {k for k in manifest if not k.startswith("_")} == {"imdb", "cats_and_dogs"}
+    assert set(datasets.ARCHIVES) == {k for k in manifest if not k.startswith("_")} == {"imdb", "cats_and_dogs", "cifar10"}
     assert datasets.IMDB.sha256 == manifest["imdb"]["sha256"] and datasets.IMDB.size == 84_125_825
     assert datasets.CATS_AND_DOGS.sha256 is None and datasets.CATS_AND_DOGS.layout[0] == "train/cats"
     assert (ROOT / "kitlib" / "datasets.json").resolve() == (ROOT / "data" / "datasets.json").resolve()

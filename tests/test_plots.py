@@ -35,6 +35,20 @@ def test_confusion_matrix_annotates_counts_and_rates() -> None:
     plt.close("all")
 
 
+def test_ten_class_confusion_matrix_is_readable() -> None:
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    matrix = np.diag(np.arange(10, 20)) + 1
+    kitlib.plot_confusion_matrix(matrix, names)
+    fig, ax = plt.gcf(), plt.gcf().axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == names == [t.get_text() for t in ax.get_yticklabels()]
+    texts = [t.get_text() for t in ax.texts]
+    assert len(texts) == 100 and texts[0] == "11\n55%" and texts[1] == "1\n5%"
+    width, height = fig.get_size_inches()
+    assert width <= 11 and height <= 10, "a 10x10 matrix must fit a notebook page"
+    assert ax.get_xticklabels()[0].get_rotation() == 45
+    plt.close("all")
+
+
 def test_embedding_and_pipeline_pictures() -> None:
     kitlib.plot_embedding_2d(np.array([[0, 0], [1, 1]]), ["good", "bad"], colors=[0.9, 0.1])
     assert [t.get_text() for t in plt.gcf().axes[0].texts] == ["good", "bad"]

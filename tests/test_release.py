@@ -16,7 +16,7 @@ from kitlib.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-WITH_EXERCISES = [path.name for path in NOTEBOOKS if not path.name.startswith("00_")]  # lessons 01-10, two each
+WITH_EXERCISES = [path.name for path in NOTEBOOKS if not path.name.startswith("00_")]  # lessons 01-11, two each
 
 
 def code_sources(path: Path) -> list[str]:
@@ -95,7 +95,8 @@ def top_level(source: str) -> list[ast.stmt]:
 
 
 def exercise_namespace(path: Path) -> dict:
-    """What exercise and check cells expect: the notebook's imports, its knobs (smoke values), a small vectorizer."""
+    """What exercise and check cells expect: the notebook's imports, its knobs (smoke values), a small vectorizer,
+    and the number of classes the multi-class lesson reads off its data."""
     import keras
     import tensorflow as tf
 
@@ -110,6 +111,7 @@ def exercise_namespace(path: Path) -> dict:
                                                 output_sequence_length=namespace.get("SEQUENCE_LENGTH", 8))
     vectorizer.adapt(tf.constant(["a wonderful film", "not good, in fact bad", "a dull boring mess"]))
     namespace["vectorizer"] = vectorizer
+    namespace["n_classes"] = 10
     return namespace
 
 
@@ -135,7 +137,7 @@ def run_exercise(path: Path, exercise: str, check: str) -> None:
 def test_every_lesson_with_exercises_is_covered() -> None:
     with_exercises = [path.name for path in NOTEBOOKS if exercises(path)]
     assert with_exercises == WITH_EXERCISES
-    assert sum(len(exercises(ROOT / "notebooks" / name)) for name in WITH_EXERCISES) == 20
+    assert sum(len(exercises(ROOT / "notebooks" / name)) for name in WITH_EXERCISES) == 22  # two per lesson 01-11
 
 
 @pytest.mark.parametrize("name", WITH_EXERCISES)

@@ -12,6 +12,7 @@ from kitlib.checks.lesson07 import distillation_loss, magnitude_mask
 from kitlib.checks.lesson08 import best_so_far, search_space
 from kitlib.checks.lesson09 import decoded_images, serving_request
 from kitlib.checks.lesson10 import cluster_config, learning_rate_scaling
+from kitlib.checks.lesson11 import macro_f1, vgg_classifier
 
 __all__ = [
     "CheckFailed", "build", "expect", "passed",
@@ -25,4 +26,5 @@ __all__ = [
     "search_space", "best_so_far",
     "decoded_images", "serving_request",
     "learning_rate_scaling", "cluster_config",
+    "vgg_classifier", "macro_f1",
 ]

@@ -96,3 +96,9 @@ def call_on_copies(fn: Callable, *args: Any) -> Any:
                "Leave inputs as they are: build new arrays/lists (np.where, .copy(), sorted(...)) instead of "
                "assigning into, sorting or normalising the argument itself.")
     return got
+
+
+def sublayers(layer: Any) -> list:
+    """`layer` and every layer inside it (Sequential, functional models), depth first, through the public `layers`."""
+    inner = [] if layer is None else getattr(layer, "layers", [])
+    return [layer] + [sub for child in inner for sub in sublayers(child)]

@@ -6,16 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from kitlib.checks.core import CheckFailed, error_summary, expect, passed
+from kitlib.checks.core import CheckFailed, error_summary, expect, passed, sublayers
 
 MAX_ROTATION = 0.1  # fraction of a full turn: ±36°
 MAX_ZOOM = 0.3  # ±30%
-
-
-def _sublayers(layer: Any) -> list:
-    """`layer` and every layer inside it (Sequential, functional models), depth first."""
-    inner = [] if layer is None else getattr(layer, "layers", [])
-    return [layer] + [sub for child in inner for sub in _sublayers(child)]
 
 
 def _extent(factor: Any) -> float:
@@ -32,7 +26,7 @@ def augmentation(layer: Any, image_size: int) -> None:
 
     expect(isinstance(layer, keras.layers.Layer), "build_augmentation should return a Keras layer (or Sequential).",
            "keras.Sequential([...])", type(layer).__name__, "Return keras.Sequential([RandomFlip(...), ...]).")
-    parts = _sublayers(layer)
+    parts = sublayers(layer)
     names = [type(part).__name__ for part in parts]
     flips = [part for part in parts if isinstance(part, keras.layers.RandomFlip)]
     expect(bool(flips), "Mirror photos left-right.", "keras.layers.RandomFlip('horizontal')", names,
@@ -77,7 +71,7 @@ def scratch_cnn(model: Any, image_size: int) -> None:
     """Check a from-scratch CNN: [0, 1] RGB images in, stacked Conv2D + pooling, one sigmoid probability out."""
     import keras
 
-    layers = [layer for layer in _sublayers(model) if layer is not model]
+    layers = [layer for layer in sublayers(model) if layer is not model]
     names = [type(layer).__name__ for layer in layers]
     rescale = [layer for layer in layers if isinstance(layer, keras.layers.Rescaling) and layer.scale != 1]
     expect(not rescale, "The images already arrive in [0, 1]: rescaling them again squashes them to near 0.",
