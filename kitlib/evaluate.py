@@ -18,48 +18,48 @@ from kitlib import runtime
 RESULTS_FILE = "results.jsonl"
 
 
-def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int | None = None) -> np.ndarray:
-    """Counts of (true class, predicted class) pairs: rows are the truth."""
+def _labels(y_true: Sequence[int], y_pred: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Both label sequences as int arrays of one shape; a clear error when they do not pair up."""
     y_true, y_pred = np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)
     if y_true.shape != y_pred.shape:
         raise ValueError(f"y_true has shape {y_true.shape} but y_pred has {y_pred.shape}; pass one label per example.")
+    return y_true, y_pred
+
+
+def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int | None = None) -> np.ndarray:
+    """Counts of (true class, predicted class) pairs, rows the truth: `sklearn.metrics.confusion_matrix` (lessons 02, 05)."""
+    from sklearn import metrics
+
+    y_true, y_pred = _labels(y_true, y_pred)
     n = n_classes or int(max(y_true.max(initial=0), y_pred.max(initial=0)) + 1)
-    matrix = np.zeros((n, n), dtype=np.int64)
-    np.add.at(matrix, (y_true, y_pred), 1)
-    return matrix
+    return metrics.confusion_matrix(y_true, y_pred, labels=np.arange(n))
 
 
 def classification_report(
     y_true: Sequence[int], y_pred: Sequence[int], class_names: Sequence[str]
 ) -> dict[str, Any]:
-    """Accuracy plus per-class and macro precision, recall, F1 and support."""
-    matrix = confusion_matrix(y_true, y_pred, len(class_names))
-    tp = np.diag(matrix).astype(float)
-    predicted, actual = matrix.sum(axis=0), matrix.sum(axis=1)
-    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
-    recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
-    report: dict[str, Any] = {
-        name: {"precision": p, "recall": r, "f1": f, "support": int(s)}
-        for name, p, r, f, s in zip(class_names, precision, recall, f1, actual)
-    }
-    report["macro avg"] = {
-        "precision": precision.mean(), "recall": recall.mean(), "f1": f1.mean(), "support": int(actual.sum())
-    }
-    report["accuracy"] = tp.sum() / max(actual.sum(), 1)
-    return report
+    """Accuracy plus per-class, macro and weighted precision, recall, f1-score and support (lessons 02, 04, 05).
+
+    scikit-learn's dictionary, as `sklearn.metrics.classification_report(..., output_dict=True)` returns it,
+    with every class listed and 0.0 (not a warning) where a class is never predicted.
+    """
+    from sklearn import metrics
+
+    y_true, y_pred = _labels(y_true, y_pred)
+    return metrics.classification_report(y_true, y_pred, labels=np.arange(len(class_names)),
+                                         target_names=list(class_names), output_dict=True, zero_division=0.0)
 
 
 def format_report(report: dict[str, Any]) -> str:
-    """The classification report as an aligned text table."""
-    rows = [f"{'':>12s} {'precision':>9s} {'recall':>9s} {'f1':>9s} {'support':>9s}"]
+    """The classification report as an aligned text table, laid out as scikit-learn prints it."""
+    rows = [f"{'':>12s} {'precision':>9s} {'recall':>9s} {'f1-score':>9s} {'support':>9s}"]
     for name, row in report.items():
-        if name != "accuracy":
+        if name == "accuracy":
+            rows.append(f"{name:>12s} {'':>9s} {'':>9s} {row:9.3f} {int(report['macro avg']['support']):9d}")
+        else:
             rows.append(
-                f"{name:>12s} {row['precision']:9.3f} {row['recall']:9.3f} {row['f1']:9.3f} {row['support']:9d}"
+                f"{name:>12s} {row['precision']:9.3f} {row['recall']:9.3f} {row['f1-score']:9.3f} {int(row['support']):9d}"
             )
-    rows.append(f"{'accuracy':>12s} {report['accuracy']:9.3f}")
     return "\n".join(rows)
 
 
