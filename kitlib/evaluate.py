@@ -27,7 +27,10 @@ def _labels(y_true: Sequence[int], y_pred: Sequence[int]) -> tuple[np.ndarray, n
 
 
 def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int | None = None) -> np.ndarray:
-    """Counts of (true class, predicted class) pairs, rows the truth: `sklearn.metrics.confusion_matrix` (lessons 02, 05)."""
+    """Counts of (true class, predicted class) pairs, rows the truth (lessons 02, 05).
+
+    `sklearn.metrics.confusion_matrix` with every class of `n_classes` listed, even one that never occurs.
+    """
     from sklearn import metrics
 
     y_true, y_pred = _labels(y_true, y_pred)
@@ -57,9 +60,8 @@ def format_report(report: dict[str, Any]) -> str:
         if name == "accuracy":
             rows.append(f"{name:>12s} {'':>9s} {'':>9s} {row:9.3f} {int(report['macro avg']['support']):9d}")
         else:
-            rows.append(
-                f"{name:>12s} {row['precision']:9.3f} {row['recall']:9.3f} {row['f1-score']:9.3f} {int(row['support']):9d}"
-            )
+            scores = " ".join(f"{row[key]:9.3f}" for key in ("precision", "recall", "f1-score"))
+            rows.append(f"{name:>12s} {scores} {int(row['support']):9d}")
     return "\n".join(rows)
 
 

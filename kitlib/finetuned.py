@@ -19,14 +19,15 @@ import numpy as np
 
 from kitlib import datasets, evaluate, hub, runtime, vision
 
+RECIPE = 2  # bump when the training below changes: 2 = seeded head, early stopping on held-out training data
 LEARNING_RATE = 1e-3  # Adam's, for the head on cached features
 MAX_EPOCHS = 200  # at most; early stopping usually ends far sooner
 PATIENCE = 10  # epochs without a better held-out loss before the head stops
 
 
 def _path(kind: str, cfg: runtime.Config) -> Path:
-    """Where the fine-tuned `kind` model of this profile is cached."""
-    return cfg.cache_dir / "finetuned" / f"{kind}-{cfg.profile}.keras"
+    """Where the fine-tuned `kind` model of this profile is cached (a new recipe version never loads an old model)."""
+    return cfg.cache_dir / "finetuned" / f"{kind}-{cfg.profile}-recipe{RECIPE}.keras"
 
 
 def _save(model: keras.Model, path: Path, info: dict[str, Any]) -> None:
@@ -151,7 +152,8 @@ def classifier(kind: str, cfg: runtime.Config, verbose: bool = True) -> tuple[ke
                 accuracy = _train_head(model, data.dataset("train", shuffle=False), data.val, MAX_EPOCHS, cfg.seed)
                 extra = {"image_size": image_size, "class_names": list(data.class_names)}
         info = {"kind": kind, "dataset": data.name, "backbone": backbone.title, "backbone_source": backbone.source,
-                "val_accuracy": accuracy, "train_seconds": round(timer["seconds"], 1), "profile": cfg.profile, **extra}
+                "val_accuracy": accuracy, "recipe": RECIPE, "train_seconds": round(timer["seconds"], 1),
+                "profile": cfg.profile, **extra}
         _save(model, path, info)
         info["source"] = f"fine-tuned now ({info['train_seconds']:.0f} s) and cached in {path}"
     if verbose:

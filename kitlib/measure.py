@@ -93,7 +93,7 @@ def size_bytes(path_or_bytes: Path | str | bytes) -> int:
 
 
 def gzip_bytes(path_or_bytes: Path | str | bytes) -> int:
-    """Bytes after gzip (level 9) of a payload or a file: what zeros and repeated values save on the wire (lesson 07)."""
+    """Bytes after gzip (level 9) of a payload or a file: what zeros and repeats save on the wire (lesson 07)."""
     data = path_or_bytes if isinstance(path_or_bytes, bytes) else Path(path_or_bytes).read_bytes()
     return len(gzip.compress(data, compresslevel=9, mtime=0))
 

@@ -39,7 +39,8 @@ def test_prunable_kernels_reach_into_nested_models() -> None:
     inputs = keras.Input((8,))
     head = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)], name="head")
     model = keras.Model(inputs, head(keras.layers.Dense(4)(keras.layers.BatchNormalization()(inputs))))
-    assert [k.path for k in compress.prunable_kernels(model)] == [model.layers[2].kernel.path, head.layers[0].kernel.path]
+    kernels = [k.path for k in compress.prunable_kernels(model)]
+    assert kernels == [model.layers[2].kernel.path, head.layers[0].kernel.path]
     assert head in list(compress.layers_of(model)), "the nested model and its layers, as lesson 07's teacher has"
 
 
