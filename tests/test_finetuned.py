@@ -106,3 +106,28 @@ def test_bert_preprocessor_packs_any_length_and_refuses_one_without_room(smoke) 
     assert layer(tf.constant(["x " * 40]))["input_mask"].numpy().sum() == 20
     with pytest.raises(ValueError, match="seq_length=1 leaves no room for \\[CLS\\] and \\[SEP\\]: pass 2 or more"):
         kitlib.hub.BertPreprocessor(bert.handles["preprocessor"], seq_length=1)
+
+
+def tiny_frozen_model() -> keras.Model:
+    """A frozen "backbone" and a head with seeded initial weights and dropout, as the classifiers' heads are."""
+    inputs = keras.Input((4,))
+    features = keras.layers.Dense(8, trainable=False, kernel_initializer=keras.initializers.GlorotUniform(1))(inputs)
+    head = keras.Sequential([keras.Input((8,)), keras.layers.Dropout(0.2, seed=2), keras.layers.Dense(
+        1, activation="sigmoid", kernel_initializer=keras.initializers.GlorotUniform(3))], name="head")
+    return keras.Model(inputs, head(features))
+
+
+def test_train_frozen_head_ignores_the_global_random_state() -> None:
+    x = np.random.default_rng(0).normal(size=(2000, 4)).astype("float32")
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype("float32")
+    train, test = (tf.data.Dataset.from_tensor_slices((x[a:b], y[a:b])).batch(256) for a, b in ((0, 1500), (1500, 2000)))
+    runs = []
+    for global_seed in (1, 7):
+        keras.utils.set_random_seed(global_seed)  # what earlier cells drew must not matter
+        model = tiny_frozen_model()
+        initial = model.get_layer("head").get_weights()
+        runs.append((finetuned.train_frozen_head(model, train, test, epochs=4), model.get_layer("head").get_weights()))
+    assert not np.array_equal(initial[0], runs[1][1][0]), "the head trained"
+    assert runs[0][0] == runs[1][0] and all(np.array_equal(a, b) for a, b in zip(runs[0][1], runs[1][1]))
+    with pytest.raises(ValueError, match="at least 10 training examples"):
+        finetuned.train_frozen_head(tiny_frozen_model(), train.take(0), test)
