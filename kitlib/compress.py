@@ -1,4 +1,4 @@
-"""Lesson 07's plumbing: measuring size and latency, a polynomial sparsity schedule, magnitude pruning for Keras 3.
+"""Lesson 07's pruning: a polynomial sparsity schedule and magnitude pruning for Keras 3 (sizes and latency: `measure`).
 
 tensorflow-model-optimization's pruning wraps tf_keras (Keras 2) layers only: given a Keras 3 model,
 `prune_low_magnitude` refuses it ("can only prune an object of the following types: keras.models.Sequential
@@ -8,65 +8,12 @@ algorithm (Zhu & Gupta 2017, tfmot's `PolynomialDecay` schedule) as a Keras 3 ca
 
 from __future__ import annotations
 
-import gzip
-import io
-import time
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import keras
 import numpy as np
 
 PRUNABLE = ("Dense", "Conv2D", "Conv1D", "DepthwiseConv2D", "EinsumDense")
-
-
-def size_bytes(path_or_bytes: Path | str | bytes) -> int:
-    """Bytes of a flatbuffer, a file, or every file under a folder (a SavedModel)."""
-    if isinstance(path_or_bytes, bytes):
-        return len(path_or_bytes)
-    path = Path(path_or_bytes)
-    if path.is_dir():
-        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-    return path.stat().st_size
-
-
-def gzip_bytes(path_or_bytes: Path | str | bytes) -> int:
-    """Bytes after gzip (level 9) of a flatbuffer or a file: what zeros and repeated values save on the wire."""
-    data = path_or_bytes if isinstance(path_or_bytes, bytes) else Path(path_or_bytes).read_bytes()
-    return len(gzip.compress(data, compresslevel=9, mtime=0))
-
-
-def keras_file_bytes(model: Any) -> tuple[int, int]:
-    """(bytes, gzipped bytes) of the model's weights as stored arrays (`np.savez`), optimizer state excluded.
-
-    A `.keras` or `.weights.h5` file of a compiled, trained model also holds the optimizer's slots (Adam: twice
-    the weights; Keras 3 ignores `include_optimizer=False` for `.keras`), so they would not compare models fairly.
-    Quantised Keras layers store int8 kernels and float scales, and are counted as such.
-    """
-    buffer = io.BytesIO()
-    np.savez(buffer, *[np.asarray(w) for w in model.get_weights()])
-    return size_bytes(buffer.getvalue()), gzip_bytes(buffer.getvalue())
-
-
-def latency_ms(fn: Callable[[], Any], repeats: int = 50, warmup: int = 3) -> float:
-    """Median wall time of `fn()` in milliseconds, after a few untimed warm-up calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(max(1, repeats)):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1000)
-
-
-def keras_latency_ms(model: Any, example: np.ndarray, repeats: int = 50) -> float:
-    """Median milliseconds of one compiled forward pass on `example` (a batch), without `predict`'s overhead."""
-    import tensorflow as tf
-
-    forward = tf.function(lambda x: model(x, training=False))
-    x = tf.constant(example)
-    return latency_ms(lambda: np.asarray(forward(x)), repeats)
 
 
 def polynomial_sparsity(step: int, final_sparsity: float, begin_step: int, end_step: int,
@@ -84,9 +31,20 @@ def polynomial_sparsity(step: int, final_sparsity: float, begin_step: int, end_s
     return float(final_sparsity + (initial_sparsity - final_sparsity) * (1.0 - done) ** power)
 
 
+def layers_of(model: Any) -> Iterator[Any]:
+    """Every layer of `model`, depth first, through the public `layers` of nested models and Sequentials.
+
+    Sub-layers a custom (non-model) layer keeps as attributes are not listed: Keras 3 has no public API for them.
+    """
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from layers_of(layer)
+
+
 def prunable_kernels(model: Any) -> list[Any]:
     """The kernels (not biases or norms) of the model's Dense and convolution layers."""
-    return [layer.kernel for layer in model._flatten_layers(include_self=False)
+    return [layer.kernel for layer in layers_of(model)
             if type(layer).__name__ in PRUNABLE and getattr(layer, "kernel", None) is not None]
 
 

@@ -20,54 +20,56 @@ RESULTS_FILE = "results.jsonl"
 RECORD_KEYS = ("lesson", "metric", "profile", "dataset", "model", "machine", "date")  # text fields
 
 
-def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int | None = None) -> np.ndarray:
-    """Counts of (true class, predicted class) pairs: rows are the truth."""
+def _labels(y_true: Sequence[int], y_pred: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Both label sequences as int arrays of one shape; a clear error when they do not pair up."""
     y_true, y_pred = np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)
     if y_true.shape != y_pred.shape:
         raise ValueError(f"y_true has shape {y_true.shape} but y_pred has {y_pred.shape}; pass one label per example.")
+    return y_true, y_pred
+
+
+def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int | None = None) -> np.ndarray:
+    """Counts of (true class, predicted class) pairs, rows the truth (lessons 02, 05).
+
+    `sklearn.metrics.confusion_matrix` with every class of `n_classes` listed, even one that never occurs.
+    """
+    from sklearn import metrics
+
+    y_true, y_pred = _labels(y_true, y_pred)
     n = n_classes or int(max(y_true.max(initial=0), y_pred.max(initial=0)) + 1)
     labels = np.concatenate([y_true.ravel(), y_pred.ravel()])
     outside = np.unique(labels[(labels < 0) | (labels >= n)])
     if outside.size:
         raise ValueError(f"Labels must be class indices 0..{n - 1}; found {outside[:5].tolist()}. "
                          "Pass integer class indices (argmax of the probabilities), and n_classes if given.")
-    matrix = np.zeros((n, n), dtype=np.int64)
-    np.add.at(matrix, (y_true, y_pred), 1)
-    return matrix
+    return metrics.confusion_matrix(y_true, y_pred, labels=np.arange(n))
 
 
 def classification_report(
     y_true: Sequence[int], y_pred: Sequence[int], class_names: Sequence[str]
 ) -> dict[str, Any]:
-    """Accuracy plus per-class and macro precision, recall, F1 and support."""
-    matrix = confusion_matrix(y_true, y_pred, len(class_names))
-    tp = np.diag(matrix).astype(float)
-    predicted, actual = matrix.sum(axis=0), matrix.sum(axis=1)
-    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
-    recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
-    report: dict[str, Any] = {
-        name: {"precision": p, "recall": r, "f1": f, "support": int(s)}
-        for name, p, r, f, s in zip(class_names, precision, recall, f1, actual)
-    }
-    report["macro avg"] = {
-        "precision": precision.mean(), "recall": recall.mean(), "f1": f1.mean(), "support": int(actual.sum())
-    }
-    report["accuracy"] = tp.sum() / max(actual.sum(), 1)
-    return report
+    """Accuracy plus per-class, macro and weighted precision, recall, f1-score and support (lessons 02, 04, 05).
+
+    scikit-learn's dictionary, as `sklearn.metrics.classification_report(..., output_dict=True)` returns it,
+    with every class listed and 0.0 (not a warning) where a class is never predicted.
+    """
+    from sklearn import metrics
+
+    y_true, y_pred = _labels(y_true, y_pred)
+    return metrics.classification_report(y_true, y_pred, labels=np.arange(len(class_names)),
+                                         target_names=list(class_names), output_dict=True, zero_division=0.0)
 
 
 def format_report(report: dict[str, Any]) -> str:
-    """The classification report as an aligned text table."""
+    """The classification report as an aligned text table, laid out as scikit-learn prints it."""
     width = max(12, *(len(name) for name in report))  # long class names keep the columns aligned
-    rows = [f"{'':>{width}s} {'precision':>9s} {'recall':>9s} {'f1':>9s} {'support':>9s}"]
+    rows = [f"{'':>{width}s} {'precision':>9s} {'recall':>9s} {'f1-score':>9s} {'support':>9s}"]
     for name, row in report.items():
-        if name != "accuracy":
-            rows.append(
-                f"{name:>{width}s} {row['precision']:9.3f} {row['recall']:9.3f} {row['f1']:9.3f} {row['support']:9d}"
-            )
-    rows.append(f"{'accuracy':>{width}s} {report['accuracy']:9.3f}")
+        if name == "accuracy":
+            rows.append(f"{name:>{width}s} {'':>9s} {'':>9s} {row:9.3f} {int(report['macro avg']['support']):9d}")
+        else:
+            scores = " ".join(f"{row[key]:9.3f}" for key in ("precision", "recall", "f1-score"))
+            rows.append(f"{name:>{width}s} {scores} {int(row['support']):9d}")
     return "\n".join(rows)
 
 

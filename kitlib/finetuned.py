@@ -15,13 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 
 from kitlib import datasets, evaluate, hub, runtime
 
+RECIPE = 2  # bump when the training below changes: 2 = seeded head, early stopping on held-out training data
+LEARNING_RATE = 1e-2  # Adam's, for the head on cached features (early stopping keeps it from overfitting)
+MAX_EPOCHS = 100  # at most; early stopping usually ends sooner
+PATIENCE = 10  # epochs without a better held-out loss before the head stops
+
 
 def _path(kind: str, cfg: runtime.Config) -> Path:
-    """Where the fine-tuned `kind` model of this profile is cached."""
-    return cfg.cache_dir / "finetuned" / f"{kind}-{cfg.profile}.keras"
+    """Where the fine-tuned `kind` model of this profile is cached (a new recipe version never loads an old model)."""
+    return cfg.cache_dir / "finetuned" / f"{kind}-{cfg.profile}-recipe{RECIPE}.keras"
 
 
 def _save(model: keras.Model, path: Path, info: dict[str, Any]) -> None:
@@ -37,10 +43,16 @@ def _save(model: keras.Model, path: Path, info: dict[str, Any]) -> None:
     path.with_suffix(".json").write_text(json.dumps(info, indent=1, sort_keys=True))
 
 
-def _head(width: int, dropout: float) -> keras.Sequential:
-    """The new classification head: dropout and one sigmoid unit (float32 under mixed precision)."""
-    return keras.Sequential([keras.Input((width,)), keras.layers.Dropout(dropout),
-                             keras.layers.Dense(1, activation="sigmoid", dtype="float32")], name="head")
+def _head(width: int, dropout: float, seed: int) -> keras.Sequential:
+    """The new classification head: dropout and one sigmoid unit (float32 under mixed precision).
+
+    Its initial weights and dropout masks come from `seed`, not from the global random state, so they do not
+    depend on what ran before (exporting a stand-in backbone on a cold cache, a learner's own draws).
+    """
+    return keras.Sequential([keras.Input((width,)), keras.layers.Dropout(dropout, seed=seed),
+                             keras.layers.Dense(1, activation="sigmoid", dtype="float32",
+                                                kernel_initializer=keras.initializers.GlorotUniform(seed))],
+                            name="head")
 
 
 def text_model(cfg: runtime.Config, seq_length: int) -> tuple[keras.Model, hub.ResolvedModel]:
@@ -49,7 +61,7 @@ def text_model(cfg: runtime.Config, seq_length: int) -> tuple[keras.Model, hub.R
     inputs = keras.Input(shape=(), dtype="string", name="text")
     packed = hub.BertPreprocessor(bert.handles["preprocessor"], seq_length=seq_length, name="preprocessor")(inputs)
     pooled = hub.HubLayer(bert.handles["encoder"], trainable=False, output_key="pooled_output", name="encoder")(packed)
-    return keras.Model(inputs, _head(pooled.shape[-1], 0.1)(pooled), name="bert_sentiment"), bert
+    return keras.Model(inputs, _head(pooled.shape[-1], 0.1, cfg.seed)(pooled), name="bert_sentiment"), bert
 
 
 def image_model(cfg: runtime.Config, image_size: int) -> tuple[keras.Model, hub.ResolvedModel]:
@@ -58,21 +70,47 @@ def image_model(cfg: runtime.Config, image_size: int) -> tuple[keras.Model, hub.
     inputs = keras.Input((image_size, image_size, 3), name="image")
     features = hub.HubLayer(backbone.handles["feature_vector"], trainable=False, inference_only=True,
                             name="backbone")(inputs)
-    return keras.Model(inputs, _head(features.shape[-1], 0.2)(features), name="pets_classifier"), backbone
+    return keras.Model(inputs, _head(features.shape[-1], 0.2, cfg.seed)(features), name="pets_classifier"), backbone
 
 
-def _train_head(model: keras.Model, train: Any, val: Any, epochs: int) -> float:
-    """Run the frozen backbone once, train the head on its features, return the validation accuracy.
+def _passes(x: np.ndarray, y: np.ndarray, batch_size: int, passes: int, rng: np.random.Generator) -> Any:
+    """`passes` epochs of (x, y) batches as one `tf.data` pipeline, each epoch in a new order drawn from `rng` alone."""
+    import tensorflow as tf
 
-    `train` must not reshuffle between passes: features and labels are read in two passes.
+    orders = np.stack([rng.permutation(len(x)) for _ in range(passes)])
+    return (tf.data.Dataset.from_tensor_slices(orders)
+            .flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size))
+            .map(lambda rows: (tf.gather(x, rows), tf.gather(y, rows))))
+
+
+def _train_head(model: keras.Model, train: Any, evaluate_on: Any, max_epochs: int, seed: int) -> float:
+    """Run the frozen backbone once, train the head on its features, return its accuracy on `evaluate_on`.
+
+    The head stops when the loss on a seeded fifth of `train` (held out from training) has not improved for
+    `PATIENCE` epochs, and keeps its best weights; `evaluate_on` plays no part in training, so its score is
+    honest. Hold-out and batch order come from `seed` alone. `train` must not reshuffle between passes:
+    features and labels are read in two passes.
     """
     head = model.get_layer("head")
     backbone = keras.Model(model.inputs, head.input)
-    features = {split: backbone.predict(ds.map(lambda x, y: x), verbose=0) for split, ds in (("train", train), ("val", val))}
-    labels = {split: keras.ops.concatenate([y for _, y in ds]) for split, ds in (("train", train), ("val", val))}
-    head.compile(optimizer=keras.optimizers.Adam(1e-2), loss="binary_crossentropy", metrics=["accuracy"])
-    head.fit(features["train"], labels["train"], epochs=epochs, batch_size=64, verbose=0)
-    return float(head.evaluate(features["val"], labels["val"], verbose=0)[1])
+    splits = {"train": train, "evaluate_on": evaluate_on}
+    labels = {name: np.concatenate([np.asarray(y) for _, y in ds] or [np.zeros(0)]).astype("float32")
+              for name, ds in splits.items()}
+    if len(labels["train"]) < 10:
+        raise ValueError(f"The head needs at least 10 training examples (got {len(labels['train'])}): "
+                         "a fifth of them is held out to decide when to stop.")
+    features = {name: backbone.predict(ds.map(lambda x, y: x), verbose=0) for name, ds in splits.items()}
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(labels["train"]))
+    held_out, fit_on = order[:len(order) // 5], order[len(order) // 5:]
+    head.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE), loss="binary_crossentropy", metrics=["accuracy"])
+    # fit's own shuffling would draw from the global random state; these batches are ordered by `rng` alone, and fit
+    # reads the epochs from one pipeline (given steps_per_epoch, Keras keeps its iterator from epoch to epoch).
+    head.fit(_passes(features["train"][fit_on], labels["train"][fit_on], 64, max_epochs, rng), epochs=max_epochs,
+             steps_per_epoch=-(-len(fit_on) // 64), shuffle=False, verbose=0,
+             validation_data=(features["train"][held_out], labels["train"][held_out]),
+             callbacks=[keras.callbacks.EarlyStopping(patience=PATIENCE, restore_best_weights=True)])
+    return float(head.evaluate(features["evaluate_on"], labels["evaluate_on"], verbose=0)[1])
 
 
 def split_sizes(kind: str, cfg: runtime.Config) -> dict[str, int | None]:
@@ -98,17 +136,18 @@ def classifier(kind: str, cfg: runtime.Config, verbose: bool = True) -> tuple[ke
                 seq_length = cfg.pick(smoke=32, cpu=128, gpu=256)
                 data = datasets.load_text("imdb", cfg, batch_size=32, verbose=False, **split_sizes(kind, cfg))
                 model, backbone = text_model(cfg, seq_length)
-                accuracy = _train_head(model, data.dataset("train", shuffle=False), data.val, epochs=100)
+                accuracy = _train_head(model, data.dataset("train", shuffle=False), data.val, MAX_EPOCHS, cfg.seed)
                 extra = {"seq_length": seq_length}
             else:
                 image_size = cfg.pick(smoke=96, cpu=160, gpu=224)
                 data = datasets.load_images("cats_and_dogs", cfg, image_size=image_size, verbose=False,
                                             **split_sizes(kind, cfg))
                 model, backbone = image_model(cfg, image_size)
-                accuracy = _train_head(model, data.dataset("train", shuffle=False), data.val, epochs=100)
+                accuracy = _train_head(model, data.dataset("train", shuffle=False), data.val, MAX_EPOCHS, cfg.seed)
                 extra = {"image_size": image_size, "class_names": list(data.class_names)}
         info = {"kind": kind, "dataset": data.name, "backbone": backbone.title, "backbone_source": backbone.source,
-                "val_accuracy": accuracy, "train_seconds": round(timer["seconds"], 1), "profile": cfg.profile, **extra}
+                "val_accuracy": accuracy, "recipe": RECIPE, "train_seconds": round(timer["seconds"], 1),
+                "profile": cfg.profile, **extra}
         _save(model, path, info)
         info["source"] = f"fine-tuned now ({info['train_seconds']:.0f} s) and cached in {path}"
     if verbose:
@@ -117,11 +156,13 @@ def classifier(kind: str, cfg: runtime.Config, verbose: bool = True) -> tuple[ke
     return model, info
 
 
-def train_frozen_head(model: keras.Model, train: Any, evaluate_on: Any, epochs: int = 100) -> float:
+def train_frozen_head(model: keras.Model, train: Any, evaluate_on: Any, epochs: int = MAX_EPOCHS,
+                      seed: int = 42) -> float:
     """The feature-caching recipe for any frozen-backbone model with a layer named "head" (lessons 06 to 08).
 
     Runs the frozen part once over `train` and `evaluate_on` (batched (input, label) pipelines that do not
-    reshuffle), trains the head on the cached features, and returns its accuracy on `evaluate_on`, which
-    the head never trains on: pass a test split for an honest score.
+    reshuffle), trains the head on the cached features for at most `epochs` epochs, stopping early on a
+    seeded fifth of `train` held out, and returns its accuracy on `evaluate_on`, which the head never trains
+    or stops on: pass a test split for an honest score.
     """
-    return _train_head(model, train, evaluate_on, epochs)
+    return _train_head(model, train, evaluate_on, epochs, seed)

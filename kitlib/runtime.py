@@ -7,7 +7,6 @@ import dataclasses
 import functools
 import os
 import platform
-import random
 import socket
 import sys
 import warnings
@@ -156,14 +155,11 @@ def resolve_profile(requested: str | None, has_accelerator: bool) -> str:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy, TensorFlow and Keras, and make TF ops deterministic."""
+    """Seed Python, NumPy, TensorFlow and Keras (`keras.utils.set_random_seed`), and make TF ops deterministic."""
     import keras
-    import numpy as np
     import tensorflow as tf
 
-    os.environ["PYTHONHASHSEED"] = str(seed)
-    random.seed(seed)
-    np.random.seed(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)  # for child processes: this one's hash seed was fixed at start-up
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
 

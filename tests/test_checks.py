@@ -672,7 +672,7 @@ def test_macro_f1() -> None:
     from kitlib import evaluate  # the kit's report agrees with the check's case
 
     report = evaluate.classification_report(lesson11._F1_TRUE, lesson11._F1_PRED, ["a", "b", "c"])
-    assert np.isclose(report["macro avg"]["f1"], macro_f1_solution(lesson11._F1_TRUE, lesson11._F1_PRED, 3))
+    assert np.isclose(report["macro avg"]["f1-score"], macro_f1_solution(lesson11._F1_TRUE, lesson11._F1_PRED, 3))
     with pytest.raises(checks.CheckFailed, match="not written yet"):
         checks.macro_f1(stub)
 

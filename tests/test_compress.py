@@ -1,8 +1,6 @@
-"""kitlib.compress (size, latency, sparsity schedule, Keras 3 magnitude pruning)."""
+"""kitlib.compress (sparsity schedule, Keras 3 magnitude pruning)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,31 +31,13 @@ def test_polynomial_sparsity_rises_fast_then_slowly_to_the_final_value() -> None
         compress.polynomial_sparsity(0, 0.5, 10, 10)
 
 
-def test_sizes_of_bytes_files_and_folders(tmp_path: Path) -> None:
-    (tmp_path / "a").write_bytes(b"x" * 100)
-    (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / "b").write_bytes(b"y" * 50)
-    assert compress.size_bytes(b"abc") == 3
-    assert compress.size_bytes(tmp_path / "a") == 100 and compress.size_bytes(tmp_path) == 150
-    zeros, noise = bytes(100_000), np.random.default_rng(0).bytes(100_000)
-    assert compress.gzip_bytes(zeros) < 1_000 < 99_000 < compress.gzip_bytes(noise)
-    assert compress.gzip_bytes(tmp_path / "a") < 100
-
-
-def test_keras_weight_bytes_leave_out_the_optimizer_and_shrink_when_quantised() -> None:
-    fresh, trained = tiny_model(512), tiny_model(512)
-    trained.compile(optimizer="adam", loss="mse")
-    trained.fit(np.ones((16, 8)), np.ones((16, 1)), epochs=1, verbose=0)
-    size, gzipped = compress.keras_file_bytes(trained)
-    assert size == compress.keras_file_bytes(fresh)[0] and gzipped <= size
-    assert 4 * fresh.count_params() <= size < 4 * fresh.count_params() + 2_000
-    trained.quantize("int8", filters=lambda layer: isinstance(layer, keras.layers.Dense))
-    assert compress.keras_file_bytes(trained)[0] < 0.7 * size
-
-
-def test_latency_is_a_positive_median() -> None:
-    assert compress.latency_ms(lambda: sum(range(1000)), repeats=5) > 0
-    assert compress.keras_latency_ms(tiny_model(), np.ones((1, 8), "float32"), repeats=3) > 0
+def test_prunable_kernels_reach_into_nested_models() -> None:
+    inputs = keras.Input((8,))
+    head = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)], name="head")
+    model = keras.Model(inputs, head(keras.layers.Dense(4)(keras.layers.BatchNormalization()(inputs))))
+    kernels = [k.path for k in compress.prunable_kernels(model)]
+    assert kernels == [model.layers[2].kernel.path, head.layers[0].kernel.path]
+    assert head in list(compress.layers_of(model)), "the nested model and its layers, as lesson 07's teacher has"
 
 
 def test_magnitude_pruning_reaches_the_target_and_keeps_pruned_weights_at_zero() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -17,15 +19,18 @@ def test_confusion_matrix_and_report_match_hand_counts() -> None:
     assert report["accuracy"] == pytest.approx(6 / 8)
     assert report["pos"]["precision"] == pytest.approx(4 / 5) and report["pos"]["recall"] == pytest.approx(4 / 5)
     assert report["neg"]["precision"] == pytest.approx(2 / 3) and report["neg"]["recall"] == pytest.approx(2 / 3)
-    assert report["neg"]["f1"] == pytest.approx(2 / 3) and report["neg"]["support"] == 3
-    assert report["macro avg"]["f1"] == pytest.approx((2 / 3 + 4 / 5) / 2)
-    text = kitlib.format_report(report)
-    assert "accuracy" in text and "0.750" in text and "macro avg" in text
+    assert report["neg"]["f1-score"] == pytest.approx(2 / 3) and report["neg"]["support"] == 3
+    assert report["macro avg"]["f1-score"] == pytest.approx((2 / 3 + 4 / 5) / 2)
+    text = kitlib.format_report(report).splitlines()
+    assert text[0].split() == ["precision", "recall", "f1-score", "support"]
+    assert text[1].split() == ["neg", "0.667", "0.667", "0.667", "3"]
+    assert text[3].split() == ["accuracy", "0.750", "8"] and text[4].split()[:2] == ["macro", "avg"]
 
 
 def test_report_survives_a_class_never_predicted() -> None:
     report = kitlib.classification_report([0, 1, 1], [1, 1, 1], ["neg", "pos"])
-    assert report["neg"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
+    assert report["neg"] == {"precision": 0.0, "recall": 0.0, "f1-score": 0.0, "support": 1}
+    assert kitlib.confusion_matrix([0, 0], [0, 0], 2).tolist() == [[2, 0], [0, 0]], "n_classes keeps unseen classes"
 
 
 def test_mismatched_lengths_are_a_clear_error() -> None:
@@ -56,8 +61,12 @@ def test_records_round_trip_and_latest_wins(kit_env) -> None:
 
 def test_stopwatch_measures_the_block() -> None:
     with evaluate.stopwatch() as timer:
-        sum(range(100_000))
-    assert 0 < timer["seconds"] < 5
+        time.sleep(0.2)
+    assert 0.2 <= timer["seconds"] < 0.2 + 0.15, "a 0.2 s sleep, give or take a busy machine's scheduling"
+    with pytest.raises(RuntimeError), evaluate.stopwatch() as failed:
+        time.sleep(0.05)
+        raise RuntimeError("the block fails")
+    assert 0.05 <= failed["seconds"] < 0.2, "a failing block is timed too"
 
 
 def test_ten_classes_with_one_never_predicted() -> None:
@@ -69,19 +78,19 @@ def test_ten_classes_with_one_never_predicted() -> None:
     matrix = kitlib.confusion_matrix(y_true, y_pred, 10)
     assert matrix.shape == (10, 10) and matrix[3, 5] == 3 and matrix[0, 9] == 1 and matrix.sum() == 30
     report = kitlib.classification_report(y_true, y_pred, names)
-    assert report["cat"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 3}
+    assert report["cat"] == {"precision": 0.0, "recall": 0.0, "f1-score": 0.0, "support": 3}
     assert report["dog"]["precision"] == pytest.approx(0.5) and report["dog"]["recall"] == 1.0
-    f1 = [report[name]["f1"] for name in names]
-    assert report["macro avg"]["f1"] == pytest.approx(np.mean(f1)) and report["macro avg"]["f1"] < report["accuracy"]
+    f1 = [report[name]["f1-score"] for name in names]
+    assert report["macro avg"]["f1-score"] == pytest.approx(np.mean(f1)) and report["macro avg"]["f1-score"] < report["accuracy"]
     assert report["accuracy"] == pytest.approx(26 / 30)
     lines = kitlib.format_report(report).splitlines()
-    assert len(lines) == 1 + 10 + 1 + 1 and len({len(line) for line in lines[:-1]}) == 1  # aligned columns
+    assert len(lines) == 1 + 10 + 1 + 2 and len({len(line) for line in lines}) == 1  # aligned columns
 
 
 def test_long_class_names_keep_the_report_aligned() -> None:
     report = kitlib.classification_report([0, 1], [0, 1], ["a very long class name", "b"])
     lines = kitlib.format_report(report).splitlines()
-    assert len({len(line) for line in lines[:-1]}) == 1
+    assert len({len(line) for line in lines}) == 1
 
 
 def test_confusion_matrix_refuses_labels_outside_the_classes() -> None:

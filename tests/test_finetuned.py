@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import kitlib
-from kitlib import finetuned
+from kitlib import datasets, finetuned
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +26,11 @@ def smoke(tmp_path_factory: pytest.TempPathFactory):
                             "KITLIB_OFFLINE": "1", "KITLIB_PROFILE": "smoke"}.items():
             patch.setenv(name, str(value))
         patch.setenv("KITLIB_DATA_DIR", "")  # not the checkout's data/
-        yield kitlib.setup(verbose=False)
+        cfg = kitlib.setup(verbose=False)
+        # Draw from every global generator, as a lesson's earlier cells do: the classifiers must not notice.
+        random.random(), np.random.rand(3), keras.random.uniform((3,)), tf.random.uniform((3,))
+        keras.layers.Dense(4).build((1, 4))
+        yield cfg
 
 
 def test_image_classifier_trains_once_then_loads_from_the_cache(smoke, capsys) -> None:
@@ -45,7 +55,32 @@ def test_text_classifier_takes_raw_strings(smoke) -> None:
     assert info["seq_length"] == 32 and "MiniLM" in info["backbone"]
     probs = model.predict(tf.constant(["a wonderful film", "dull", ""]), verbose=0)
     assert probs.shape == (3, 1) and np.all((probs >= 0) & (probs <= 1))
-    assert info["val_accuracy"] > 0.5
+    val = datasets.load_text("imdb", smoke, verbose=False, **finetuned.split_sizes("text", smoke)).labels("val")
+    majority = max(val.mean(), 1 - val.mean())
+    assert info["val_accuracy"] > majority + 0.05, f"{info['val_accuracy']:.1%} vs the majority's {majority:.1%}"
+
+
+FRESH_RUN = """
+import sys
+import numpy as np
+import kitlib
+from kitlib import finetuned
+model, info = finetuned.classifier("image", kitlib.setup(verbose=False), verbose=False)
+np.savez(sys.argv[1], *model.get_layer("head").get_weights(), val_accuracy=info["val_accuracy"])
+"""
+
+
+def test_image_classifier_is_the_same_in_a_fresh_process_with_an_empty_cache(smoke, tmp_path: Path) -> None:
+    """A new process, nothing cached, no draws before it, vs this one (its cache was empty too, draws first)."""
+    model, info = finetuned.classifier("image", smoke, verbose=False)
+    env = {**os.environ, "KITLIB_CACHE": str(tmp_path / "cache"), "KITLIB_RESULTS": str(tmp_path / "results"),
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    subprocess.run([sys.executable, "-c", FRESH_RUN, str(tmp_path / "fresh.npz")], env=env, check=True)
+    fresh = np.load(tmp_path / "fresh.npz")
+    assert float(fresh["val_accuracy"]) == info["val_accuracy"], "the same validation accuracy to the last digit"
+    head = model.get_layer("head").get_weights()
+    assert len(fresh.files) == len(head) + 1
+    assert all(np.array_equal(mine, fresh[f"arr_{i}"]) for i, mine in enumerate(head)), "the same head, bit for bit"
 
 
 def test_unknown_kind_is_a_clear_error(smoke) -> None:
@@ -71,3 +106,28 @@ def test_bert_preprocessor_packs_any_length_and_refuses_one_without_room(smoke) 
     assert layer(tf.constant(["x " * 40]))["input_mask"].numpy().sum() == 20
     with pytest.raises(ValueError, match="seq_length=1 leaves no room for \\[CLS\\] and \\[SEP\\]: pass 2 or more"):
         kitlib.hub.BertPreprocessor(bert.handles["preprocessor"], seq_length=1)
+
+
+def tiny_frozen_model() -> keras.Model:
+    """A frozen "backbone" and a head with seeded initial weights and dropout, as the classifiers' heads are."""
+    inputs = keras.Input((4,))
+    features = keras.layers.Dense(8, trainable=False, kernel_initializer=keras.initializers.GlorotUniform(1))(inputs)
+    head = keras.Sequential([keras.Input((8,)), keras.layers.Dropout(0.2, seed=2), keras.layers.Dense(
+        1, activation="sigmoid", kernel_initializer=keras.initializers.GlorotUniform(3))], name="head")
+    return keras.Model(inputs, head(features))
+
+
+def test_train_frozen_head_ignores_the_global_random_state() -> None:
+    x = np.random.default_rng(0).normal(size=(2000, 4)).astype("float32")
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype("float32")
+    train, test = (tf.data.Dataset.from_tensor_slices((x[a:b], y[a:b])).batch(256) for a, b in ((0, 1500), (1500, 2000)))
+    runs = []
+    for global_seed in (1, 7):
+        keras.utils.set_random_seed(global_seed)  # what earlier cells drew must not matter
+        model = tiny_frozen_model()
+        initial = model.get_layer("head").get_weights()
+        runs.append((finetuned.train_frozen_head(model, train, test, epochs=4), model.get_layer("head").get_weights()))
+    assert not np.array_equal(initial[0], runs[1][1][0]), "the head trained"
+    assert runs[0][0] == runs[1][0] and all(np.array_equal(a, b) for a, b in zip(runs[0][1], runs[1][1]))
+    with pytest.raises(ValueError, match="at least 10 training examples"):
+        finetuned.train_frozen_head(tiny_frozen_model(), train.take(0), test)

