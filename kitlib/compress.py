@@ -42,6 +42,27 @@ def layers_of(model: Any) -> Iterator[Any]:
             yield from layers_of(layer)
 
 
+def quantize_int8(model: Any, only: Callable[[Any], bool]) -> list[str]:
+    """Quantise the layers `only` picks to int8 in place (lesson 07); return their names.
+
+    `model.quantize("int8", filters=only)` where Keras has `filters` (3.11 and later); on older Keras 3 each
+    picked layer is quantised with its own public `layer.quantize("int8")`, the model's compiled functions are
+    reset so the next call traces the int8 path, and a note says so.
+    """
+    picked = [layer for layer in layers_of(model) if only(layer) and hasattr(layer, "quantize")]
+    try:
+        model.quantize("int8", filters=only)
+    except ValueError as exc:
+        if "filters" not in str(exc):
+            raise
+        print(f"note: Keras {keras.__version__} has no quantize(filters=...): quantising the {len(picked)} picked "
+              "layers one by one")
+        for layer in picked:
+            layer.quantize("int8")
+        model.train_function = model.test_function = model.predict_function = None
+    return [layer.name for layer in picked]
+
+
 def prunable_kernels(model: Any) -> list[Any]:
     """The kernels (not biases or norms) of the model's Dense and convolution layers."""
     return [layer.kernel for layer in layers_of(model)

@@ -54,3 +54,25 @@ def test_magnitude_pruning_reaches_the_target_and_keeps_pruned_weights_at_zero()
         assert np.all(weights[pruning.masks[kernel.path] == 0] == 0)
     assert np.count_nonzero(np.asarray(model.layers[0].bias)) > 0, "biases are not pruned"
     assert len(compress.prunable_kernels(model)) == 2
+
+
+def test_quantize_int8_falls_back_to_layer_by_layer_on_keras_without_filters(monkeypatch, capsys) -> None:
+    def model() -> keras.Model:
+        m = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16), keras.layers.Embedding(4, 2),
+                              keras.layers.Flatten(), keras.layers.Dense(1)])
+        m(np.zeros((1, 8), "float32"))
+        return m
+
+    native = model()
+    assert len(compress.quantize_int8(native, only=lambda layer: isinstance(layer, keras.layers.Dense))) == 2
+    old = model()
+    names = [layer.name for layer in old.layers if isinstance(layer, keras.layers.Dense)]
+
+    def without_filters(mode, **kwargs):  # what Keras 3.10 answers
+        raise ValueError(f"Unrecognized keyword arguments passed to Sequential: {kwargs}")
+
+    monkeypatch.setattr(old, "quantize", without_filters)
+    assert compress.quantize_int8(old, only=lambda layer: isinstance(layer, keras.layers.Dense)) == names
+    assert "quantising the 2 picked layers one by one" in capsys.readouterr().out
+    kinds = {layer.name: getattr(layer, "quantization_mode", None) for layer in old.layers}
+    assert [kinds[n] for n in names] == ["int8", "int8"] and kinds[old.layers[1].name] is None  # Embedding left alone

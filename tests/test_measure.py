@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from kitlib import measure
+from kitlib import compress, measure
 
 
 def small_model(width: int) -> keras.Model:
@@ -54,7 +54,7 @@ def test_the_payload_leaves_out_the_optimizer_state_a_saved_model_file_holds(tmp
 def test_a_quantised_model_ships_fewer_bytes() -> None:
     model = trained(small_model(512))
     size = len(measure.payload(model))
-    model.quantize("int8", filters=lambda layer: isinstance(layer, keras.layers.Dense))
+    compress.quantize_int8(model, only=lambda layer: isinstance(layer, keras.layers.Dense))
     assert len(measure.payload(model)) < 0.7 * size
 
 
