@@ -183,3 +183,13 @@ def test_mean_pooled_classifier_ignores_padding_and_freezes_the_unused_pooler() 
     dense = model.get_layer("positive")
     expected = 1 / (1 + np.exp(-(sequence @ dense.kernel.numpy() + dense.bias.numpy())))
     assert np.allclose(p[0], expected, atol=1e-5)
+
+
+def test_head_and_tail_keeps_the_start_and_the_end_of_long_rows_only() -> None:
+    import tensorflow as tf
+
+    tokens = tf.ragged.constant([list(range(10)), [1, 2, 3], []], dtype=tf.int32)
+    kept = textmodels.head_and_tail(tokens, keep=5, head=2).to_list()
+    assert kept == [[0, 1, 7, 8, 9], [1, 2, 3], []]
+    with pytest.raises(ValueError, match="0 <= head <= keep"):
+        textmodels.head_and_tail(tokens, keep=2, head=3)
