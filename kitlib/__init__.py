@@ -13,7 +13,14 @@ from kitlib.evaluate import (
     results_table,
     stopwatch,
 )
-from kitlib.plots import plot_confusion_matrix, plot_embedding_2d, plot_history, plot_pipeline, show_images
+from kitlib.plots import (
+    plot_confusion_matrix,
+    plot_embedding_2d,
+    plot_history,
+    plot_label_efficiency,
+    plot_pipeline,
+    show_images,
+)
 from kitlib.runtime import PROFILES, Config, setup
 
 __version__ = "0.1.0"
@@ -48,6 +55,7 @@ __all__ = [
     "plot_confusion_matrix",
     "plot_embedding_2d",
     "plot_history",
+    "plot_label_efficiency",
     "plot_pipeline",
     "project_2d",
     "record_result",

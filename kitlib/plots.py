@@ -101,4 +101,26 @@ def show_images(images: Any, titles: list[str] | None = None, cols: int = 8, siz
             ax.set_title(titles[i], fontsize=8)
     if suptitle:
         fig.suptitle(suptitle)
+
+
+def plot_label_efficiency(
+    runs: Mapping[str, Mapping[int, Sequence[float]]], references: Mapping[str, float] | None = None, title: str = ""
+) -> None:
+    """Test accuracy against labels per encoder: the mean of its runs, error bars of one standard deviation.
+
+    `runs` maps an encoder's name to {number of labels: accuracies of its runs}; a budget with one run
+    gets no error bar. `references` are drawn as horizontal lines (other lessons, the majority class).
+    """
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, (name, by_labels) in enumerate(runs.items()):
+        labels = sorted(by_labels)
+        means = [np.mean(by_labels[n]) for n in labels]
+        spreads = [np.std(by_labels[n], ddof=1) if len(by_labels[n]) > 1 else 0.0 for n in labels]
+        ax.errorbar(labels, means, yerr=spreads, marker="os^dv"[i % 5], capsize=4, color=f"C{i}", label=name)
+    for j, (name, value) in enumerate((references or {}).items()):
+        ax.axhline(value, color=f"C{len(runs) + j}", linestyle=":", label=name)
+    ax.set(xscale="log", xlabel="labelled training examples (log scale)", ylabel="test accuracy",
+           title=title or "label efficiency")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()

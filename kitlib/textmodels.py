@@ -185,3 +185,18 @@ def save_preprocessor(vocabulary: list[str], folder: Path, lowercase: bool = Tru
     Lesson 03 saves its own vocabulary with it.
     """
     return savedmodel.save(_preprocessor_module(list(vocabulary), lowercase), folder)
+
+
+def head_and_tail(tokens: Any, keep: int, head: int) -> Any:
+    """The first `head` pieces of each row of a ragged [batch, pieces] tensor, filled up to `keep` from its end.
+
+    Reviews tend to end with the verdict, so a long text keeps its head and its tail (Sun et al., 2019).
+    """
+    import tensorflow as tf
+
+    if not 0 <= head <= keep:
+        raise ValueError(f"head_and_tail keeps `head` pieces out of `keep`: need 0 <= head <= keep, got {head}, {keep}.")
+    lengths = tokens.row_lengths()
+    tail = tf.minimum(lengths - tf.minimum(lengths, head), keep - head)
+    return tf.concat([tokens[:, :head], tf.gather(tokens, tf.ragged.range(lengths - tail, lengths), batch_dims=1)],
+                     axis=1)

@@ -66,3 +66,17 @@ def test_image_grid_shows_each_image_with_its_title(capsys) -> None:
     plt.close("all")
     kitlib.show_images(images[:0])
     assert "(no images to show)" in capsys.readouterr().out
+
+
+def test_label_efficiency_plots_means_with_error_bars_and_reference_lines() -> None:
+    runs = {"random init": {40: [0.5, 0.6, 0.7], 4000: [0.8]}, "pre-trained": {40: [0.7, 0.7, 0.7], 4000: [0.9]}}
+    kitlib.plot_label_efficiency(runs, references={"lesson 02": 0.86})
+    ax = plt.gcf().axes[0]
+    random_init = ax.containers[0]
+    assert list(random_init.lines[0].get_ydata()) == [0.6, 0.8]  # the mean of the runs at each budget
+    bars = random_init.lines[2][0].get_segments()
+    assert np.allclose([bars[0][0][1], bars[0][1][1]], [0.5, 0.7])  # one standard deviation (ddof=1) either side
+    assert np.allclose(bars[1][:, 1], [0.8, 0.8])  # a single run has no spread
+    assert [line.get_ydata()[0] for line in ax.lines if line.get_linestyle() == ":"] == [0.86]
+    assert ax.get_xscale() == "log"
+    plt.close("all")

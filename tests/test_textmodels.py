@@ -147,3 +147,13 @@ def test_minilm_preset_loads_the_pack_weights_into_keras_hub(kit_env: Path) -> N
     last = backbone.get_layer(f"transformer_layer_{backbone.num_layers - 1}")
     kernels = {tuple(w.shape): w.numpy() for w in last.weights if w.path.endswith("kernel")}
     np.testing.assert_array_equal(kernels[(1536, 384)], raw["encoder.layer.5.output.dense.weight"].T)
+
+
+def test_head_and_tail_keeps_the_start_and_the_end_of_long_rows_only() -> None:
+    import tensorflow as tf
+
+    tokens = tf.ragged.constant([list(range(10)), [1, 2, 3], []], dtype=tf.int32)
+    kept = textmodels.head_and_tail(tokens, keep=5, head=2).to_list()
+    assert kept == [[0, 1, 7, 8, 9], [1, 2, 3], []]
+    with pytest.raises(ValueError, match="0 <= head <= keep"):
+        textmodels.head_and_tail(tokens, keep=2, head=3)
