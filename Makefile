@@ -8,7 +8,7 @@ TEST_CACHE := .cache/test
 TEST_ENV := env KITLIB_DATA_DIR= KITLIB_OFFLINE=1 KITLIB_PROFILE=smoke \
 	KITLIB_CACHE=$(CURDIR)/$(TEST_CACHE)/cache KITLIB_RESULTS=$(CURDIR)/$(TEST_CACHE)/results
 
-.PHONY: setup lab test browser results release clean
+.PHONY: setup lab test test-compat browser results release clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,17 @@ test: $(STAMP) browser
 	rm -rf $(TEST_CACHE)
 	$(TEST_ENV) $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=600
 
+# The same suite on the oldest stack the kit declares (pyproject's `minimum` extra pins every floor), in .venv-compat.
+COMPAT := .venv-compat
+test-compat: browser
+	test -x $(COMPAT)/bin/python || $(PYTHON) -m venv $(COMPAT)
+	$(COMPAT)/bin/python -m pip install --quiet --upgrade pip
+	$(COMPAT)/bin/python -m pip install --quiet -e ".[minimum]"
+	$(COMPAT)/bin/python -m kitlib pack
+	rm -rf $(TEST_CACHE)-compat
+	$(subst $(TEST_CACHE),$(TEST_CACHE)-compat,$(TEST_ENV)) $(COMPAT)/bin/python -m pytest tests notebooks --nbval-lax \
+		--nbval-current-env --nbval-cell-timeout=900
+
 # Measure the cpu profile on real data (KITLIB_DATA_DIR, default ../shared/datasets) into docs/results.md.
 results: $(STAMP)
 	KITLIB_PROFILE=cpu KITLIB_DATA_DIR=$${KITLIB_DATA_DIR:-$(CURDIR)/../shared/datasets} \
@@ -44,4 +55,4 @@ release: $(STAMP)
 	$(BIN)/python -m kitlib release --src notebooks --out release
 
 clean:
-	rm -rf $(VENV) $(TEST_CACHE) notebooks/runs notebooks/artifacts release
+	rm -rf $(VENV) $(COMPAT) $(TEST_CACHE) $(TEST_CACHE)-compat notebooks/runs notebooks/artifacts release

@@ -7,6 +7,7 @@ import dataclasses
 import functools
 import os
 import platform
+import re
 import socket
 import sys
 import warnings
@@ -196,23 +197,53 @@ def installed_version(distribution: str) -> str | None:
         return None
 
 
-def colab_requirements(installed: dict[str, str | None]) -> list[str]:
-    """What pip must add to Colab's stack for the text lessons, with its TensorFlow pinned so it is never replaced.
+def declared_minima() -> dict[str, str]:
+    """The floors kitlib declares ({distribution: version}, from `name>=version`), read from its installed metadata."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    try:
+        declared = requires("kitlib") or []
+    except PackageNotFoundError:
+        return {}
+    found = {}
+    for requirement in declared:
+        match = re.fullmatch(r"([A-Za-z0-9_.-]+)>=([\w.]+)", requirement.strip())
+        if match:  # extras (";" markers) and exact pins are not floors
+            found[match.group(1).lower()] = match.group(2)
+    return found
+
+
+def _older(version: str, floor: str) -> bool:
+    """True when `version` is an older release than `floor`."""
+    from packaging.version import Version
+
+    return Version(version) < Version(floor)
+
+
+def colab_requirements(installed: dict[str, str | None], minima: dict[str, str] | None = None) -> list[str]:
+    """What pip must add to Colab's stack, with its TensorFlow pinned so it is never replaced.
 
     tensorflow-text ships native ops built for one TensorFlow minor version, so it must match TensorFlow's
-    major.minor ("Op type not registered" otherwise); keras-hub is added when missing, in whichever version
-    fits that TensorFlow. An empty list when nothing is missing.
+    major.minor ("Op type not registered" otherwise); every other declared package that is missing or older than
+    its floor (`declared_minima`) is lifted to it. A TensorFlow below its floor is reported, not replaced. An empty
+    list when nothing is missing.
     """
     tensorflow = installed.get("tensorflow")
     if tensorflow is None:
         return []  # not a TensorFlow runtime: nothing to match
+    minima = declared_minima() if minima is None else minima
+    if "tensorflow" in minima and _older(tensorflow, minima["tensorflow"]):
+        print(f"Colab: its TensorFlow {tensorflow} is older than the {minima['tensorflow']} the kit is tested with; "
+              "the lessons may fail. Choose a newer runtime (Runtime > Change runtime type) if one is offered.")
+        return []
     minor = ".".join(tensorflow.split(".")[:2])
     wanted = []
     text = installed.get("tensorflow-text")
     if text is None or ".".join(text.split(".")[:2]) != minor:
         wanted.append(f"tensorflow-text=={minor}.*")
-    if installed.get("keras-hub") is None:
-        wanted.append("keras-hub")
+    for name, floor in minima.items():
+        if name != "tensorflow" and name in installed and (installed[name] is None or _older(installed[name], floor)):
+            wanted.append(f"{name}>={floor}")
     return [*wanted, f"tensorflow=={tensorflow}"] if wanted else []
 
 
@@ -220,11 +251,12 @@ def complete_colab_stack() -> None:
     """On Colab, pip-install what the text lessons need on top of its TensorFlow, before anything imports it."""
     import subprocess
 
-    installed = {name: installed_version(name) for name in ("tensorflow", "tensorflow-text", "keras-hub")}
+    names = {"tensorflow", "tensorflow-text", *declared_minima()}
+    installed = {name: installed_version(name) for name in sorted(names)}
     wanted = colab_requirements(installed)
     if wanted:
-        print(f"Colab: installing {' '.join(wanted[:-1])} to match its TensorFlow {installed['tensorflow']} "
-              "(once per runtime).")
+        print(f"Colab: installing {' '.join(wanted[:-1])} on top of its TensorFlow {installed['tensorflow']} "
+              "(what it lacks or has older than the kit's tested floors; once per runtime).")
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", *wanted], check=True)
 
 

@@ -68,16 +68,16 @@ def test_colab_without_gpu_is_told_what_to_click(kit_env, monkeypatch: pytest.Mo
 
 
 @pytest.mark.parametrize(("installed", "expected"), [
-    ({"tensorflow": "2.19.1", "tensorflow-text": "2.19.0", "keras-hub": "0.21.1"}, []),
-    ({"tensorflow": "2.19.1", "tensorflow-text": None, "keras-hub": "0.21.1"},
+    ({"tensorflow": "2.19.1", "tensorflow-text": "2.19.0", "keras-hub": "0.25.1"}, []),
+    ({"tensorflow": "2.19.1", "tensorflow-text": None, "keras-hub": "0.26.0"},
      ["tensorflow-text==2.19.*", "tensorflow==2.19.1"]),
     ({"tensorflow": "2.19.1", "tensorflow-text": "2.18.1", "keras-hub": None},
-     ["tensorflow-text==2.19.*", "keras-hub", "tensorflow==2.19.1"]),
-    ({"tensorflow": "2.20.0", "tensorflow-text": "2.20.1", "keras-hub": None}, ["keras-hub", "tensorflow==2.20.0"]),
+     ["tensorflow-text==2.19.*", "keras-hub>=0.25.1", "tensorflow==2.19.1"]),
+    ({"tensorflow": "2.20.0", "tensorflow-text": "2.20.1", "keras-hub": None}, ["keras-hub>=0.25.1", "tensorflow==2.20.0"]),
     ({"tensorflow": None, "tensorflow-text": None, "keras-hub": None}, []),
 ])
 def test_colab_gets_a_tensorflow_text_of_its_tensorflow_minor_and_keeps_its_tensorflow(installed, expected) -> None:
-    assert runtime.colab_requirements(installed) == expected
+    assert runtime.colab_requirements(installed, {"tensorflow": "2.19.1", "keras-hub": "0.25.1"}) == expected
 
 
 def test_split_cpu_gives_mirrored_strategy_two_replicas_and_refuses_once_devices_are_set() -> None:
