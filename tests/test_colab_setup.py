@@ -118,7 +118,7 @@ def test_setup_on_colab_adds_the_tensorflow_text_of_its_tensorflow(tmp_path: Pat
     calls, out = run_in_fake_colab(tmp_path, setup_cell(NOTEBOOKS[0]), hide_kitlib=False)
     assert calls == [[sys.executable, "-m", "pip", "install", "-q", f"tensorflow-text=={minor}.*",
                       f"tensorflow=={tensorflow}"]], "one pip call: the matching tensorflow-text, TensorFlow pinned"
-    assert f"Colab: installing tensorflow-text=={minor}.* to match its TensorFlow {tensorflow}" in out
+    assert f"Colab: installing tensorflow-text=={minor}.* on top of its TensorFlow {tensorflow}" in out
     assert "profile: " in out, "setup() goes on after the install"
 
 
