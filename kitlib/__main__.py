@@ -1,4 +1,4 @@
-"""Command line: `python -m kitlib doctor | pack | fetch | results | bench | release | mark | grade`."""
+"""Command line: `python -m kitlib doctor | pack | fetch | results | bench | site | release | mark | grade`."""
 
 from __future__ import annotations
 
@@ -70,12 +70,25 @@ def bench(args: argparse.Namespace) -> int:
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise SystemExit(f"No such notebook: {', '.join(missing)}.")
-    report, runs = notebooks_runner.bench(paths, Path(args.out) if args.out else None, args.timeout)
+    report, runs = notebooks_runner.bench(paths, Path(args.out) if args.out else None, args.timeout,
+                                          Path(args.executed) if args.executed else None)
     print(report)
     failed = [run.path.name for run in runs if run.error]
     if failed:
         print(f"{len(failed)} notebook(s) did not complete: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def build_site(args: argparse.Namespace) -> int:
+    """Build the HTML course from the executed lessons."""
+    from kitlib import site
+
+    try:
+        pages = site.build(Path(args.executed), Path(args.out), partial=args.partial)
+    except site.SiteError as exc:
+        raise SystemExit(str(exc)) from None
+    print(f"site: {Path(args.out) / 'index.html'} ({len(pages)} lessons)")
+    return 0
 
 
 def release_notebooks(args: argparse.Namespace) -> int:
@@ -136,7 +149,13 @@ def main(argv: list[str] | None = None) -> int:
     bench_cmd.add_argument("--out", help="write the report (Markdown) to this file")
     bench_cmd.add_argument("--timeout", type=float, default=3600,
                            help="seconds each notebook may run before it is stopped and reported (default: 3600)")
+    bench_cmd.add_argument("--executed", help="keep each executed copy (outputs, figures, provenance) in this folder")
     bench_cmd.set_defaults(run=bench)
+    site_cmd = commands.add_parser("site", help="build the HTML course from the executed lessons (make site)")
+    site_cmd.add_argument("--executed", default="docs/_executed", help="folder of executed copies (make results)")
+    site_cmd.add_argument("--out", default="build/site", help="folder to write the HTML into")
+    site_cmd.add_argument("--partial", action="store_true", help="build even if some lessons have no executed copy")
+    site_cmd.set_defaults(run=build_site)
     release_cmd = commands.add_parser("release", help="write student copies (solutions replaced by stubs)")
     release_cmd.add_argument("--src", default="notebooks", help="folder of source notebooks (default: notebooks)")
     release_cmd.add_argument("--out", default="release", help="folder to write into (default: release)")
