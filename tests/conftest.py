@@ -50,6 +50,41 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
         """Stay quiet."""
 
 
+# A route: (status, Location for redirects or None, body). Paths include any query string.
+Route = tuple[int, str | None, bytes]
+
+
+class RoutedHandler(http.server.BaseHTTPRequestHandler):
+    """Answers each path from the server's `routes` table: redirects, errors or bodies; 404 for the rest."""
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        """Answer from the table."""
+        status, location, body = self.server.routes.get(self.path, (404, None, b"no such route"))
+        self.send_response(status)
+        if location:
+            self.send_header("Location", location)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        """Stay quiet."""
+
+
+@pytest.fixture
+def routed_http() -> Iterator[tuple[dict[str, Route], str]]:
+    """A loopback server answering from a table the test fills in; yields (table, base URL)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RoutedHandler)
+    server.routes = {}
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.routes, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 REVIEWS = {
     "pos": ["a wonderful moving film", "great acting and a great story", "I loved every minute", "brilliant and funny"],
     "neg": ["a dull boring mess", "terrible acting, awful plot", "I hated every minute", "the worst film this year"],
