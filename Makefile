@@ -35,10 +35,12 @@ test: $(STAMP) browser
 	$(TEST_ENV) $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=600
 
 # Measure the cpu profile on real data (KITLIB_DATA_DIR, default ../shared/datasets): the executed copies and the
-# run's records go to docs/_executed (committed: the site and the tables show this run), the report beside them.
+# run's records go to docs/_executed (committed: the site and the tables show this run), the report beside them;
+# then the README's and docs/results.md's marked tables are written from that run.
 results: $(STAMP)
 	KITLIB_PROFILE=cpu KITLIB_DATA_DIR=$${KITLIB_DATA_DIR:-$(CURDIR)/../shared/datasets} \
 		$(BIN)/python -m kitlib bench notebooks/*.ipynb --executed docs/_executed --out docs/_executed/report.md
+	$(BIN)/python -m kitlib tables
 
 # The HTML course (Sphinx + myst-nb) from the executed copies `make results` wrote: build/site/index.html.
 site: $(STAMP)

@@ -1,4 +1,4 @@
-"""Command line: `python -m kitlib doctor | pack | fetch | results | bench | site | release | mark | grade`."""
+"""Command line: `python -m kitlib doctor | pack | fetch | results | bench | tables | site | release | mark | grade`."""
 
 from __future__ import annotations
 
@@ -88,6 +88,24 @@ def bench(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def write_tables(args: argparse.Namespace) -> int:
+    """Regenerate (or with --check, verify) the README's and docs/results.md's tables from one run."""
+    from kitlib import tables
+
+    try:
+        root = Path(args.root) if args.root else tables.ROOT
+        changed = tables.update(tables.load_run(Path(args.run_file) if args.run_file else root / tables.RUN_FILE),
+                                root, check=args.check)
+    except tables.TablesError as exc:
+        raise SystemExit(str(exc)) from None
+    for path in changed:
+        print(f"{'out of date' if args.check else 'written'}: {path}")
+    if args.check and changed:
+        print("Run `python -m kitlib tables` to write them from the run.")
+        return 1
+    return 0
+
+
 def build_site(args: argparse.Namespace) -> int:
     """Build the HTML course from the executed lessons."""
     from kitlib import site
@@ -163,6 +181,12 @@ def main(argv: list[str] | None = None) -> int:
                            help="seconds each notebook may run before it is stopped and reported (default: 3600)")
     bench_cmd.add_argument("--executed", help="keep each executed copy (outputs, figures, provenance) in this folder")
     bench_cmd.set_defaults(run=bench)
+    tables_cmd = commands.add_parser("tables", help="write the README's and docs/results.md's tables from one run")
+    tables_cmd.add_argument("--run", dest="run_file", help="the run summary `bench --executed` wrote "
+                                                           "(default: docs/_executed/run.json)")
+    tables_cmd.add_argument("--root", help="the checkout whose README.md and docs/results.md to write (default: this one)")
+    tables_cmd.add_argument("--check", action="store_true", help="only report files whose tables are out of date")
+    tables_cmd.set_defaults(run=write_tables)
     site_cmd = commands.add_parser("site", help="build the HTML course from the executed lessons (make site)")
     site_cmd.add_argument("--executed", default="docs/_executed", help="folder of executed copies (make results)")
     site_cmd.add_argument("--out", default="build/site", help="folder to write the HTML into")
