@@ -1,4 +1,4 @@
-"""Command line: `python -m kitlib doctor | pack | fetch | results | bench | tables | site | release | mark | grade`."""
+"""Command line: `python -m kitlib doctor | pack | fetch | results | bench | tables | site | stamp | release | mark | grade`."""
 
 from __future__ import annotations
 
@@ -118,6 +118,19 @@ def build_site(args: argparse.Namespace) -> int:
     return 0
 
 
+def stamp_repository(args: argparse.Namespace) -> int:
+    """Write pyproject's repository URL into badges, setup cells, workflows and the README (--check: only report)."""
+    from kitlib import repository
+
+    changed = repository.stamp(check=args.check)
+    for path in changed:
+        print(f"{'out of date' if args.check else 'stamped'}: {path}")
+    if args.check and changed:
+        print("Run `python -m kitlib stamp` to write pyproject's Repository URL into them.")
+        return 1
+    return 0
+
+
 def release_notebooks(args: argparse.Namespace) -> int:
     """Write student copies of the lessons, solutions replaced by stubs."""
     notebooks = sorted(Path(args.src).glob("*.ipynb"))
@@ -192,6 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     site_cmd.add_argument("--out", default="build/site", help="folder to write the HTML into")
     site_cmd.add_argument("--partial", action="store_true", help="build even if some lessons have no executed copy")
     site_cmd.set_defaults(run=build_site)
+    stamp_cmd = commands.add_parser("stamp", help="write pyproject's repository URL into badges, setup cells, "
+                                                  "workflows and the README")
+    stamp_cmd.add_argument("--check", action="store_true", help="only report files that are out of step")
+    stamp_cmd.set_defaults(run=stamp_repository)
     release_cmd = commands.add_parser("release", help="write student copies (solutions replaced by stubs)")
     release_cmd.add_argument("--src", default="notebooks", help="folder of source notebooks (default: notebooks)")
     release_cmd.add_argument("--out", default="release", help="folder to write into (default: release)")

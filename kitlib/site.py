@@ -20,10 +20,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import tomllib
 from pathlib import Path
 
 import nbformat
+
+from kitlib.repository import repository_url
 
 ROOT = Path(__file__).resolve().parents[1]  # a checkout: README.md, docs/, notebooks/
 LESSON_GLOB = "[0-9][0-9]_*.ipynb"
@@ -45,11 +46,6 @@ exclude_patterns = ["_build"]
 
 class SiteError(RuntimeError):
     """The site cannot be built from what is there (missing executed copies, error outputs, Sphinx failing)."""
-
-
-def repository_url(root: Path = ROOT) -> str:
-    """The repository's URL: pyproject's [project.urls] Repository, the one place it is defined."""
-    return tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]["urls"]["Repository"]
 
 
 def provenance_note(run: dict) -> str:

@@ -11,7 +11,7 @@ from urllib.parse import unquote, urlsplit
 import nbformat
 import pytest
 
-from kitlib import site
+from kitlib import repository, site
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE_LESSONS = ("00_start_here.ipynb", "01_word_embeddings.ipynb")  # what tests/conftest.py built_site runs
@@ -108,7 +108,7 @@ def test_each_lesson_page_names_its_run(built_site: Any) -> None:
 
 def test_readme_links_outside_the_site_go_to_the_repository(built_site: Any) -> None:
     home = Page(built_site.html / "index.html")
-    repo = site.repository_url()
+    repo = repository.repository_url()
     unbuilt = [p.name for p in sorted((ROOT / "notebooks").glob(site.LESSON_GLOB)) if p.name not in SITE_LESSONS]
     for name in unbuilt:
         assert f"{repo}/blob/main/notebooks/{name}" in home.links, name
