@@ -35,13 +35,21 @@ class Run:
 
 
 def kit_commit(folder: Path | None = None) -> str:
-    """The kit's git commit (short, `-dirty` when the checkout has uncommitted changes), or "unknown"."""
+    """The kit's git commit (12 digits; `-dirty` when files other than executed copies differ from it), or "unknown".
+
+    `make results` rewrites docs/_executed while it runs, so those files do not make the kit dirty.
+    """
+    where = folder or Path(__file__).parent
     try:
-        done = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], capture_output=True,
-                              text=True, timeout=30, cwd=folder or Path(__file__).parent)
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
+                              timeout=30, cwd=where)
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ":/",
+                                 ":(exclude,top)docs/_executed"], capture_output=True, text=True, timeout=30, cwd=where)
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else "unknown"
+    if head.returncode != 0 or not head.stdout.strip():
+        return "unknown"
+    return head.stdout.strip() + ("-dirty" if status.returncode == 0 and status.stdout.strip() else "")
 
 
 def _provenance(run: Run, started: datetime.datetime, records: list[dict]) -> dict[str, object]:
