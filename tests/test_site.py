@@ -83,18 +83,18 @@ def test_no_error_outputs(built_site: Any) -> None:
 
 
 def test_internal_links_resolve(built_site: Any) -> None:
+    pages = {path.resolve(): Page(path) for path in built_site.html.rglob("*.html")}
     broken = []
-    for path in built_site.html.rglob("*.html"):
-        page = Page(path)
+    for path, page in pages.items():
         for url in page.links + page.images:
             if not local(url):
                 continue
             parts = urlsplit(url)
             target = (path.parent / unquote(parts.path)).resolve() if parts.path else path
             if not target.exists():
-                broken.append(f"{path.relative_to(built_site.html)} -> {url}")
-            elif parts.fragment and target.suffix == ".html" and parts.fragment not in Page(target).ids:
-                broken.append(f"{path.relative_to(built_site.html)} -> {url} (no such anchor)")
+                broken.append(f"{path.name} -> {url}")
+            elif parts.fragment and target.suffix == ".html" and parts.fragment not in pages[target].ids:
+                broken.append(f"{path.name} -> {url} (no such anchor)")
     assert not broken, "\n".join(broken[:20])
 
 
