@@ -41,6 +41,8 @@ nb_execution_mode = "off"  # the pages show the stored outputs of the executed c
 myst_heading_anchors = 3  # the README's [Results](#results) style links
 myst_enable_extensions = ["dollarmath"]
 exclude_patterns = ["_build"]
+html_copy_source = False  # the executed notebooks are in the pages already; no second copy under _sources/
+html_show_sourcelink = False
 '''
 
 
