@@ -80,12 +80,12 @@ def _notebook_cell(info: dict[str, Any] | None) -> str:
 
 
 def results_block(run: dict[str, Any], every_metric: bool) -> str:
-    """The run's header line and its results table (accuracies only unless `every_metric`)."""
+    """The run's header line and its results table (test accuracies only unless `every_metric`)."""
     timed = _lesson_seconds(run)
     rows = ["| lesson | data | model | metric | result | test examples | whole notebook |", "| --- " * 7 + "|"]
     shown: set[str] = set()
     for r in _newest(run.get("records", [])):
-        if not every_metric and "accuracy" not in r["metric"]:
+        if not every_metric and "test_accuracy" not in r["metric"]:
             continue
         notebook = "" if r["lesson"] in shown else _notebook_cell(timed.get(r["lesson"]))
         shown.add(r["lesson"])
