@@ -4,8 +4,9 @@ Why Sphinx + myst-nb (the engine of Jupyter Book 1) and the Sphinx Book Theme: t
 project keeps all three; myst-nb renders stored outputs without executing anything (the executed copies
 come from `python -m kitlib bench --executed`, the runner of `make results`), writes every figure to an
 image file the page references, and Sphinx brings navigation, full-text search and a build that fails on
-any broken cross-reference (`-W`), all offline. It installs from PyPI alone; Jupyter Book 2 (mystmd)
-needs Node, and mkdocs-material has gone into maintenance mode.
+any broken cross-reference (`-W`), all offline. It installs from PyPI alone (Jupyter Book 2, built on
+mystmd, needs Node), and it is one toolchain where mkdocs-material + mkdocs-jupyter would pair MkDocs with
+an nbconvert export into it.
 
 The sources the site is built from are assembled in a staging folder: the README's overview as the home
 page, the teaching guide, the results tables, and each lesson's executed copy with a first note that says
