@@ -51,4 +51,4 @@ release: $(STAMP)
 	$(BIN)/python -m kitlib release --src notebooks --out release
 
 clean:
-	rm -rf $(VENV) $(TEST_CACHE) notebooks/runs notebooks/artifacts release
+	rm -rf $(VENV) $(TEST_CACHE) notebooks/runs notebooks/artifacts release build/site
