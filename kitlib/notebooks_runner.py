@@ -3,13 +3,17 @@
 Each notebook runs under an overall time limit; a notebook that fails or runs out of time is named
 in the report and the others still run. The report is labelled with the profile each notebook's
 `cfg` actually used (read from its kernel after the run), not with a guess made outside it.
+With `executed`, each notebook's executed copy (outputs and figures embedded) is kept there with the
+provenance of its run in its metadata (`kitlib_run`), for `python -m kitlib site`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -27,10 +31,60 @@ class Run:
     seconds: float
     profile: str = "-"
     error: str | None = None
+    provenance: dict[str, object] = dataclasses.field(default_factory=dict)
 
 
-def run_notebook(path: Path, timeout: float = 3600) -> Run:
-    """Execute a notebook top to bottom in its own folder (outputs discarded) within `timeout` seconds."""
+def kit_commit(folder: Path | None = None) -> str:
+    """The kit's git commit (12 digits; `-dirty` when files other than executed copies differ from it), or "unknown".
+
+    `make results` rewrites docs/_executed while it runs, so those files do not make the kit dirty.
+    """
+    where = folder or Path(__file__).parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
+                              timeout=30, cwd=where)
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ":/",
+                                 ":(exclude,top)docs/_executed"], capture_output=True, text=True, timeout=30, cwd=where)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if head.returncode != 0 or not head.stdout.strip():
+        return "unknown"
+    return head.stdout.strip() + ("-dirty" if status.returncode == 0 and status.stdout.strip() else "")
+
+
+def _provenance(run: Run, started: datetime.datetime, records: list[dict]) -> dict[str, object]:
+    """What produced an executed copy: profile, data, models, machine, date, commit, time, error."""
+    data_dir = os.environ.get("KITLIB_DATA_DIR")
+    return {
+        "profile": run.profile,
+        "datasets": sorted({r["dataset"] for r in records}),
+        "models": sorted({r["model"] for r in records}),
+        "data_dir": data_dir if data_dir else "-",
+        "offline": runtime.env_flag("KITLIB_OFFLINE"),
+        "machine": evaluate.machine(),
+        "date": started.isoformat(timespec="seconds"),
+        "commit": kit_commit(run.path.parent),
+        "seconds": round(run.seconds, 1),
+        "error": run.error,
+    }
+
+
+def _keep(notebook: object, run: Run, folder: Path) -> Path:
+    """Write the executed copy (probe cell dropped, provenance in the metadata) atomically into `folder`."""
+    import nbformat
+
+    notebook.cells.pop()  # the profile probe
+    notebook.metadata["kitlib_run"] = run.provenance
+    target = folder / run.path.name
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{target.name}.partial")
+    nbformat.write(notebook, str(staging))
+    os.replace(staging, target)
+    return target
+
+
+def run_notebook(path: Path, timeout: float = 3600, executed: Path | None = None) -> Run:
+    """Execute a notebook top to bottom in its own folder within `timeout` seconds; keep the copy in `executed`."""
     import nbclient
     import nbformat
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
@@ -41,6 +95,8 @@ def run_notebook(path: Path, timeout: float = 3600) -> Run:
         notebook, timeout=int(timeout), kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
     )
     start = time.perf_counter()
+    started = datetime.datetime.now(datetime.timezone.utc)
+    recorded_before = len(evaluate.load_results(runtime.results_dir()))
     run = Run(path, 0.0)
     try:
         with client.setup_kernel():
@@ -61,24 +117,39 @@ def run_notebook(path: Path, timeout: float = 3600) -> Run:
     text = "".join(output.get("text", "") for output in probe)
     if "kitlib-profile:" in text:
         run.profile = text.split("kitlib-profile:")[1].strip()
+    lesson = path.name[:2]
+    new = [r for r in evaluate.load_results(runtime.results_dir())[recorded_before:] if r["lesson"] == lesson]
+    run.provenance = _provenance(run, started, new)
+    if executed is not None:
+        _keep(notebook, run, executed)
     return run
 
 
-def bench(paths: list[Path], out: Path | None = None, timeout: float = 3600) -> tuple[str, list[Run]]:
-    """Run notebooks, then report their times, the profile each ran, failures, and the results they recorded."""
+RUN_FILE = "run.json"  # beside the executed copies: the whole run and the records it wrote, for `kitlib tables`
+
+
+def bench(paths: list[Path], out: Path | None = None, timeout: float = 3600,
+          executed: Path | None = None) -> tuple[str, list[Run]]:
+    """Run notebooks, then report their times, the profile each ran, failures, and the results they recorded.
+
+    With `executed`, the executed copies and `run.json` (each notebook's provenance and the records this run
+    wrote) go there.
+    """
     rows = ["| notebook | profile | seconds (kernel start included) |", "| --- | --- | --- |"]
     runs = []
+    recorded_before = len(evaluate.load_results(runtime.results_dir()))
     for path in paths:
-        run = run_notebook(path, timeout)
+        run = run_notebook(path, timeout, executed)
         runs.append(run)
         rows.append(f"| {path.name} | {run.profile} | {run.seconds:.0f}{' (' + run.error + ')' if run.error else ''} |")
         print(rows[-1], flush=True)
     profiles = sorted({run.profile for run in runs if run.profile != "-"})
     label = ", ".join(profiles) or "unknown"
     failed = [f"- {run.path.name} {run.error}" for run in runs if run.error]
-    records = [r for p in profiles for r in evaluate.load_results(runtime.results_dir(), p)]
+    records = evaluate.load_results(runtime.results_dir())[recorded_before:]
+    commit = kit_commit(paths[0].parent if paths else None)
     report = "\n".join([
-        f"## {label} profile, measured {datetime.date.today().isoformat()} on {evaluate.machine()}",
+        f"## {label} profile, measured {datetime.date.today().isoformat()} on {evaluate.machine()}, kit {commit}",
         f"Data: KITLIB_DATA_DIR={os.environ.get('KITLIB_DATA_DIR', '-')}, "
         f"offline={os.environ.get('KITLIB_OFFLINE', '0')}",
         "",
@@ -91,4 +162,10 @@ def bench(paths: list[Path], out: Path | None = None, timeout: float = 3600) -> 
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(report, encoding="utf-8")
+    if executed is not None:
+        summary = {"profile": label, "commit": commit, "machine": evaluate.machine(),
+                   "date": datetime.date.today().isoformat(),
+                   "notebooks": {run.path.name: run.provenance for run in runs}, "records": records}
+        executed.mkdir(parents=True, exist_ok=True)
+        (executed / RUN_FILE).write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return report, runs

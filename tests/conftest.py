@@ -1,4 +1,4 @@
-"""Shared fixtures: an isolated kit environment, a loopback HTTP server, and a tiny IMDB-layout archive."""
+"""Shared fixtures: an isolated kit environment, a loopback HTTP server, a tiny IMDB-layout archive, a built site."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Iterator
 
 import pytest
 
-from kitlib import datasets, downloads
+from kitlib import datasets, downloads, notebooks_runner, site
 
 
 @pytest.fixture
@@ -48,6 +48,41 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 
     def log_message(self, *args: object) -> None:
         """Stay quiet."""
+
+
+# A route: (status, Location for redirects or None, body). Paths include any query string.
+Route = tuple[int, str | None, bytes]
+
+
+class RoutedHandler(http.server.BaseHTTPRequestHandler):
+    """Answers each path from the server's `routes` table: redirects, errors or bodies; 404 for the rest."""
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        """Answer from the table."""
+        status, location, body = self.server.routes.get(self.path, (404, None, b"no such route"))
+        self.send_response(status)
+        if location:
+            self.send_header("Location", location)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        """Stay quiet."""
+
+
+@pytest.fixture
+def routed_http() -> Iterator[tuple[dict[str, Route], str]]:
+    """A loopback server answering from a table the test fills in; yields (table, base URL)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RoutedHandler)
+    server.routes = {}
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.routes, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 REVIEWS = {
@@ -102,3 +137,35 @@ def served_imdb(http_root: tuple[Path, str], imdb_archive: Path, monkeypatch: py
     )
     monkeypatch.setitem(datasets.ARCHIVES, "imdb", spec)
     return spec
+
+
+# The two fastest lessons, executed once per session in the smoke profile by the bench runner, then built into the site.
+SITE_LESSONS = ("00_start_here.ipynb", "01_word_embeddings.ipynb")
+
+
+@dataclasses.dataclass
+class BuiltSite:
+    """Executed copies (folder) and the HTML site built from them."""
+
+    executed: Path
+    html: Path
+    pages: list[str]
+
+
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory: pytest.TempPathFactory) -> BuiltSite:
+    """Run SITE_LESSONS through `bench --executed` (smoke, offline, own cache) and build the site (--partial)."""
+    work = tmp_path_factory.mktemp("site")
+    notebooks = work / "notebooks"
+    notebooks.mkdir()
+    for name in SITE_LESSONS:  # a copy, so what the lessons write at run time stays out of the checkout
+        (notebooks / name).write_bytes((site.ROOT / "notebooks" / name).read_bytes())
+    env = {"KITLIB_OFFLINE": "1", "KITLIB_PROFILE": "smoke", "KITLIB_DATA_DIR": "",
+           "KITLIB_CACHE": str(work / "cache"), "KITLIB_RESULTS": str(work / "results")}
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        _, runs = notebooks_runner.bench([notebooks / n for n in SITE_LESSONS], timeout=600, executed=work / "executed")
+    assert not [run.error for run in runs if run.error]
+    pages = site.build(work / "executed", work / "html", partial=True)
+    return BuiltSite(work / "executed", work / "html", pages)

@@ -37,3 +37,22 @@ def test_bench_labels_by_the_kernel_profile_names_failures_and_stops_hangs(
 def test_bench_names_a_missing_notebook(kit_env: Path, tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="No such notebook: .*nope.ipynb"):
         main(["bench", str(tmp_path / "nope.ipynb")])
+
+
+def test_kit_commit_ignores_executed_copies_but_not_other_changes(tmp_path: Path) -> None:
+    import subprocess
+
+    from kitlib.notebooks_runner import kit_commit
+
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
+    (tmp_path / "docs" / "_executed").mkdir(parents=True)
+    (tmp_path / "docs" / "_executed" / "00.ipynb").write_text("{}")
+    (tmp_path / "kit.py").write_text("x = 1\n")
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "kit"], check=True)
+    head = subprocess.run([*git, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True).stdout.strip()
+    (tmp_path / "docs" / "_executed" / "00.ipynb").write_text('{"executed": true}')
+    assert kit_commit(tmp_path / "docs") == head
+    (tmp_path / "kit.py").write_text("x = 2\n")
+    assert kit_commit(tmp_path) == f"{head}-dirty"

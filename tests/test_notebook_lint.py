@@ -1,4 +1,5 @@
-"""Notebook lint: stripped outputs, own-path Colab badge, the setup and knobs conventions, exercises, checks."""
+"""Notebook lint: stripped outputs, own-path Colab badge, the setup and knobs conventions, exercises, checks;
+the repository URL they use is pyproject's, stamped everywhere by `python -m kitlib stamp`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
+
+from kitlib import repository
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -85,3 +88,32 @@ def test_exercises_have_solution_markers_and_a_check(path: Path) -> None:
 def test_at_least_two_exercises(name: str) -> None:
     solutions = [c for c in cells(ROOT / "notebooks" / name, "code") if "### BEGIN SOLUTION" in source(c)]
     assert len(solutions) >= 2
+
+
+def test_repository_url_is_stamped_everywhere() -> None:
+    stale = repository.stamp(ROOT, check=True)
+    assert not stale, f"out of step with pyproject's Repository URL: {stale}; run `python -m kitlib stamp`"
+    assert f"github.repository == '{REPO}'" in (ROOT / ".github" / "workflows" / "nightly.yml").read_text()
+    assert repository.pages_url(REPO_URL) in (ROOT / "README.md").read_text()
+
+
+def test_stamp_writes_a_new_url_into_every_place(tmp_path: Path) -> None:
+    for relative in ("pyproject.toml", "README.md", ".github/workflows/nightly.yml", f"notebooks/{NOTEBOOKS[0].name}"):
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_bytes((ROOT / relative).read_bytes())
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace(REPO_URL, "https://github.com/Someone/fork-kit"))
+    changed = repository.stamp(tmp_path)
+    assert len(changed) == 3 and repository.stamp(tmp_path, check=True) == []
+    lesson = json.loads((tmp_path / "notebooks" / NOTEBOOKS[0].name).read_text(encoding="utf-8"))
+    assert f"colab.research.google.com/github/Someone/fork-kit/blob/main/notebooks/{NOTEBOOKS[0].name}" in source(
+        lesson["cells"][0])
+    assert "kitlib @ git+https://github.com/Someone/fork-kit" in source(
+        [c for c in lesson["cells"] if c["cell_type"] == "code"][0])
+    assert "github.repository == 'Someone/fork-kit'" in (tmp_path / ".github/workflows/nightly.yml").read_text()
+    assert "https://someone.github.io/fork-kit/" in (tmp_path / "README.md").read_text()
+    for path in changed:
+        assert REPO not in path.read_text(encoding="utf-8"), path
+    raw = (tmp_path / "notebooks" / NOTEBOOKS[0].name).read_text(encoding="utf-8")
+    assert raw == (ROOT / "notebooks" / NOTEBOOKS[0].name).read_text(encoding="utf-8").replace(
+        REPO, "Someone/fork-kit"), "only the URL changed: the JSON formatting is kept"

@@ -16,13 +16,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")  # Debian's package (`make browser`); no test tool downloads a browser
-CHROMEDRIVER = Path("/usr/bin/chromedriver")  # given explicitly, so Selenium Manager never runs
 SHOTS = ROOT / ".cache" / "test" / "e2e"
 LESSON = "00_start_here.ipynb"
 ERROR_OUTPUTS = '.jp-RenderedText[data-mime-type="application/vnd.jupyter.stderr"]'
@@ -124,24 +120,6 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Any]:
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
-    if missing:
-        pytest.fail(f"{', '.join(missing)} missing: run `make browser` (apt-get install chromium chromium-driver)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1400,1800", f"--user-data-dir={tmp_path / 'chromium'}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 # Per code cell of the open notebook: its prompt and whether an output shows a traceback.

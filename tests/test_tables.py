@@ -1,0 +1,108 @@
+"""`python -m kitlib tables`: the README's and docs/results.md's tables come from one run's records, prose kept."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kitlib import tables
+from kitlib.__main__ import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def record(lesson: str, metric: str, value: float, model: str, dataset: str = "imdb") -> dict[str, Any]:
+    return {"lesson": lesson, "metric": metric, "value": value, "profile": "cpu", "dataset": dataset, "model": model,
+            "seconds": 10.0, "n_test": 25000, "machine": "AMD EPYC, 2 cores, Linux", "date": "2026-11-28"}
+
+
+def provenance(seconds: float, error: str | None = None) -> dict[str, Any]:
+    return {"profile": "cpu", "data_dir": "/data", "offline": True, "seconds": seconds, "error": error,
+            "machine": "AMD EPYC, 2 cores, Linux", "date": "2026-11-28T20:00:00+00:00", "commit": "abc123def456"}
+
+
+RUN = {
+    "profile": "cpu", "commit": "abc123def456", "machine": "AMD EPYC, 2 cores, Linux", "date": "2026-11-28",
+    "notebooks": {"01_word_embeddings.ipynb": provenance(36.4), "02_lstm_baseline.ipynb": provenance(193.0),
+                  "03_pretraining_mlm.ipynb": provenance(120.0, "failed: ValueError: boom")},
+    "records": [record("01", "test_accuracy", 0.80, "bag of embeddings"),
+                record("01", "test_accuracy", 0.856, "bag of embeddings"),  # the newer of the two counts
+                record("02", "test_accuracy", 0.8634, "BiLSTM-64"),
+                record("02", "p50_latency_ms_text", 33.2, "BiLSTM-64"),
+                record("02", "val_accuracy", 0.87, "BiLSTM-64")],
+}
+
+
+@pytest.fixture
+def checkout(tmp_path: Path) -> Path:
+    for relative in tables.FILES:
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / relative, tmp_path / relative)
+    return tmp_path
+
+
+def outside(text: str) -> str:
+    """The text with every marked block emptied."""
+    return re.sub(r"<!-- (\w+):begin -->.*?<!-- \1:end -->", "", text, flags=re.S)
+
+
+def lesson_rows(text: str) -> dict[str, list[str]]:
+    block = text.split("<!-- lessons:begin -->\n")[1].split("\n<!-- lessons:end -->")[0]
+    return {cells[0]: cells for cells in (tables._cells(line) for line in block.splitlines()[2:])}
+
+
+def test_tables_are_written_from_the_run_and_only_between_markers(checkout: Path) -> None:
+    before = {rel: (checkout / rel).read_text(encoding="utf-8") for rel in tables.FILES}
+    assert tables.update(RUN, checkout) == [checkout / rel for rel in tables.FILES]
+    readme = (checkout / "README.md").read_text(encoding="utf-8")
+    rows, old_rows = lesson_rows(readme), lesson_rows(before["README.md"])
+    assert rows["01"][4] == "36 s" and rows["02"][4] == "3.2 min" and rows["03"][4] == "failed after 2.0 min"
+    assert rows["00"][4] == "not in this run"
+    for number, cells in rows.items():  # every hand-written column kept
+        assert cells[:4] == old_rows[number][:4] and cells[5:] == old_rows[number][5:]
+    assert "| 01 | imdb | bag of embeddings | test_accuracy | 85.6% | 25,000 | 36 s |" in readme
+    assert "| 02 | imdb | BiLSTM-64 | test_accuracy | 86.3% | 25,000 | 3.2 min |" in readme
+    assert "80.0%" not in readme and "p50_latency" not in readme and "val_accuracy" not in readme, \
+        "README: the newest test accuracies only"
+    assert ("cpu profile, measured 2026-11-28 on AMD EPYC, 2 cores, Linux, kit commit `abc123def456`; "
+            "data: `KITLIB_DATA_DIR=/data`, offline") in readme
+    assert outside(readme) == outside(before["README.md"]), "the prose around the tables is untouched"
+    results = (checkout / "docs/results.md").read_text(encoding="utf-8")
+    assert "| 02 | imdb | BiLSTM-64 | p50_latency_ms_text | 33.2 ms | 25,000 |  |" in results
+    assert "| 03_pretraining_mlm.ipynb | cpu | failed after 2.0 min |" in results
+    assert tables.update(RUN, checkout) == [], "a second run of the same records changes nothing"
+
+
+def test_check_reports_stale_tables(checkout: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (checkout / tables.RUN_FILE).parent.mkdir(parents=True)
+    (checkout / tables.RUN_FILE).write_text(json.dumps(RUN))
+    assert main(["tables", "--root", str(checkout), "--check"]) == 1
+    assert "out of date" in capsys.readouterr().out
+    assert main(["tables", "--root", str(checkout)]) == 0
+    assert main(["tables", "--root", str(checkout), "--check"]) == 0
+
+
+def test_missing_markers_and_run_are_named(tmp_path: Path) -> None:
+    with pytest.raises(tables.TablesError, match="No <!-- lessons:begin -->"):
+        tables.render("# no tables here\n", ("lessons",), RUN, every_metric=False)
+    with pytest.raises(tables.TablesError, match="run `make results` first"):
+        tables.load_run(tmp_path / "run.json")
+
+
+def test_tables_from_a_real_bench_run(built_site: Any) -> None:
+    run = tables.load_run(built_site.executed / "run.json")
+    readme = tables.render((ROOT / "README.md").read_text(encoding="utf-8"), ("lessons", "results"), run, False)
+    assert lesson_rows(readme)["01"][4].endswith(" s") and lesson_rows(readme)["05"][4] == "not in this run"
+    assert "| 01 | rotten_tomatoes | bag of embeddings | test_accuracy |" in readme
+    assert "smoke profile, measured" in readme
+
+
+def test_readme_tables_are_those_of_the_committed_run() -> None:
+    if not tables.RUN.is_file():
+        pytest.skip("no `make results` run committed yet (docs/_executed/run.json)")
+    assert tables.update(tables.load_run(), ROOT, check=True) == [], "run `python -m kitlib tables`"

@@ -1,0 +1,43 @@
+"""The GitHub Actions workflows: valid against GitHub's workflow schema, and doing what the README says."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+
+
+def lint(*paths: Path) -> subprocess.CompletedProcess:
+    """check-jsonschema with the GitHub workflow schema it vendors (no network)."""
+    return subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows",
+                           *map(str, paths)], capture_output=True, text=True, timeout=120)
+
+
+def test_workflows_pass_the_linter() -> None:
+    assert {p.name for p in WORKFLOWS} == {"test.yml", "site.yml", "nightly.yml"}
+    done = lint(*WORKFLOWS)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_linter_catches_a_broken_workflow(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yml"  # a job without runs-on, a step that is neither `uses` nor `run`
+    broken.write_text("on: push\njobs:\n  test:\n    steps:\n      - name: nothing\n        with: {a: 1}\n")
+    done = lint(broken)
+    assert done.returncode != 0 and "broken.yml" in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("name, needles", [
+    ("test.yml", ["push:", "run: make test"]),
+    ("site.yml", ["run: make site", "path: build/site", "actions/deploy-pages@", "pages: write"]),
+    ("nightly.yml", ["schedule:", "cron:", "kitlib doctor --online", "KITLIB_PROFILE: cpu",
+                     "notebooks/04_finetune_bert.ipynb notebooks/05_finetune_resnet.ipynb"]),
+])
+def test_each_workflow_runs_its_command(name: str, needles: list[str]) -> None:
+    text = (ROOT / ".github" / "workflows" / name).read_text()
+    for needle in needles:
+        assert needle in text, f"{name} lacks {needle!r}"
