@@ -73,6 +73,20 @@ def _decode(value: Any) -> Any:
     return value
 
 
+def _json(name: str, array: Any) -> Any:
+    """An output as TF Serving writes it: strings as UTF-8 text, `{"b64": ...}` for outputs named `*_bytes`."""
+    value = np.asarray(array).tolist()
+
+    def convert(item: Any) -> Any:
+        if isinstance(item, list):
+            return [convert(v) for v in item]
+        if isinstance(item, bytes):
+            return b64(item) if name.endswith("_bytes") else item.decode("utf-8", errors="replace")
+        return item
+
+    return convert(value)
+
+
 class SignaturePredictor:
     """Calls the serving signatures of a SavedModel on JSON-decoded inputs (`signature_name` picks one)."""
 
@@ -158,11 +172,12 @@ class SignaturePredictor:
             ) from exc
         arrays = {key: np.asarray(value) for key, value in outputs.items()}
         if not row:
-            return {"outputs": {k: v.tolist() for k, v in arrays.items()} if len(arrays) > 1 else next(iter(arrays.values())).tolist()}
+            return {"outputs": {k: _json(k, v) for k, v in arrays.items()} if len(arrays) > 1
+                    else _json(*next(iter(arrays.items())))}
         if len(arrays) == 1:
-            return {"predictions": next(iter(arrays.values())).tolist()}
+            return {"predictions": _json(*next(iter(arrays.items())))}
         count = len(next(iter(arrays.values())))
-        return {"predictions": [{k: v[i].tolist() for k, v in arrays.items()} for i in range(count)]}
+        return {"predictions": [{k: _json(k, v[i]) for k, v in arrays.items()} for i in range(count)]}
 
 
 class VersionedModel:

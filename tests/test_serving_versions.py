@@ -32,7 +32,8 @@ def save_version(version: int, path: Path) -> None:
                                       tf.TensorSpec((None, 2, 2), tf.float32)])
         def serve(self, tag, signal, sensor):
             return {"signal_sum": tf.reduce_sum(signal, axis=1) * version, "tag_length": tf.strings.length(tag),
-                    "sensor_max": tf.reduce_max(sensor, axis=[1, 2])}
+                    "sensor_max": tf.reduce_max(sensor, axis=[1, 2]), "upper": tf.strings.upper(tag),
+                    "tag_bytes": tag}
 
     model = Model()
     tf.saved_model.save(model, str(path), signatures={"serving_default": model.serve})
@@ -97,9 +98,13 @@ def test_api_rest_examples_row_and_columnar(base: Path) -> None:
         row = call(server.url, "/v1/models/tagger/versions/1:predict", ROW)
         columnar = call(server.url, "/v1/models/tagger/versions/1:predict", COLUMNAR)
     # Row format: one object per instance, named outputs inside; columnar: one list per named output.
-    assert row == (200, {"predictions": [{"signal_sum": 15, "tag_length": 3, "sensor_max": 4.0},
-                                         {"signal_sum": 15, "tag_length": 3, "sensor_max": 8.0}]})
-    assert columnar == (200, {"outputs": {"signal_sum": [15, 15], "tag_length": [3, 3], "sensor_max": [4.0, 8.0]}})
+    # String outputs are UTF-8 text, those named *_bytes base64 (api_rest.md's "Encoding binary values").
+    foo, bar = ({"b64": base64.b64encode(t).decode()} for t in (b"foo", b"bar"))
+    assert row == (200, {"predictions": [
+        {"signal_sum": 15, "tag_length": 3, "sensor_max": 4.0, "upper": "FOO", "tag_bytes": foo},
+        {"signal_sum": 15, "tag_length": 3, "sensor_max": 8.0, "upper": "BAR", "tag_bytes": bar}]})
+    assert columnar == (200, {"outputs": {"signal_sum": [15, 15], "tag_length": [3, 3], "sensor_max": [4.0, 8.0],
+                                          "upper": ["FOO", "BAR"], "tag_bytes": [foo, bar]}})
 
 
 def test_api_rest_b64_and_errors(base: Path) -> None:
@@ -112,7 +117,8 @@ def test_api_rest_b64_and_errors(base: Path) -> None:
                   call(server.url, "/v1/models/tagger:predict", dict(COLUMNAR, instances=[])),
                   call(server.url, "/v1/models/tagger:predict", dict(ROW, signature_name="classify")),
                   call(server.url, "/v1/models/other:predict", ROW)]
-    assert answer == (200, {"predictions": [{"signal_sum": 10, "tag_length": 5, "sensor_max": 0.0}]})
+    assert answer == (200, {"predictions": [{"signal_sum": 10, "tag_length": 5, "sensor_max": 0.0, "upper": "HELLO",
+                                             "tag_bytes": encoded}]})
     assert [status for status, _ in errors] == [400, 400, 400, 404]
     assert all(set(error) == {"error"} and error["error"] for _, error in errors)  # api_rest.md: {"error": "..."}
 
