@@ -4,16 +4,16 @@ TensorFlow Serving itself is not installable from PyPI or Debian (only its clien
 kit serves the same request and response format: `POST /v1/models/<name>[/versions/1]:predict` with
 `{"instances": [...]}` (row format) or `{"inputs": ...}` (columnar), an optional `"signature_name"`,
 binary values as `{"b64": "..."}` anywhere in the inputs, and `GET /v1/models/<name>` for the model
-status.
+status. Every error is JSON `{"error": "..."}`: 400 for a bad request, 404 for an unknown model or
+version, 405/501 for other methods, 411 without a body length, 413 for a body over the limit.
 
 `VersionedModel` reads TF Serving's layout, `<model_base_path>/<version>/saved_model.pb`: a request
 without `/versions/N` gets the highest version, `/versions/N` a specific one, and the status lists every
 version. Like TF Serving (`--file_system_poll_wait_seconds`, 1 s by default), it looks at the base
 path again at most once per `poll_seconds`, on the next request, so a new version folder is served
-without a restart. Unlike stock TF Serving, whose default policy serves the latest version only, it
-keeps every version loaded (TF Serving does that with `model_version_policy { all {} }` in a
-`--model_config_file`). Every error is JSON `{"error": "..."}`: 400 for a bad request, 404 for an unknown model or
-version, 405/501 for other methods, 411 without a body length, 413 for a body over the limit.
+without a restart; a version that fails to load is left out (and retried) while the others keep serving.
+Unlike stock TF Serving, whose default policy serves the latest version only, it keeps every version
+loaded (TF Serving does that with `model_version_policy { all {} }` in a `--model_config_file`).
 
 The server is built for a classroom laptop under load: a listen backlog of 256, a bounded pool of
 worker threads of which at most MAX_PARALLEL decode and predict at once, a body limit, a timeout on
@@ -192,11 +192,12 @@ class VersionedModel:
         self.poll_seconds = poll_seconds
         self._load = load
         self._loaded: dict[int, Callable[[dict], dict]] = {}
+        self.errors: dict[int, str] = {}  # versions on disk that failed to load, and why
         self._polled = -float("inf")
         self._lock = threading.Lock()
         if not self.versions():
-            raise ValueError(f"no version under {self.base_path}: export each version into a numbered folder, "
-                             f"e.g. {self.base_path / '1'}, holding saved_model.pb.")
+            raise ValueError(f"no version under {self.base_path} could be served: export each version into a numbered "
+                             f"folder, e.g. {self.base_path / '1'}, holding saved_model.pb. Load errors: {self.errors}")
 
     def _on_disk(self) -> list[int]:
         """Version numbers whose folder holds a complete SavedModel (TF Serving ignores other folders)."""
@@ -210,7 +211,11 @@ class VersionedModel:
                 on_disk = self._on_disk()
                 for version in on_disk:
                     if version not in self._loaded:
-                        self._loaded[version] = self._load(self.base_path / str(version))
+                        try:
+                            self._loaded[version] = self._load(self.base_path / str(version))
+                            self.errors.pop(version, None)
+                        except Exception as exc:  # noqa: BLE001 - a broken new version must not stop the others
+                            self.errors[version] = f"{type(exc).__name__}: {str(exc).strip()[:300]}"
                 for version in set(self._loaded) - set(on_disk):  # a deleted folder is unloaded, as in TF Serving
                     del self._loaded[version]
                 self._polled = time.monotonic()
@@ -237,8 +242,11 @@ def export_version(export: Callable[[Path], Any], base_path: str | Path, version
         raise FileExistsError(f"{target} exists: TF Serving never reloads a version in place; export a new one.")
     partial = base / f".partial-{version}"  # not a number: a polling server ignores it until the rename
     shutil.rmtree(partial, ignore_errors=True)
-    export(partial)
-    partial.rename(target)
+    try:
+        export(partial)
+        partial.rename(target)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
     return target
 
 

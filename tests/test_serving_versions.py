@@ -134,3 +134,24 @@ def test_layout_mistakes_are_clear_errors(base: Path, tmp_path: Path) -> None:
         serving.export_version(lambda path: None, base, version=1)
     with pytest.raises(ValueError, match="positive integer"):
         serving.export_version(lambda path: None, tmp_path / "m", version=0)
+
+
+def test_a_broken_new_version_leaves_the_others_serving(base: Path, tmp_path: Path) -> None:
+    root = tmp_path / "tagger"
+    shutil.copytree(base / "1", root / "1")
+    model = serving.VersionedModel(root, poll_seconds=0)
+    (root / "2").mkdir()
+    (root / "2" / "saved_model.pb").write_bytes(b"not a SavedModel")  # a half-copied or corrupt export
+    with serving.ModelServer({"tagger": model}) as server:
+        assert call(server.url, "/v1/models/tagger:predict", ROW)[1]["predictions"][0]["signal_sum"] == 15
+        assert [s["version"] for s in call(server.url, "/v1/models/tagger")[1]["model_version_status"]] == ["1"]
+    assert list(model.errors) == [2]
+
+    def failing_export(path: Path) -> None:
+        path.mkdir()
+        (path / "saved_model.pb").write_bytes(b"half written")
+        raise RuntimeError("export failed")
+
+    with pytest.raises(RuntimeError, match="export failed"):
+        serving.export_version(failing_export, root)
+    assert sorted(p.name for p in root.iterdir()) == ["1", "2"]  # no partial folder left behind
