@@ -147,21 +147,23 @@ class SignaturePredictor:
             raise BadRequest(f'"inputs" must be an object naming the inputs {names}.')
         return row, {names[0]: data}
 
-    def __call__(self, request: dict) -> dict:
-        """Answer a TF Serving predict request (row or columnar format, optional signature_name)."""
-        signature = request.get("signature_name", self.signature)
+    def _check_signature(self, signature: Any) -> str:
+        """The signature's name, or a BadRequest naming the ones the model has."""
         if not isinstance(signature, str) or signature not in self._loaded.signatures:
             raise BadRequest(f"no signature {signature!r}; this model serves {sorted(self._loaded.signatures)}.")
-        inputs = self._inputs(signature)
-        names = list(inputs)
-        row, feeds = self._feeds(request, names)
-        missing = [name for name in names if name not in feeds]
+        return signature
+
+    def run(self, signature: str, feeds: dict[str, Any]) -> dict[str, np.ndarray]:
+        """Call one signature on named input values (lists or arrays); its named outputs as arrays."""
+        inputs = self._inputs(self._check_signature(signature))
+        missing = [name for name in inputs if name not in feeds]
         if missing:
             raise BadRequest(f"missing inputs {missing}; the model expects {self.describe(signature)}.")
-        if row and len({len(values) for values in feeds.values()}) > 1:
-            raise BadRequest("every instance must give every input (the row format needs equal counts).")
+        unknown = sorted(set(feeds) - set(inputs))
+        if unknown:
+            raise BadRequest(f"unknown inputs {unknown}; the model's inputs are {list(inputs)}.")
         try:
-            tensors = {name: self._tensor(name, inputs[name], feeds[name]) for name in names}
+            tensors = {name: self._tensor(name, spec, feeds[name]) for name, spec in inputs.items()}
             outputs = self._loaded.signatures[signature](**tensors)
         except (self._tf.errors.InvalidArgumentError, ValueError) as exc:
             if isinstance(exc, BadRequest):
@@ -170,7 +172,16 @@ class SignaturePredictor:
             raise BadRequest(
                 f"the model rejected the input ({message}); it expects {self.describe(signature)}."
             ) from exc
-        arrays = {key: np.asarray(value) for key, value in outputs.items()}
+        return {key: np.asarray(value) for key, value in outputs.items()}
+
+    def __call__(self, request: dict) -> dict:
+        """Answer a TF Serving predict request (row or columnar format, optional signature_name)."""
+        signature = request.get("signature_name", self.signature)
+        names = list(self._inputs(self._check_signature(signature)))
+        row, feeds = self._feeds(request, names)
+        if row and len({len(values) for values in feeds.values()}) > 1:
+            raise BadRequest("every instance must give every input (the row format needs equal counts).")
+        arrays = self.run(signature, feeds)
         if not row:
             return {"outputs": {k: _json(k, v) for k, v in arrays.items()} if len(arrays) > 1
                     else _json(*next(iter(arrays.items())))}
