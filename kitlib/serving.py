@@ -7,6 +7,14 @@ binary values as `{"b64": "..."}` anywhere in the inputs, and `GET /v1/models/<n
 status. Every error is JSON `{"error": "..."}`: 400 for a bad request, 404 for an unknown model or
 version, 405/501 for other methods, 411 without a body length, 413 for a body over the limit.
 
+`VersionedModel` reads TF Serving's layout, `<model_base_path>/<version>/saved_model.pb`: a request
+without `/versions/N` gets the highest version, `/versions/N` a specific one, and the status lists every
+version. Like TF Serving (`--file_system_poll_wait_seconds`, 1 s by default), it looks at the base
+path again at most once per `poll_seconds`, on the next request, so a new version folder is served
+without a restart; a version that fails to load is left out (and retried) while the others keep serving.
+Unlike stock TF Serving, whose default policy serves the latest version only, it keeps every version
+loaded (TF Serving does that with `model_version_policy { all {} }` in a `--model_config_file`).
+
 The server is built for a classroom laptop under load: a listen backlog of 256, a bounded pool of
 worker threads of which at most MAX_PARALLEL decode and predict at once, a body limit, a timeout on
 every connection, and a shutdown that closes the connections still open.
@@ -21,6 +29,7 @@ import json
 import re
 import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -31,7 +40,7 @@ import numpy as np
 MAX_BODY = 8 * 1024 * 1024  # decoded JSON takes ~40x its text in memory: 8 MiB is ~300 MB, and 30+ photos
 MAX_PARALLEL = 4  # requests decoded and predicted at once; the other workers wait (memory stays bounded)
 DRAIN_LIMIT = 4 * MAX_BODY  # a body over MAX_BODY but under this is read and dropped, so the client gets its 413
-VERSION = "1"  # the one version the server reports and serves
+VERSION = "1"  # the version a plain predictor (not a VersionedModel) reports and serves
 PREDICT = re.compile(r"^/v1/models/(?P<name>[\w.-]+)(/versions/(?P<version>\d+))?:predict$")
 STATUS = re.compile(r"^/v1/models/(?P<name>[\w.-]+)(/versions/(?P<version>\d+))?$")
 
@@ -62,6 +71,20 @@ def _decode(value: Any) -> Any:
     if isinstance(value, list):
         return [_decode(v) for v in value]
     return value
+
+
+def _json(name: str, array: Any) -> Any:
+    """An output as TF Serving writes it: strings as UTF-8 text, `{"b64": ...}` for outputs named `*_bytes`."""
+    value = np.asarray(array).tolist()
+
+    def convert(item: Any) -> Any:
+        if isinstance(item, list):
+            return [convert(v) for v in item]
+        if isinstance(item, bytes):
+            return b64(item) if name.endswith("_bytes") else item.decode("utf-8", errors="replace")
+        return item
+
+    return convert(value)
 
 
 class SignaturePredictor:
@@ -124,21 +147,23 @@ class SignaturePredictor:
             raise BadRequest(f'"inputs" must be an object naming the inputs {names}.')
         return row, {names[0]: data}
 
-    def __call__(self, request: dict) -> dict:
-        """Answer a TF Serving predict request (row or columnar format, optional signature_name)."""
-        signature = request.get("signature_name", self.signature)
+    def _check_signature(self, signature: Any) -> str:
+        """The signature's name, or a BadRequest naming the ones the model has."""
         if not isinstance(signature, str) or signature not in self._loaded.signatures:
             raise BadRequest(f"no signature {signature!r}; this model serves {sorted(self._loaded.signatures)}.")
-        inputs = self._inputs(signature)
-        names = list(inputs)
-        row, feeds = self._feeds(request, names)
-        missing = [name for name in names if name not in feeds]
+        return signature
+
+    def run(self, signature: str, feeds: dict[str, Any]) -> dict[str, np.ndarray]:
+        """Call one signature on named input values (lists or arrays); its named outputs as arrays."""
+        inputs = self._inputs(self._check_signature(signature))
+        missing = [name for name in inputs if name not in feeds]
         if missing:
             raise BadRequest(f"missing inputs {missing}; the model expects {self.describe(signature)}.")
-        if row and len({len(values) for values in feeds.values()}) > 1:
-            raise BadRequest("every instance must give every input (the row format needs equal counts).")
+        unknown = sorted(set(feeds) - set(inputs))
+        if unknown:
+            raise BadRequest(f"unknown inputs {unknown}; the model's inputs are {list(inputs)}.")
         try:
-            tensors = {name: self._tensor(name, inputs[name], feeds[name]) for name in names}
+            tensors = {name: self._tensor(name, spec, feeds[name]) for name, spec in inputs.items()}
             outputs = self._loaded.signatures[signature](**tensors)
         except (self._tf.errors.InvalidArgumentError, ValueError) as exc:
             if isinstance(exc, BadRequest):
@@ -147,13 +172,93 @@ class SignaturePredictor:
             raise BadRequest(
                 f"the model rejected the input ({message}); it expects {self.describe(signature)}."
             ) from exc
-        arrays = {key: np.asarray(value) for key, value in outputs.items()}
+        return {key: np.asarray(value) for key, value in outputs.items()}
+
+    def __call__(self, request: dict) -> dict:
+        """Answer a TF Serving predict request (row or columnar format, optional signature_name)."""
+        signature = request.get("signature_name", self.signature)
+        names = list(self._inputs(self._check_signature(signature)))
+        row, feeds = self._feeds(request, names)
+        if row and len({len(values) for values in feeds.values()}) > 1:
+            raise BadRequest("every instance must give every input (the row format needs equal counts).")
+        arrays = self.run(signature, feeds)
         if not row:
-            return {"outputs": {k: v.tolist() for k, v in arrays.items()} if len(arrays) > 1 else next(iter(arrays.values())).tolist()}
+            return {"outputs": {k: _json(k, v) for k, v in arrays.items()} if len(arrays) > 1
+                    else _json(*next(iter(arrays.items())))}
         if len(arrays) == 1:
-            return {"predictions": next(iter(arrays.values())).tolist()}
+            return {"predictions": _json(*next(iter(arrays.items())))}
         count = len(next(iter(arrays.values())))
-        return {"predictions": [{k: v[i].tolist() for k, v in arrays.items()} for i in range(count)]}
+        return {"predictions": [{k: _json(k, v[i]) for k, v in arrays.items()} for i in range(count)]}
+
+
+class VersionedModel:
+    """The versions of one model under `<base_path>/<version>/saved_model.pb`, found and loaded as TF Serving does."""
+
+    def __init__(self, base_path: str | Path, poll_seconds: float = 1.0,
+                 load: Callable[[Path], Callable[[dict], dict]] = SignaturePredictor) -> None:
+        self.base_path = Path(base_path)
+        if not self.base_path.is_dir():
+            raise ValueError(f"{self.base_path} is not a folder; TF Serving's layout is "
+                             "<model_base_path>/<version>/saved_model.pb, e.g. models/pets/1/saved_model.pb.")
+        self.poll_seconds = poll_seconds
+        self._load = load
+        self._loaded: dict[int, Callable[[dict], dict]] = {}
+        self.errors: dict[int, str] = {}  # versions on disk that failed to load, and why
+        self._polled = -float("inf")
+        self._lock = threading.Lock()
+        if not self.versions():
+            raise ValueError(f"no version under {self.base_path} could be served: export each version into a numbered "
+                             f"folder, e.g. {self.base_path / '1'}, holding saved_model.pb. Load errors: {self.errors}")
+
+    def _on_disk(self) -> list[int]:
+        """Version numbers whose folder holds a complete SavedModel (TF Serving ignores other folders)."""
+        return sorted(int(d.name) for d in self.base_path.iterdir()
+                      if d.name.isdigit() and (d / "saved_model.pb").is_file())
+
+    def versions(self) -> dict[int, Callable[[dict], dict]]:
+        """The loaded versions, after loading any new one found (at most one look per `poll_seconds`)."""
+        with self._lock:
+            if time.monotonic() - self._polled >= self.poll_seconds:
+                on_disk = self._on_disk()
+                for version in on_disk:
+                    if version not in self._loaded:
+                        try:
+                            self._loaded[version] = self._load(self.base_path / str(version))
+                            self.errors.pop(version, None)
+                        except Exception as exc:  # noqa: BLE001 - a broken new version must not stop the others
+                            self.errors[version] = f"{type(exc).__name__}: {str(exc).strip()[:300]}"
+                for version in set(self._loaded) - set(on_disk):  # a deleted folder is unloaded, as in TF Serving
+                    del self._loaded[version]
+                self._polled = time.monotonic()
+            return dict(self._loaded)
+
+    def __call__(self, request: dict) -> dict:
+        """Predict with the highest version."""
+        versions = self.versions()
+        return versions[max(versions)](request)
+
+
+def export_version(export: Callable[[Path], Any], base_path: str | Path, version: int | None = None) -> Path:
+    """Export into `<base_path>/<version>/` (default: one above the highest), atomically, as TF Serving expects it."""
+    import shutil
+
+    base = Path(base_path)
+    base.mkdir(parents=True, exist_ok=True)
+    existing = [int(d.name) for d in base.iterdir() if d.name.isdigit()]
+    version = version if version is not None else max(existing, default=0) + 1
+    if not isinstance(version, int) or version < 1:
+        raise ValueError(f"a TF Serving version is a positive integer, got {version!r}.")
+    target = base / str(version)
+    if target.exists():
+        raise FileExistsError(f"{target} exists: TF Serving never reloads a version in place; export a new one.")
+    partial = base / f".partial-{version}"  # not a number: a polling server ignores it until the rename
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        export(partial)
+        partial.rename(target)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return target
 
 
 def _parse_json(body: bytes) -> dict:
@@ -202,15 +307,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.close_connection = True
         self._send(code, {"error": message or explain or self.responses.get(code, ("error",))[0]})
 
-    def _model(self, pattern: re.Pattern) -> Callable[[dict], dict]:
-        """The predictor a path names, or a 404 (unknown model or version) as TF Serving answers."""
+    def _model(self, pattern: re.Pattern) -> tuple[dict[int, Callable[[dict], dict]], int | None]:
+        """(the named model's versions, the version asked for or None), or a 404 as TF Serving answers."""
         match = pattern.match(self.path)
         if not match or match["name"] not in self.server.models:
             raise HTTPFailure(404, f"no model at {self.path}; serving {sorted(self.server.models)}")
-        if match["version"] is not None and match["version"] != VERSION:
+        entry = self.server.models[match["name"]]
+        versions = entry.versions() if isinstance(entry, VersionedModel) else {int(VERSION): entry}
+        version = None if match["version"] is None else int(match["version"])
+        if not versions or (version is not None and version not in versions):
             raise HTTPFailure(404, f"Servable not found for request: Specific({match['name']}, {match['version']}); "
-                                   f"the server has version {VERSION} only")
-        return self.server.models[match["name"]]
+                                   f"the server has versions {sorted(versions)}")
+        return versions, version
 
     def _read_chunked(self) -> bytes:
         """A chunked request body, within MAX_BODY."""
@@ -259,17 +367,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         """Model status, as TF Serving reports it."""
         try:
-            self._model(STATUS)
+            versions, version = self._model(STATUS)
         except HTTPFailure as exc:
             self._send(exc.status, {"error": str(exc)})
             return
         ok = {"error_code": "OK", "error_message": ""}
-        self._send(200, {"model_version_status": [{"version": VERSION, "state": "AVAILABLE", "status": ok}]})
+        shown = [version] if version is not None else sorted(versions, reverse=True)
+        self._send(200, {"model_version_status": [{"version": str(v), "state": "AVAILABLE", "status": ok}
+                                                  for v in shown]})
 
     def do_POST(self) -> None:
         """Predict; malformed requests get a 4xx that says why, and the server keeps serving."""
         try:
-            model = self._model(PREDICT)
+            versions, version = self._model(PREDICT)
+            model = versions[max(versions) if version is None else version]
             body = self._body()
             with self.server.busy:
                 answer = model(_parse_json(body))
@@ -297,7 +408,7 @@ class _Server(http.server.HTTPServer):
 
     request_queue_size = 256
 
-    def __init__(self, address: tuple[str, int], models: dict[str, Callable[[dict], dict]],
+    def __init__(self, address: tuple[str, int], models: dict[str, Callable[[dict], dict] | VersionedModel],
                  workers: int, connection_timeout: float) -> None:
         super().__init__(address, _Handler)
         self.models = dict(models)
@@ -341,7 +452,7 @@ class _Server(http.server.HTTPServer):
 class ModelServer:
     """Serve predictors on 127.0.0.1 in a background thread; use as a context manager so it always stops."""
 
-    def __init__(self, models: dict[str, Callable[[dict], dict]], port: int = 0, workers: int = 16,
+    def __init__(self, models: dict[str, Callable[[dict], dict] | VersionedModel], port: int = 0, workers: int = 16,
                  connection_timeout: float = 30.0) -> None:
         self._server = _Server(("127.0.0.1", port), models, workers, connection_timeout)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -361,10 +472,11 @@ class ModelServer:
         self._thread.join(timeout=5)
 
 
-def predict(url: str, model: str, instances: list, timeout: float = 30) -> list:
-    """Send a row-format predict request; return the predictions or raise with the server's error."""
+def predict(url: str, model: str, instances: list, timeout: float = 30, version: int | None = None) -> list:
+    """Send a row-format predict request (to one version if given); return the predictions or raise with the error."""
     body = json.dumps({"instances": instances}).encode()
-    request = urllib.request.Request(f"{url}/v1/models/{model}:predict", body, {"Content-Type": "application/json"})
+    path = f"/v1/models/{model}" + (f"/versions/{version}" if version is not None else "") + ":predict"
+    request = urllib.request.Request(url + path, body, {"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.loads(response.read())["predictions"]

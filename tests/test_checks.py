@@ -517,6 +517,49 @@ def test_search_space(capsys) -> None:
                         UNFREEZE_CHOICES)  # a Choice within the prompt's range is a fine answer
 
 
+def grid(learning_rate=(1e-4, 1e-3, 1e-2), dropout=(0.1, 0.3), unfreeze=tuple(UNFREEZE_CHOICES), continuous=False):
+    import keras_tuner
+
+    def grid_space():
+        hp = keras_tuner.HyperParameters()
+        if continuous:
+            hp.Float("learning_rate", 1e-5, 1e-2, sampling="log")
+        else:
+            hp.Choice("learning_rate", list(learning_rate))
+        hp.Choice("dropout", list(dropout))
+        hp.Fixed("batch_size", 32)
+        hp.Choice("unfreeze", list(unfreeze))
+        return hp
+
+    return grid_space
+
+
+def test_grid_space(capsys) -> None:
+    def three_knobs():
+        hp = grid()()
+        return _without(grid()(), "dropout")
+
+    verdicts(checks.grid_space, grid(), [
+        (grid(continuous=True), "10 evenly spaced values"),
+        (grid(learning_rate=(1e-3,)), "more than one value"),
+        (grid(learning_rate=(1e-3, 0.1)), r"learning_rate values stay within"),
+        (grid(unfreeze=(0, 5)), "UNFREEZE_CHOICES"),
+        (grid(dropout=(0.1,), unfreeze=(0, 12)), r"at least 20 combinations"),
+        (lambda: {"learning_rate": [1e-4, 1e-3]}, "as HyperParameters"),
+        (three_knobs, "same four knobs"),
+    ], UNFREEZE_CHOICES, 20, capsys=capsys)
+
+
+def _without(hp, name):
+    import keras_tuner
+
+    kept = keras_tuner.HyperParameters()
+    for parameter in hp.space:
+        if parameter.name != name:
+            kept.Choice(parameter.name, list(parameter.values))
+    return kept
+
+
 def best(scores):
     curve, top = [], float("nan")
     for score in scores:

@@ -9,7 +9,7 @@ from kitlib.checks.lesson04 import unfreeze_top_layers, warmup_linear_decay
 from kitlib.checks.lesson05 import augmentation, scratch_cnn
 from kitlib.checks.lesson06 import pareto_front, pick_model
 from kitlib.checks.lesson07 import distillation_loss, magnitude_mask
-from kitlib.checks.lesson08 import best_so_far, search_space
+from kitlib.checks.lesson08 import best_so_far, grid_space, search_space
 from kitlib.checks.lesson09 import decoded_images, serving_request
 from kitlib.checks.lesson10 import cluster_config, learning_rate_scaling
 from kitlib.checks.lesson11 import macro_f1, vgg_classifier
@@ -23,7 +23,7 @@ __all__ = [
     "augmentation", "scratch_cnn",
     "pareto_front", "pick_model",
     "magnitude_mask", "distillation_loss",
-    "search_space", "best_so_far",
+    "search_space", "grid_space", "best_so_far",
     "decoded_images", "serving_request",
     "learning_rate_scaling", "cluster_config",
     "vgg_classifier", "macro_f1",

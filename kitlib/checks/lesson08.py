@@ -1,4 +1,4 @@
-"""Lesson 08 (hyperparameter search): the search space on `hp`, the best-so-far curve."""
+"""Lesson 08 (hyperparameter search): the search space on `hp`, its grid variant, the best-so-far curve."""
 
 from __future__ import annotations
 
@@ -78,6 +78,41 @@ def search_space(fn: Callable[[Any], dict], unfreeze_choices: Sequence[int]) -> 
            {"learning_rate": got["learning_rate"], "unfreeze": got["unfreeze"]},
            "Read values only from hp: do not hard-code them.")
     passed("four knobs declared with the lesson's ranges, learning rate on a log scale, frozen backbone a candidate.")
+
+
+def grid_space(fn: Callable[[], Any], unfreeze_choices: Sequence[int], max_trials: int) -> None:
+    """Check `fn()` returns HyperParameters declaring the four knobs as a discrete grid of at least `max_trials` cells."""
+    import keras_tuner
+
+    hp = call(fn)
+    expect(isinstance(hp, keras_tuner.HyperParameters), "grid_space should return the grid as HyperParameters.",
+           "a keras_tuner.HyperParameters with the four knobs declared on it", type(hp).__name__,
+           "hp = keras_tuner.HyperParameters(); hp.Choice('learning_rate', [...]); ...; return hp")
+    space = {p.name: p for p in hp.space}
+    want = {"learning_rate", "dropout", "batch_size", "unfreeze"}
+    expect(set(space) == want, "The grid declares the same four knobs as search_space, under the same names, so "
+           "search_space(hp) reads the grid's values.", sorted(want), sorted(space), "Declare exactly these names.")
+    continuous = sorted(name for name, p in space.items() if _values(p) is None and "value" not in p.get_config())
+    expect(not continuous, "A grid lists its values: GridSearch would pick 10 evenly spaced values from a range.",
+           "hp.Choice (or hp.Fixed) for every knob", {name: _describe(space[name]) for name in continuous},
+           "e.g. hp.Choice('learning_rate', [1e-4, 1e-3, 1e-2]), hp.Fixed('batch_size', 32).")
+    values = {name: (_values(p) if _values(p) is not None else [p.get_config()["value"]]) for name, p in space.items()}
+    bounds = {"learning_rate": (1e-5, 1e-2), "dropout": (0.0, 0.5)}
+    for name, (low, high) in bounds.items():
+        expect(all(low - 1e-12 <= v <= high + 1e-12 for v in values[name]),
+               f"The grid's {name} values stay within search_space's range.", f"values in [{low}, {high}]",
+               values[name], f"Pick {name} values from [{low}, {high}].")
+    expect(set(values["batch_size"]) <= set(BATCH_SIZES), "Batch sizes come from search_space's choices.",
+           f"values among {BATCH_SIZES}", values["batch_size"], "e.g. hp.Fixed('batch_size', 32).")
+    expect(set(values["unfreeze"]) <= set(unfreeze_choices), "How much to unfreeze comes from UNFREEZE_CHOICES.",
+           f"values among {list(unfreeze_choices)}", values["unfreeze"], "hp.Choice('unfreeze', UNFREEZE_CHOICES)")
+    expect(len(set(values["learning_rate"])) >= 2, "The knob that matters most gets more than one value.",
+           "at least two learning rates", values["learning_rate"], "e.g. hp.Choice('learning_rate', [1e-4, 1e-3, 1e-2])")
+    cells = int(np.prod([len(v) for v in values.values()]))
+    expect(cells >= max_trials, "Every tuner gets MAX_TRIALS trials: a smaller grid would stop the grid search early.",
+           f"at least {max_trials} combinations", f"{cells} = " + " x ".join(str(len(v)) for v in values.values()),
+           "Give one of the knobs more values.")
+    passed(f"a grid of {cells} combinations over the four knobs, within search_space's ranges.")
 
 
 def best_so_far(fn: Callable[[list], list]) -> None:
