@@ -1,4 +1,4 @@
-"""End to end: JupyterLab in headless Chromium runs lesson 00 with no error output and shows a kitlib progress widget."""
+"""End to end: JupyterLab in headless Chromium runs lesson 00 without error output and shows a kitlib progress bar."""
 
 from __future__ import annotations
 
