@@ -211,7 +211,7 @@ class ResolvedModel:
 
 def _export_atomically(model: HubModel, folder: Path) -> dict[str, str]:
     """Export the stand-in into a staging folder, then move it into place: never half-written."""
-    with (progress.working(f"exporting the offline stand-in {model.stand_in.title} (once, then cached)"),
+    with (progress.working(f"exporting the offline stand-in {model.stand_in.name} (once, then cached)"),
           downloads.staged_folder(folder) as staging):
         relative = model.stand_in.export(staging)
         (staging / HANDLES).write_text(json.dumps(relative, indent=1, sort_keys=True))
