@@ -269,13 +269,14 @@ def extract(archive: Path, target: Path, max_bytes: int | None = None, verified:
         try:
             count, total = _safe_members(archive, staging)
             _check_expansion(archive, total, max_bytes)
-            with progress.bar(count, f"extracting {count:,} files from {archive.name}", unit="files") as shown:
+            desc = f"extracting {count:,} files and folders from {archive.name}"
+            with progress.bar(count, desc, unit="files") as shown:
                 if zipfile.is_zipfile(archive):
                     with zipfile.ZipFile(archive) as zf:
                         zf.extractall(staging, progress.counted(zf.infolist(), shown))
                 else:
                     with tarfile.open(archive) as tf:
-                        tf.extractall(staging, progress.counted(tf.getmembers(), shown), filter="data")
+                        tf.extractall(staging, progress.counted(tf, shown), filter="data")  # members as they are read
         except OSError as exc:
             if _is_local_fault(exc):
                 advice = "The archive itself is fine; keep it and run again."

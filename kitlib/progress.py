@@ -14,6 +14,7 @@ from typing import Any, Iterable, Iterator, TextIO
 
 ENV = "KITLIB_PROGRESS"
 TICK = 1.0  # seconds between refreshes of an elapsed-time line
+SLOW = 2.0  # seconds before a bar over files appears: quick reads show none
 
 
 def in_notebook() -> bool:
@@ -67,13 +68,17 @@ class _Off:
 
 
 @contextlib.contextmanager
-def bar(total: int | None, desc: str, unit: str = "B") -> Iterator[Any]:
-    """A progress bar over `total` units (bytes: with rate and time left); a silent stand-in when progress is off."""
+def bar(total: int | None, desc: str, unit: str = "B", delay: float = 0) -> Iterator[Any]:
+    """A progress bar over `total` units (bytes: with rate and time left), shown once `delay` seconds have passed.
+
+    A silent stand-in when progress is off.
+    """
     if not enabled():
         yield _Off()
         return
     scale = dict(unit_scale=True, unit_divisor=1024) if unit == "B" else {}
-    with _tqdm_class()(total=total, desc=desc, unit=unit, file=_stream(), dynamic_ncols=True, **scale) as shown:
+    with _tqdm_class()(total=total, desc=desc, unit=unit, file=_stream(), dynamic_ncols=True, delay=delay,
+                       **scale) as shown:
         yield shown
 
 

@@ -46,7 +46,7 @@ def test_download_and_extraction_report_progress_to_a_captured_stream(
     assert "downloading data.bin: 100%" in err and "2.86M/2.86M" in err, err  # bytes of bytes
     assert "B/s" in err, "the rate is shown"
     assert "verifying sha256 of data.bin" in err
-    assert "extracting 3 files from three.tar.gz: 100%" in err and "3/3" in err
+    assert "extracting 3 files and folders from three.tar.gz: 100%" in err and "3/3" in err
 
 
 def test_smoke_profile_prints_no_bars_even_where_someone_watches(
@@ -110,3 +110,16 @@ def test_pack_install_shows_pip_output_only_with_progress(
     monkeypatch.setattr(subprocess, "run", lambda args, **kwargs: commands.append(list(args)))  # no real pip
     pack.install()
     assert ("--quiet" in commands[0]) == quiet
+
+
+def test_reading_a_dataset_shows_a_bar_once_it_is_slow(
+    kit_env: Path, served_imdb: object, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(progress.ENV, "1")
+    monkeypatch.setenv("KITLIB_OFFLINE", "0")
+    monkeypatch.setattr(progress, "SLOW", 0)  # a tiny dataset reads in no time
+    kitlib.load_text("imdb", verbose=False)
+    err = capsys.readouterr().err
+    assert "downloading aclImdb_v1.tar.gz: 100%" in err and "verifying sha256 of aclImdb_v1.tar.gz" in err
+    assert "extracting 47 files and folders from aclImdb_v1.tar.gz: 100%" in err, err
+    assert err.count("reading 20 reviews: 100%") == 2, err  # training and test files
