@@ -1,4 +1,4 @@
-"""Progress a learner can see (kitlib.progress): bars for downloads and extraction, off in smoke and when nobody watches."""
+"""kitlib.progress: bars for downloads, extraction and reading; none in smoke, with KITLIB_PROGRESS=0 or unwatched."""
 
 from __future__ import annotations
 
