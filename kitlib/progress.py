@@ -110,10 +110,12 @@ def working(desc: str) -> Iterator[None]:
 
     ticker = threading.Thread(target=tick, daemon=True)
     ticker.start()
+    outcome = "stopped"
     try:
         yield
+        outcome = "done"
     finally:
         stop.set()
         ticker.join()
-        shown.set_description_str(f"{desc}: done")
+        shown.set_description_str(f"{desc}: {outcome}")
         shown.close()

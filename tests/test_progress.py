@@ -99,6 +99,9 @@ def test_working_shows_the_elapsed_time_while_the_block_runs(
     err = capsys.readouterr().err
     assert err.count("exporting a stand-in: 00:00") >= 3, f"refreshed while it ran: {err!r}"
     assert "exporting a stand-in: done: 00:00" in err
+    with pytest.raises(KeyboardInterrupt), progress.working("fine-tuning"):
+        raise KeyboardInterrupt
+    assert "fine-tuning: stopped: 00:00" in capsys.readouterr().err, "an interrupted step does not say done"
 
 
 @pytest.mark.parametrize("setting, quiet", [("1", False), ("0", True)])
@@ -123,3 +126,25 @@ def test_reading_a_dataset_shows_a_bar_once_it_is_slow(
     assert "downloading aclImdb_v1.tar.gz: 100%" in err and "verifying sha256 of aclImdb_v1.tar.gz" in err
     assert "extracting 47 files and folders from aclImdb_v1.tar.gz: 100%" in err, err
     assert err.count("reading 20 reviews: 100%") == 2, err  # training and test files
+
+
+def test_exporting_a_stand_in_shows_its_elapsed_time(
+    kit_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kitlib import hub, standins
+
+    def slow_export(folder: Path) -> dict[str, str]:
+        time.sleep(0.3)
+        (folder / "model").mkdir()
+        return {"feature_vector": "model"}
+
+    monkeypatch.setenv(progress.ENV, "1")
+    monkeypatch.setattr(progress, "TICK", 0.05)
+    fake = hub.HubModel("fake", "image", {}, standins.StandIn("fake-stand-in", "a fake stand-in", slow_export))
+    monkeypatch.setitem(hub.MODELS, "fake", fake)
+    hub.resolve_model("fake")
+    err = capsys.readouterr().err
+    assert err.count("exporting the offline stand-in fake-stand-in (once, then cached): 00:00") >= 3, err
+    assert "(once, then cached): done" in err
+    hub.resolve_model("fake")
+    assert capsys.readouterr().err == "", "a cached stand-in is not exported again"
