@@ -220,6 +220,7 @@ def test_a_kitlib_extraction_shows_a_progress_widget_in_jupyterlab(lab: Lab, bro
     assert "extracted: 40" in cells[0]["text"]
     # tqdm's widget rendered by ipywidgets' JupyterLab extension, not its text fallback ("HBox(children=...")
     bars = browser.execute_script(
-        "return [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea .widget-hprogress')]"
-        ".map(bar => bar.closest('.widget-hbox').textContent.replaceAll('\\u2007', ' '))")  # tqdm pads with figure spaces
-    assert len(bars) == 1 and "extracting 40 files from files.tar: 100%" in bars[0] and "40/40" in bars[0], bars
+        "return [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea "
+        ".widget-hprogress')].map(bar => bar.closest('.widget-hbox').textContent.replaceAll('\\u2007', ' '))")
+    assert len(bars) == 1, bars  # tqdm pads the text with figure spaces (U+2007), replaced above
+    assert "extracting 40 files and folders from files.tar: 100%" in bars[0] and "40/40" in bars[0], bars
