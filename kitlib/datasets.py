@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from kitlib import downloads, owndata, pack, runtime
+from kitlib import downloads, owndata, pack, progress, runtime
 
 CLASS_NAMES = ("negative", "positive")
 COMPLETE = ".kitlib-complete"
@@ -359,14 +359,15 @@ def _load(name: str, known: tuple[str, ...], what: str, cfg: runtime.Config | No
 def _read_texts(paths: np.ndarray) -> np.ndarray:
     """Read review files and replace the HTML line breaks IMDB keeps in its text."""
     texts = []
-    for path in paths:
-        try:
-            texts.append(Path(path).read_text(encoding="utf-8").replace("<br />", " "))
-        except UnicodeDecodeError as exc:
-            raise ValueError(
-                f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); IMDB reviews are UTF-8. "
-                "Replace the file with the one from the official archive, or delete it."
-            ) from None
+    with progress.bar(len(paths), f"reading {len(paths):,} reviews", unit="files", delay=progress.SLOW) as shown:
+        for path in progress.counted(paths, shown):
+            try:
+                texts.append(Path(path).read_text(encoding="utf-8").replace("<br />", " "))
+            except UnicodeDecodeError as exc:
+                raise ValueError(
+                    f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); IMDB reviews are UTF-8. "
+                    "Replace the file with the one from the official archive, or delete it."
+                ) from None
     return np.array(texts, dtype=object)
 
 
@@ -570,17 +571,18 @@ def _decode(paths: np.ndarray, labels: np.ndarray, size: int, skipped: list[str]
     from PIL import Image, UnidentifiedImageError
 
     images, kept = [], []
-    for path, label in zip(paths, labels):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # PIL warns on odd EXIF; a bad file raises below
-                images.append(_read_image(path, size))
-        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
-            if not _file_fault(exc):
-                raise
-            skipped.append(str(path))
-            continue
-        kept.append(label)
+    with progress.bar(len(paths), f"decoding {len(paths):,} images", unit="files", delay=progress.SLOW) as shown:
+        for path, label in progress.counted(zip(paths, labels), shown):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # PIL warns on odd EXIF; a bad file raises below
+                    images.append(_read_image(path, size))
+            except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
+                if not _file_fault(exc):
+                    raise
+                skipped.append(str(path))
+                continue
+            kept.append(label)
     stacked = np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8)
     return stacked, np.array(kept, dtype=np.int64)
 

@@ -23,6 +23,8 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
+from kitlib import progress
+
 CHUNK = 1 << 20
 MIN_RATE = 64 * 1024  # bytes/s: the overall deadline allows the expected size at this rate
 MAX_RATIO = 100  # extracted bytes per archive byte; a dataset archive is far below, a zip bomb far above
@@ -138,7 +140,8 @@ def download(
                 response = urllib.request.urlopen(url, timeout=timeout)
             except NETWORK_ERRORS as exc:
                 raise DownloadError(f"Could not download {url}: {exc}") from exc
-            with response:
+            total = size or getattr(response, "length", None)
+            with response, progress.bar(total, f"downloading {dest.name}") as shown:
                 while True:
                     try:
                         block = response.read1(CHUNK)
@@ -165,6 +168,7 @@ def download(
                     except OSError as exc:
                         raise _storage_error(exc, f"write {dest}") from exc
                     digest.update(block)
+                    shown.update(len(block))
                 if getattr(response, "length", None):
                     raise DownloadError(
                         f"Could not download {url}: the connection closed after {received:,} bytes, "
@@ -175,6 +179,8 @@ def download(
                 f"{url} gave {received:,} bytes, expected {size:,}: the download is truncated "
                 "or the file changed upstream. Nothing was kept; try again."
             )
+        if sha256 is not None:
+            progress.note(f"verifying sha256 of {dest.name}")
         if sha256 is not None and digest.hexdigest() != sha256:
             raise ChecksumError(
                 f"{url} has sha256 {digest.hexdigest()}, expected {sha256}: the file is corrupt "
@@ -200,14 +206,15 @@ def _check_member(name: str, target: Path) -> None:
         )
 
 
-def _safe_members(archive: Path, target: Path) -> int:
-    """Check every member of a tar or zip archive before anything is written; return the bytes it expands to."""
+def _safe_members(archive: Path, target: Path) -> tuple[int, int]:
+    """Check every member of a tar or zip archive before anything is written; return (members, bytes it expands to)."""
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
             for info in zf.infolist():
                 _check_member(info.filename, target)
-            return sum(info.file_size for info in zf.infolist())  # zipfile never reads past file_size
-    total = 0
+            members = zf.infolist()
+            return len(members), sum(info.file_size for info in members)  # zipfile never reads past file_size
+    total = count = 0
     with tarfile.open(archive) as tf:
         for member in tf.getmembers():
             _check_member(member.name, target)
@@ -217,7 +224,8 @@ def _safe_members(archive: Path, target: Path) -> int:
                     "in a dataset archive."
                 )
             total += member.size
-    return total
+            count += 1
+    return count, total
 
 
 def _check_expansion(archive: Path, total: int, max_bytes: int | None) -> None:
@@ -259,13 +267,16 @@ def extract(archive: Path, target: Path, max_bytes: int | None = None, verified:
         raise ArchiveError(f"{archive} is a folder, not an archive. Remove it (or move it away) and fetch again.")
     with staged_folder(target) as staging:
         try:
-            _check_expansion(archive, _safe_members(archive, staging), max_bytes)
-            if zipfile.is_zipfile(archive):
-                with zipfile.ZipFile(archive) as zf:
-                    zf.extractall(staging)
-            else:
-                with tarfile.open(archive) as tf:
-                    tf.extractall(staging, filter="data")
+            count, total = _safe_members(archive, staging)
+            _check_expansion(archive, total, max_bytes)
+            desc = f"extracting {count:,} files and folders from {archive.name}"
+            with progress.bar(count, desc, unit="files") as shown:
+                if zipfile.is_zipfile(archive):
+                    with zipfile.ZipFile(archive) as zf:
+                        zf.extractall(staging, progress.counted(zf.infolist(), shown))
+                else:
+                    with tarfile.open(archive) as tf:
+                        tf.extractall(staging, progress.counted(tf, shown), filter="data")  # members as they are read
         except OSError as exc:
             if _is_local_fault(exc):
                 advice = "The archive itself is fine; keep it and run again."

@@ -17,7 +17,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from kitlib import datasets, evaluate, hub, runtime
+from kitlib import datasets, evaluate, hub, progress, runtime
 
 RECIPE = 2  # bump when the training below changes: 2 = seeded head, early stopping on held-out training data
 LEARNING_RATE = 1e-2  # Adam's, for the head on cached features (early stopping keeps it from overfitting)
@@ -131,7 +131,7 @@ def classifier(kind: str, cfg: runtime.Config, verbose: bool = True) -> tuple[ke
         model, info = keras.saving.load_model(path), json.loads(path.with_suffix(".json").read_text())
         info["source"] = f"cached fine-tuned model {path}"
     else:
-        with evaluate.stopwatch() as timer:
+        with evaluate.stopwatch() as timer, progress.working(f"training the {kind} classifier (once per profile)"):
             if kind == "text":
                 seq_length = cfg.pick(smoke=32, cpu=128, gpu=256)
                 data = datasets.load_text("imdb", cfg, batch_size=32, verbose=False, **split_sizes(kind, cfg))

@@ -17,7 +17,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from kitlib import downloads, runtime, standins
+from kitlib import downloads, progress, runtime, standins
 
 
 class UnknownModelError(ValueError):
@@ -213,7 +213,8 @@ class ResolvedModel:
 
 def _export_atomically(model: HubModel, folder: Path) -> dict[str, str]:
     """Export the stand-in into a staging folder, then move it into place: never half-written."""
-    with downloads.staged_folder(folder) as staging:
+    with (progress.working(f"exporting the offline stand-in {model.stand_in.name} (once, then cached)"),
+          downloads.staged_folder(folder) as staging):
         relative = model.stand_in.export(staging)
         (staging / HANDLES).write_text(json.dumps(relative, indent=1, sort_keys=True))
     return relative

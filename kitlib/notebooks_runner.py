@@ -138,11 +138,13 @@ def bench(paths: list[Path], out: Path | None = None, timeout: float = 3600,
     rows = ["| notebook | profile | seconds (kernel start included) |", "| --- | --- | --- |"]
     runs = []
     recorded_before = len(evaluate.load_results(runtime.results_dir()))
-    for path in paths:
+    for number, path in enumerate(paths, 1):
+        print(f"[{number}/{len(paths)}] {path.name}: started", flush=True)
         run = run_notebook(path, timeout, executed)
         runs.append(run)
         rows.append(f"| {path.name} | {run.profile} | {run.seconds:.0f}{' (' + run.error + ')' if run.error else ''} |")
-        print(rows[-1], flush=True)
+        print(f"[{number}/{len(paths)}] {path.name}: {'stopped, ' + run.error if run.error else 'finished'} "
+              f"after {run.seconds:.0f} s", flush=True)
     profiles = sorted({run.profile for run in runs if run.profile != "-"})
     label = ", ".join(profiles) or "unknown"
     failed = [f"- {run.path.name} {run.error}" for run in runs if run.error]

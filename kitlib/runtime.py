@@ -14,6 +14,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
+from kitlib import progress
+
 PROFILES = ("smoke", "cpu", "gpu")
 
 # Data sizes and training scale per profile; lesson-specific knobs use `Config.pick`.
@@ -41,6 +43,7 @@ class Config:
     cache_dir: Path
     data_dir: Path | None
     results_dir: Path
+    fit_verbose: int | str = 2  # fit(verbose=...): a per-step bar where someone watches, else a line an epoch
 
     def pick(self, *, smoke: Any, cpu: Any, gpu: Any) -> Any:
         """Return the value given for the active profile (one knob, three sizes)."""
@@ -290,6 +293,7 @@ def setup(profile: str | None = None, seed: int = 42, verbose: bool = True) -> C
         cache_dir=cache_dir(),
         data_dir=data_dir(),
         results_dir=results_dir(),
+        fit_verbose="auto" if progress.enabled(name) else 2,
         **_SIZES[name],
     )
     if verbose:

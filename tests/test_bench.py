@@ -31,7 +31,11 @@ def test_bench_labels_by_the_kernel_profile_names_failures_and_stops_hangs(
     assert "| a_good.ipynb | gpu |" in report and "| d_after.ipynb | - |" in report
     assert "- b_failing.ipynb failed: ValueError: boom" in report
     assert "- c_hanging.ipynb did not finish within 8 s (--timeout)" in report
-    assert "b_failing.ipynb, c_hanging.ipynb" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "b_failing.ipynb, c_hanging.ipynb" in captured.err
+    # one line as each notebook starts and one as it ends, with its time
+    assert "[1/4] a_good.ipynb: started" in captured.out and "[4/4] d_after.ipynb: finished after" in captured.out
+    assert "[3/4] c_hanging.ipynb: stopped, did not finish within 8 s (--timeout) after" in captured.out
 
 
 def test_bench_names_a_missing_notebook(kit_env: Path, tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""End to end: JupyterLab in Debian's headless Chromium runs lesson 00 through the UI, with no error output."""
+"""End to end: JupyterLab in headless Chromium runs lesson 00 without error output and shows a kitlib progress bar."""
 
 from __future__ import annotations
 
@@ -103,6 +103,19 @@ class Lab:
             pass
 
 
+# Progress on in this kernel (the server runs the smoke profile, where it is off): extract a 40-file archive.
+PROGRESS_CELL = """import io, os, pathlib, tarfile
+os.environ["KITLIB_PROGRESS"] = "1"
+from kitlib import downloads
+with tarfile.open("files.tar", "w") as tf:
+    for i in range(40):
+        info = tarfile.TarInfo(f"files/{i}.txt")
+        info.size = 1
+        tf.addfile(info, io.BytesIO(b"x"))
+downloads.extract(pathlib.Path("files.tar"), pathlib.Path("extracted"))
+print("extracted:", len(list(pathlib.Path("extracted/files").iterdir())))"""
+
+
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[Lab]:
     root = tmp_path / "notebooks"
@@ -114,6 +127,8 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
                                           "name": "python3"}},
               "nbformat": 4, "nbformat_minor": 5}
     (root / "broken.ipynb").write_text(json.dumps(broken))
+    watched = dict(broken, cells=[dict(broken["cells"][0], id="extract", source=[PROGRESS_CELL])])
+    (root / "progress.ipynb").write_text(json.dumps(watched))
     server = Lab(root, tmp_path)
     try:
         wait_for("JupyterLab to answer", lambda: server.api("status"), timeout=60)
@@ -174,3 +189,16 @@ def test_lesson_00_runs_in_jupyterlab_in_chromium(lab: Lab, browser: Any) -> Non
     # The same detector sees a real error: without this, a broken selector would make the test above vacuous.
     broken = run_all(browser, lab, "broken.ipynb", 1, timeout=60)
     assert broken[0]["error"] and "a deliberate error" in broken[0]["text"]
+
+
+def test_a_kitlib_extraction_shows_a_progress_widget_in_jupyterlab(lab: Lab, browser: Any) -> None:
+    cells = run_all(browser, lab, "progress.ipynb", 1, timeout=90)
+    browser.save_screenshot(str(SHOTS / "progress.png"))
+    assert not cells[0]["error"], cells[0]["text"][-2000:]
+    assert "extracted: 40" in cells[0]["text"]
+    # tqdm's widget rendered by ipywidgets' JupyterLab extension, not its text fallback ("HBox(children=...")
+    bars = browser.execute_script(
+        "return [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea "
+        ".widget-hprogress')].map(bar => bar.closest('.widget-hbox').textContent.replaceAll('\\u2007', ' '))")
+    assert len(bars) == 1, bars  # tqdm pads the text with figure spaces (U+2007), replaced above
+    assert "extracting 40 files and folders from files.tar: 100%" in bars[0] and "40/40" in bars[0], bars
