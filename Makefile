@@ -49,7 +49,7 @@ test-compat: browser
 # run's records go to docs/_executed (committed: the site and the tables show this run), the report beside them;
 # then the README's and docs/results.md's marked tables are written from that run.
 results: $(STAMP)
-	KITLIB_PROFILE=cpu KITLIB_DATA_DIR=$${KITLIB_DATA_DIR:-$(CURDIR)/../shared/datasets} \
+	KITLIB_PROFILE=cpu KITLIB_PROGRESS=0 KITLIB_DATA_DIR=$${KITLIB_DATA_DIR:-$(CURDIR)/../shared/datasets} \
 		$(BIN)/python -m kitlib bench notebooks/*.ipynb --executed docs/_executed --out docs/_executed/report.md
 	$(BIN)/python -m kitlib tables
 
