@@ -494,7 +494,7 @@ def _rotten_tomatoes(sizes: dict[str, int | None], rng: np.random.Generator, not
 
 
 def load_images(
-    name: str = "cats_and_dogs",
+    name: str | Path = "cats_and_dogs",
     cfg: runtime.Config | None = None,
     *,
     image_size: int = 160,
