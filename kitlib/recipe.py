@@ -161,3 +161,38 @@ def export(result: Run, folder: Path | str) -> dict[str, Path]:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return paths
+
+
+def write_report(result: Run, data: datasets.LabelledSplits, folder: Path | str) -> Path:
+    """A short Markdown report in `folder`: data, classes, sizes, per-class scores, confusion matrix (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # noqa: E402  (the command line has no display)
+    import matplotlib.pyplot as plt
+
+    from kitlib import plots
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    matrix = evaluate.confusion_matrix(result.y_test, result.predictions, len(result.class_names))
+    plots.plot_confusion_matrix(matrix, result.class_names, title=f"{data.name}: test split")
+    plt.savefig(folder / "confusion_matrix.png", dpi=100)
+    plt.close("all")
+    scores = evaluate.classification_report(result.y_test, result.predictions, result.class_names)
+    sizes = ", ".join(f"{split} {len(data.labels(split)):,}" for split in ("train", "val", "test"))
+    lines = [f"# Fine-tuned {result.task} classifier: {data.name}", "",
+             f"- data: {data.title}", f"- source: {data.source}", f"- classes ({len(result.class_names)}): "
+             + ", ".join(result.class_names), f"- sizes: {sizes}", f"- backbone: {result.backbone}",
+             f"- frozen backbone + head: {result.frozen_accuracy:.1%} test accuracy ({result.seconds['head']:.0f} s)",
+             f"- fine-tuned (top {result.settings.unfreeze_top} backbone variables, learning rate "
+             f"{result.settings.fine_tune_learning_rate:g}, {result.settings.fine_tune_epochs} epoch(s)): "
+             f"{result.accuracy:.1%} test accuracy ({result.seconds['fine_tune']:.0f} s)", "",
+             "## Per-class scores (test split)", "", "| class | precision | recall | F1 | support |",
+             "|---|---:|---:|---:|---:|"]
+    lines += [f"| {name} | {scores[name]['precision']:.3f} | {scores[name]['recall']:.3f} | "
+              f"{scores[name]['f1-score']:.3f} | {int(scores[name]['support'])} |" for name in result.class_names]
+    lines += ["", f"Macro F1 {scores['macro avg']['f1-score']:.3f}, accuracy {scores['accuracy']:.3f}.", "",
+              "## Confusion matrix", "", "![confusion matrix](confusion_matrix.png)", ""]
+    path = folder / "report.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
