@@ -16,7 +16,7 @@ from kitlib.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-WITH_EXERCISES = [path.name for path in NOTEBOOKS if not path.name.startswith("00_")]  # lessons 01-11, two each
+WITH_EXERCISES = [path.name for path in NOTEBOOKS if not path.name.startswith("00_")]  # lessons 01-12, two each
 
 
 def code_sources(path: Path) -> list[str]:
@@ -137,7 +137,7 @@ def run_exercise(path: Path, exercise: str, check: str) -> None:
 def test_every_lesson_with_exercises_is_covered() -> None:
     with_exercises = [path.name for path in NOTEBOOKS if exercises(path)]
     assert with_exercises == WITH_EXERCISES
-    assert sum(len(exercises(ROOT / "notebooks" / name)) for name in WITH_EXERCISES) == 22  # two per lesson 01-11
+    assert sum(len(exercises(ROOT / "notebooks" / name)) for name in WITH_EXERCISES) == 24  # two per lesson 01-12
 
 
 @pytest.mark.parametrize("name", WITH_EXERCISES)
