@@ -68,7 +68,8 @@ def text_model(cfg: runtime.Config, seq_length: int, n_classes: int = 2) -> tupl
     bert = hub.resolve_model("bert_en_uncased", cfg)
     inputs = keras.Input(shape=(), dtype="string", name="text")
     packed = hub.BertPreprocessor(bert.handles["preprocessor"], seq_length=seq_length, name="preprocessor")(inputs)
-    tokens = hub.HubLayer(bert.handles["encoder"], trainable=False, output_key="sequence_output", name="encoder")(packed)
+    encoder = hub.HubLayer(bert.handles["encoder"], trainable=False, output_key="sequence_output", name="encoder")
+    tokens = encoder(packed)
     mean = keras.layers.GlobalAveragePooling1D(name="mean_of_tokens")(tokens, mask=packed["input_mask"])
     head = _head(mean.shape[-1], 0.1, cfg.seed, n_classes)
     return keras.Model(inputs, head(mean), name="bert_sentiment" if n_classes == 2 else "bert_classifier"), bert
@@ -81,7 +82,8 @@ def image_model(cfg: runtime.Config, image_size: int, n_classes: int = 2) -> tup
     features = hub.HubLayer(backbone.handles["feature_vector"], trainable=False, inference_only=True,
                             name="backbone")(inputs)
     head = _head(features.shape[-1], 0.2, cfg.seed, n_classes)
-    return keras.Model(inputs, head(features), name="pets_classifier" if n_classes == 2 else "image_classifier"), backbone
+    name = "pets_classifier" if n_classes == 2 else "image_classifier"
+    return keras.Model(inputs, head(features), name=name), backbone
 
 
 def _passes(x: np.ndarray, y: np.ndarray, batch_size: int, passes: int, rng: np.random.Generator) -> Any:

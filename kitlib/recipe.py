@@ -151,8 +151,9 @@ def export(result: Run, folder: Path | str) -> dict[str, Path]:
         result.model.save(staging / "model.keras")
         archive = keras.export.ExportArchive()
         archive.track(result.model)
+        input_name = "text" if result.task == "text" else "image_bytes"
         archive.add_endpoint("serve", serving_function(result.model, result.class_names, result.task),
-                             [tf.TensorSpec((None,), tf.string, name="text" if result.task == "text" else "image_bytes")])
+                             [tf.TensorSpec((None,), tf.string, name=input_name)])
         archive.write_out(str(staging / "serving"), verbose=False)
         for name, path in paths.items():
             if path.is_dir():

@@ -23,11 +23,11 @@ _MISTAKES = [4, 1, 3]  # wrong predictions, the most confident (highest predicte
 
 
 def per_class_recall(fn: Callable[[np.ndarray], Any]) -> None:
-    """Check `fn(matrix)` returns each class's recall: its diagonal count over its row (the truth), 0 for an empty row."""
+    """Check `fn(matrix)` returns each class's recall: its diagonal count over its row, 0 for an empty row."""
     got = call_on_copies(fn, _MATRIX)
     got_array = np.asarray(got, dtype=float) if got is not None else np.array([])
     expect(got_array.shape == (3,), "One recall per class, in class order.", "an array of 3 numbers",
-           np.shape(got) if got is not None else None, "Return the diagonal divided by the row sums: one value per row.")
+           np.shape(got) if got is not None else None, "Return the diagonal over the row sums: one value per row.")
     with np.errstate(invalid="ignore", divide="ignore"):
         precision = np.diag(_MATRIX) / _MATRIX.sum(axis=0)
     mistakes = [
