@@ -1,4 +1,4 @@
-"""Command line: `python -m kitlib doctor | pack | fetch | results | bench | tables | site | stamp | release | mark | grade`."""
+"""Command line: `python -m kitlib doctor | pack | fetch | results | bench | tables | site | stamp | release | mark | grade | finetune`."""
 
 from __future__ import annotations
 
@@ -169,6 +169,36 @@ def grade(args: argparse.Namespace) -> int:
     return 0
 
 
+def finetune(args: argparse.Namespace) -> int:
+    """Lesson 12's recipe on a file or folder: train, export, record the result, write a Markdown report."""
+    from kitlib import owndata, recipe
+
+    cfg = runtime.setup(profile=args.profile)
+    settings = recipe.Settings.for_profile(cfg)
+    out = Path(args.out) if args.out else Path("finetuned") / Path(args.source).stem
+    print(f"[1/5] reading {args.source} ({args.task})")
+    try:
+        if args.task == "text":
+            data = datasets.load_text(args.source, cfg, text_column=args.text_column, label_column=args.label_column,
+                                      encoding=args.encoding)
+        else:
+            data = datasets.load_images(args.source, cfg, image_size=settings.image_size)
+    except owndata.DataFileError as exc:
+        raise SystemExit(str(exc)) from None
+    print(f"[2/5] training: {len(data.class_names)} classes, {len(data.labels('train')):,} training examples")
+    result = recipe.run(data, cfg, settings)
+    print(f"[3/5] exporting to {out}")
+    paths = recipe.export(result, out)
+    print(f"  {paths['keras']}\n  {paths['serving']} (SavedModel, signature serving_default)")
+    evaluate.record_result(cfg, "12", "test_accuracy", result.accuracy, dataset=data.name,
+                           model=f"{result.backbone}, fine-tuned top", seconds=sum(result.seconds.values()),
+                           n_test=len(result.y_test))
+    print(f"[4/5] result recorded in {cfg.results_dir}")
+    report = recipe.write_report(result, data, out)
+    print(f"[5/5] report: {report}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run one command."""
     parser = argparse.ArgumentParser(prog="python -m kitlib", description=__doc__)
@@ -225,6 +255,15 @@ def main(argv: list[str] | None = None) -> int:
     grade_cmd.add_argument("--timeout", type=float, default=600, help="seconds per submission (default 600)")
     grade_cmd.add_argument("--out", default="gradebook", help="folder for gradebook.csv and summary.md")
     grade_cmd.set_defaults(run=grade)
+    tune_cmd = commands.add_parser("finetune", help="fine-tune on your own file or class folders, export, report")
+    tune_cmd.add_argument("source", help="a CSV / TSV / JSON-lines file or a folder of class sub-folders")
+    tune_cmd.add_argument("--task", required=True, choices=("text", "image"))
+    tune_cmd.add_argument("--profile", choices=runtime.PROFILES, help="default: KITLIB_PROFILE, else the device's")
+    tune_cmd.add_argument("--out", help="folder for the model, export and report (default: finetuned/SOURCE)")
+    tune_cmd.add_argument("--text-column", help="the text column of a table (default: found by its name)")
+    tune_cmd.add_argument("--label-column", help="the label column of a table (default: found by its name)")
+    tune_cmd.add_argument("--encoding", default="utf-8", help="the table's text encoding (default: utf-8)")
+    tune_cmd.set_defaults(run=finetune)
     args = parser.parse_args(argv)
     return args.run(args)
 

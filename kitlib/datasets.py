@@ -371,15 +371,21 @@ def _read_texts(paths: np.ndarray) -> np.ndarray:
     return np.array(texts, dtype=object)
 
 
-def rotten_tomatoes_corpus() -> tuple[np.ndarray, np.ndarray]:
-    """The offline pack's Rotten Tomatoes snippets, deduplicated: fresh is positive, rotten negative, plots dropped."""
+def rotten_tomatoes_snippets(categories: tuple[str, ...] = ("fresh", "rotten")) -> dict[str, str]:
+    """The offline pack's Rotten Tomatoes snippets of these categories (fresh, rotten, plot), deduplicated: text -> category."""
     path = pack.asset(*ROTTEN_TOMATOES)
-    unique: dict[str, bool] = {}  # 55 snippets appear twice: keep one, so no test text leaks into train
+    unique: dict[str, str] = {}  # 55 snippets appear twice: keep one, so no test text leaks into train
     with io.TextIOWrapper(bz2.open(path), encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
-            if row["category"] in ("fresh", "rotten"):
-                unique.setdefault(" ".join(row["text"].split()), row["category"] == "fresh")
-    return np.array(list(unique), dtype=object), np.array(list(unique.values()), dtype=np.int64)
+            if row["category"] in categories:
+                unique.setdefault(" ".join(row["text"].split()), row["category"])
+    return unique
+
+
+def rotten_tomatoes_corpus() -> tuple[np.ndarray, np.ndarray]:
+    """The offline pack's Rotten Tomatoes snippets, deduplicated: fresh is positive, rotten negative, plots dropped."""
+    unique = rotten_tomatoes_snippets()
+    return np.array(list(unique), dtype=object), np.array([c == "fresh" for c in unique.values()], dtype=np.int64)
 
 
 def split_pool(examples: np.ndarray, labels: np.ndarray, sizes: dict[str, int | None], rng: np.random.Generator,

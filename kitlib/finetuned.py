@@ -19,7 +19,7 @@ import numpy as np
 
 from kitlib import datasets, evaluate, hub, progress, runtime
 
-RECIPE = 2  # bump when the training below changes: 2 = seeded head, early stopping on held-out training data
+RECIPE = 3  # bump when the training below changes: 2 = seeded head, early stopping; 3 = text: mean of the token vectors
 LEARNING_RATE = 1e-2  # Adam's, for the head on cached features (early stopping keeps it from overfitting)
 MAX_EPOCHS = 100  # at most; early stopping usually ends sooner
 PATIENCE = 10  # epochs without a better held-out loss before the head stops
@@ -43,34 +43,47 @@ def _save(model: keras.Model, path: Path, info: dict[str, Any]) -> None:
     path.with_suffix(".json").write_text(json.dumps(info, indent=1, sort_keys=True))
 
 
-def _head(width: int, dropout: float, seed: int) -> keras.Sequential:
-    """The new classification head: dropout and one sigmoid unit (float32 under mixed precision).
+def _head(width: int, dropout: float, seed: int, n_classes: int = 2) -> keras.Sequential:
+    """The new classification head: dropout, then one sigmoid unit for 2 classes, else k softmax units (float32).
 
     Its initial weights and dropout masks come from `seed`, not from the global random state, so they do not
     depend on what ran before (exporting a stand-in backbone on a cold cache, a learner's own draws).
     """
+    if n_classes < 2:
+        raise ValueError(f"A classifier needs at least 2 classes (got n_classes={n_classes}).")
+    units, activation = (1, "sigmoid") if n_classes == 2 else (n_classes, "softmax")
     return keras.Sequential([keras.Input((width,)), keras.layers.Dropout(dropout, seed=seed),
-                             keras.layers.Dense(1, activation="sigmoid", dtype="float32",
+                             keras.layers.Dense(units, activation=activation, dtype="float32",
                                                 kernel_initializer=keras.initializers.GlorotUniform(seed))],
                             name="head")
 
 
-def text_model(cfg: runtime.Config, seq_length: int) -> tuple[keras.Model, hub.ResolvedModel]:
-    """Lesson 04's route A: strings -> BERT preprocessor -> frozen encoder (pooled) -> sigmoid head."""
+def loss_for(n_classes: int) -> str:
+    """Binary cross-entropy for one sigmoid unit (2 classes), sparse categorical cross-entropy for k softmax units."""
+    return "binary_crossentropy" if n_classes == 2 else "sparse_categorical_crossentropy"
+
+
+def text_model(cfg: runtime.Config, seq_length: int, n_classes: int = 2) -> tuple[keras.Model, hub.ResolvedModel]:
+    """Lesson 04's model: strings -> BERT preprocessor -> frozen encoder -> mean of the token vectors -> head."""
     bert = hub.resolve_model("bert_en_uncased", cfg)
     inputs = keras.Input(shape=(), dtype="string", name="text")
     packed = hub.BertPreprocessor(bert.handles["preprocessor"], seq_length=seq_length, name="preprocessor")(inputs)
-    pooled = hub.HubLayer(bert.handles["encoder"], trainable=False, output_key="pooled_output", name="encoder")(packed)
-    return keras.Model(inputs, _head(pooled.shape[-1], 0.1, cfg.seed)(pooled), name="bert_sentiment"), bert
+    encoder = hub.HubLayer(bert.handles["encoder"], trainable=False, output_key="sequence_output", name="encoder")
+    tokens = encoder(packed)
+    mean = keras.layers.GlobalAveragePooling1D(name="mean_of_tokens")(tokens, mask=packed["input_mask"])
+    head = _head(mean.shape[-1], 0.1, cfg.seed, n_classes)
+    return keras.Model(inputs, head(mean), name="bert_sentiment" if n_classes == 2 else "bert_classifier"), bert
 
 
-def image_model(cfg: runtime.Config, image_size: int) -> tuple[keras.Model, hub.ResolvedModel]:
-    """Lesson 05's transfer model: [0, 1] images -> frozen ImageNet backbone (inference mode) -> sigmoid head."""
+def image_model(cfg: runtime.Config, image_size: int, n_classes: int = 2) -> tuple[keras.Model, hub.ResolvedModel]:
+    """Lesson 05's transfer model: [0, 1] images -> frozen ImageNet backbone (inference mode) -> head."""
     backbone = hub.resolve_model("resnet_v2_50", cfg)
     inputs = keras.Input((image_size, image_size, 3), name="image")
     features = hub.HubLayer(backbone.handles["feature_vector"], trainable=False, inference_only=True,
                             name="backbone")(inputs)
-    return keras.Model(inputs, _head(features.shape[-1], 0.2, cfg.seed)(features), name="pets_classifier"), backbone
+    head = _head(features.shape[-1], 0.2, cfg.seed, n_classes)
+    name = "pets_classifier" if n_classes == 2 else "image_classifier"
+    return keras.Model(inputs, head(features), name=name), backbone
 
 
 def _passes(x: np.ndarray, y: np.ndarray, batch_size: int, passes: int, rng: np.random.Generator) -> Any:
@@ -84,7 +97,13 @@ def _passes(x: np.ndarray, y: np.ndarray, batch_size: int, passes: int, rng: np.
 
 
 def _train_head(model: keras.Model, train: Any, evaluate_on: Any, max_epochs: int, seed: int) -> float:
-    """Run the frozen backbone once, train the head on its features, return its accuracy on `evaluate_on`.
+    """Run the frozen backbone once, train the head on its features, return its accuracy on `evaluate_on`."""
+    return _fit_head(model, train, evaluate_on, max_epochs, seed)[0]
+
+
+def _fit_head(model: keras.Model, train: Any, evaluate_on: Any, max_epochs: int,
+              seed: int) -> tuple[float, keras.callbacks.History]:
+    """Run the frozen backbone once, train the head on its features: (accuracy on `evaluate_on`, the head's history).
 
     The head stops when the loss on a seeded fifth of `train` (held out from training) has not improved for
     `PATIENCE` epochs, and keeps its best weights; `evaluate_on` plays no part in training, so its score is
@@ -103,14 +122,16 @@ def _train_head(model: keras.Model, train: Any, evaluate_on: Any, max_epochs: in
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(labels["train"]))
     held_out, fit_on = order[:len(order) // 5], order[len(order) // 5:]
-    head.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE), loss="binary_crossentropy", metrics=["accuracy"])
+    units = model.output.shape[-1]  # one sigmoid unit: binary cross-entropy; k softmax units: sparse categorical
+    head.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE), loss=loss_for(2 if units == 1 else units),
+                 metrics=["accuracy"])
     # fit's own shuffling would draw from the global random state; these batches are ordered by `rng` alone, and fit
     # reads the epochs from one pipeline (given steps_per_epoch, Keras keeps its iterator from epoch to epoch).
-    head.fit(_passes(features["train"][fit_on], labels["train"][fit_on], 64, max_epochs, rng), epochs=max_epochs,
-             steps_per_epoch=-(-len(fit_on) // 64), shuffle=False, verbose=0,
-             validation_data=(features["train"][held_out], labels["train"][held_out]),
-             callbacks=[keras.callbacks.EarlyStopping(patience=PATIENCE, restore_best_weights=True)])
-    return float(head.evaluate(features["evaluate_on"], labels["evaluate_on"], verbose=0)[1])
+    history = head.fit(_passes(features["train"][fit_on], labels["train"][fit_on], 64, max_epochs, rng),
+                       epochs=max_epochs, steps_per_epoch=-(-len(fit_on) // 64), shuffle=False, verbose=0,
+                       validation_data=(features["train"][held_out], labels["train"][held_out]),
+                       callbacks=[keras.callbacks.EarlyStopping(patience=PATIENCE, restore_best_weights=True)])
+    return float(head.evaluate(features["evaluate_on"], labels["evaluate_on"], verbose=0)[1]), history
 
 
 def split_sizes(kind: str, cfg: runtime.Config) -> dict[str, int | None]:

@@ -760,3 +760,38 @@ def test_vgg_classifier_check() -> None:
         checks.vgg_classifier(vgg(1, "sigmoid"), 16, 10)
     with pytest.raises(checks.CheckFailed, match="blocks of two 3x3 convolutions"):
         checks.vgg_classifier(vgg(10, blocks=2), 16, 10)
+
+# --- Lesson 12 ------------------------------------------------------------------------------------------------
+
+
+def per_class_recall_solution(matrix):
+    rows = matrix.sum(axis=1)
+    return np.divide(np.diag(matrix), rows, out=np.zeros(len(rows)), where=rows > 0)
+
+
+def confident_mistakes_solution(probabilities, y_true, n):
+    confidence = probabilities.max(axis=1)
+    wrong = np.flatnonzero(probabilities.argmax(axis=1) != y_true)
+    return wrong[np.argsort(-confidence[wrong], kind="stable")][:n]
+
+
+def test_per_class_recall(capsys) -> None:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        verdicts(checks.per_class_recall, per_class_recall_solution, [
+            (lambda m: np.diag(m) / m.sum(axis=0), "That is precision"),
+            (lambda m: np.diag(m) / m.sum(axis=1), "not NaN"),
+            (lambda m: np.diag(m) / m.sum(), "divides by every example"),
+        ], capsys=capsys)
+
+
+def test_confident_mistakes(capsys) -> None:
+    def ranked_by_true_class(p, y, n):
+        wrong = np.flatnonzero(p.argmax(axis=1) != y)
+        return wrong[np.argsort(p[wrong, y[wrong]])][:n]
+
+    verdicts(checks.confident_mistakes, confident_mistakes_solution, [
+        (lambda p, y, n: np.argsort(-p.max(axis=1))[:n], "right answers"),
+        (lambda p, y, n: confident_mistakes_solution(p, y, n)[::-1], "Least confident first"),
+        (ranked_by_true_class, "probability of the true class"),
+        (lambda p, y, n: np.flatnonzero(p.argmax(axis=1) != y), "exactly n"),
+    ], capsys=capsys)

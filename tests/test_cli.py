@@ -38,3 +38,28 @@ def test_doctor_reports_pack_and_sources(kit_env, monkeypatch, capsys) -> None:
     assert cli.main(["doctor"]) == 0
     out = capsys.readouterr().out
     assert "offline pack: complete" in out and "imdb: not available" in out and "rotten_tomatoes" in out
+
+
+def test_finetune_trains_exports_records_and_reports_on_a_csv(kit_env, capsys) -> None:
+    rows = [f'"{text} {i}",{label}' for i in range(25) for label, text in
+            (("pos", "a wonderful moving film"), ("neg", "a dull boring mess"), ("plot", "the story follows a man"))]
+    source = kit_env / "mine.csv"
+    source.write_text("review,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    out = kit_env / "out"
+    assert cli.main(["finetune", str(source), "--task", "text", "--profile", "smoke", "--out", str(out),
+                     "--label-column", "label"]) == 0
+    printed = capsys.readouterr().out
+    assert all(f"[{i}/5]" in printed for i in range(1, 6)), printed
+    assert (out / "model.keras").is_file() and (out / "serving" / "saved_model.pb").is_file()
+    report = (out / "report.md").read_text()
+    assert "classes (3): neg, plot, pos" in report and "| plot |" in report and "confusion_matrix.png" in report
+    assert (out / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+    records = kitlib.load_results(kit_env / "results", "smoke")
+    assert [(r["lesson"], r["metric"], r["dataset"]) for r in records] == [("12", "test_accuracy", "mine")]
+
+
+def test_finetune_names_the_bad_file(kit_env) -> None:
+    source = kit_env / "one.csv"
+    source.write_text("text,label\na,x\nb,x\nc,x\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="one.csv has a single class"):
+        cli.main(["finetune", str(source), "--task", "text", "--profile", "smoke"])

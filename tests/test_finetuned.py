@@ -131,3 +131,33 @@ def test_train_frozen_head_ignores_the_global_random_state() -> None:
     assert runs[0][0] == runs[1][0] and all(np.array_equal(a, b) for a, b in zip(runs[0][1], runs[1][1]))
     with pytest.raises(ValueError, match="at least 10 training examples"):
         finetuned.train_frozen_head(tiny_frozen_model(), train.take(0), test)
+
+
+def test_three_class_head_is_softmax_with_sparse_categorical_cross_entropy() -> None:
+    head = finetuned._head(8, 0.1, seed=1, n_classes=3)
+    assert head.layers[-1].units == 3 and head.layers[-1].activation.__name__ == "softmax"
+    assert finetuned._head(8, 0.1, seed=1).layers[-1].units == 1, "two classes keep one sigmoid unit"
+    assert finetuned.loss_for(3) == "sparse_categorical_crossentropy" and finetuned.loss_for(2) == "binary_crossentropy"
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        finetuned._head(8, 0.1, seed=1, n_classes=1)
+
+
+def test_train_frozen_head_learns_three_classes() -> None:
+    x = np.random.default_rng(0).normal(size=(1500, 4)).astype("float32")
+    y = np.digitize(x[:, 0] + 0.5 * x[:, 1], [-0.5, 0.5])  # three classes, roughly balanced
+    train, test = (tf.data.Dataset.from_tensor_slices((x[a:b], y[a:b])).batch(256) for a, b in ((0, 1200), (1200, 1500)))
+    inputs = keras.Input((4,))
+    features = keras.layers.Dense(8, trainable=False, kernel_initializer=keras.initializers.GlorotUniform(1))(inputs)
+    model = keras.Model(inputs, finetuned._head(8, 0.0, seed=2, n_classes=3)(features))
+    accuracy = finetuned.train_frozen_head(model, train, test, epochs=30)
+    assert accuracy > 0.7, f"three linearly separated classes, chance 1/3: {accuracy:.1%}"
+
+
+def test_three_class_text_and_image_models(smoke) -> None:
+    text, _ = finetuned.text_model(smoke, 16, n_classes=3)
+    probs = text.predict(tf.constant(["a good film", "a plot summary", "dull"]), verbose=0)
+    assert probs.shape == (3, 3) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    assert text.get_layer("mean_of_tokens") is not None, "the text model averages the token vectors"
+    image, _ = finetuned.image_model(smoke, 32, n_classes=3)
+    assert image.predict(np.zeros((2, 32, 32, 3), "float32"), verbose=0).shape == (2, 3)
+    assert finetuned.text_model(smoke, 16)[0].output.shape[-1] == 1, "two classes: one sigmoid unit, as lessons 06-10 use"

@@ -192,3 +192,21 @@ def test_bad_own_data_writes_nothing_to_the_cache(kit_env: Path) -> None:
     with pytest.raises(DataFileError):
         kitlib.load_text(write(kit_env / "one.csv", "text,label\na,x\nb,x\nc,x\n"), verbose=False)
     assert not (kit_env / "cache").exists() or not any((kit_env / "cache").rglob("*"))
+
+
+def test_example_data_is_written_once_and_reads_back_as_three_and_two_classes(tmp_path: Path, monkeypatch) -> None:
+    from kitlib import examples
+
+    text = examples.example_data("text", tmp_path)
+    stamp = text.stat().st_mtime_ns
+    assert examples.example_data("text", tmp_path).stat().st_mtime_ns == stamp, "written only if missing"
+    texts, labels = owndata.read_table(text)
+    assert sorted(set(labels)) == ["fresh", "plot", "rotten"] and len(texts) == len(set(texts)) > 10_000
+    faces = examples.example_data("image", tmp_path)
+    assert sorted(p.name for p in faces.iterdir()) == ["face", "not_face"]
+    assert [len(list((faces / c).glob("*.png"))) for c in ("face", "not_face")] == [100, 100]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no staging left behind"
+    data = kitlib.load_images(faces, None, image_size=32, verbose=False)
+    assert data.class_names == ("face", "not_face") and not data.skipped
+    with pytest.raises(ValueError, match="choose 'text' or 'image'"):
+        examples.example_data("audio", tmp_path)

@@ -13,6 +13,7 @@ from kitlib.checks.lesson08 import best_so_far, grid_space, search_space
 from kitlib.checks.lesson09 import decoded_images, serving_request
 from kitlib.checks.lesson10 import cluster_config, learning_rate_scaling
 from kitlib.checks.lesson11 import macro_f1, vgg_classifier
+from kitlib.checks.lesson12 import confident_mistakes, per_class_recall
 
 __all__ = [
     "CheckFailed", "build", "expect", "passed",
@@ -27,4 +28,5 @@ __all__ = [
     "decoded_images", "serving_request",
     "learning_rate_scaling", "cluster_config",
     "vgg_classifier", "macro_f1",
+    "per_class_recall", "confident_mistakes",
 ]
