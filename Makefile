@@ -8,7 +8,7 @@ TEST_CACHE := .cache/test
 TEST_ENV := env KITLIB_DATA_DIR= KITLIB_OFFLINE=1 KITLIB_PROFILE=smoke \
 	KITLIB_CACHE=$(CURDIR)/$(TEST_CACHE)/cache KITLIB_RESULTS=$(CURDIR)/$(TEST_CACHE)/results
 
-.PHONY: setup lab test test-compat browser results site release clean
+.PHONY: setup lab test test-compat test-newest browser results site release clean
 
 setup: $(STAMP)
 
@@ -34,16 +34,29 @@ test: $(STAMP) browser
 	rm -rf $(TEST_CACHE)
 	$(TEST_ENV) $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=600
 
-# The same suite on the oldest stack the kit declares (pyproject's `minimum` extra pins every floor), in .venv-compat.
+# The same suite on the oldest stack the kit declares (pyproject's `minimum` extra pins every floor), in .venv-compat,
+# and on the newest releases its loose dependencies admit (plus the test tools), in .venv-newest.
 COMPAT := .venv-compat
+NEWEST := .venv-newest
+NEWEST_TOOLS := tensorflow-text tf-keras tensorflow-serving-api jupyterlab ipykernel ipywidgets nbval pytest selenium \
+	nbgrader "setuptools>=77" sphinx myst-nb sphinx-book-theme check-jsonschema
+SUITE := pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=900
+
 test-compat: browser
 	test -x $(COMPAT)/bin/python || $(PYTHON) -m venv $(COMPAT)
 	$(COMPAT)/bin/python -m pip install --quiet --upgrade pip
 	$(COMPAT)/bin/python -m pip install --quiet -e ".[minimum]"
 	$(COMPAT)/bin/python -m kitlib pack
 	rm -rf $(TEST_CACHE)-compat
-	$(subst $(TEST_CACHE),$(TEST_CACHE)-compat,$(TEST_ENV)) $(COMPAT)/bin/python -m pytest tests notebooks --nbval-lax \
-		--nbval-current-env --nbval-cell-timeout=900
+	$(subst $(TEST_CACHE),$(TEST_CACHE)-compat,$(TEST_ENV)) $(COMPAT)/bin/python -m $(SUITE)
+
+test-newest: browser
+	test -x $(NEWEST)/bin/python || $(PYTHON) -m venv $(NEWEST)
+	$(NEWEST)/bin/python -m pip install --quiet --upgrade pip
+	$(NEWEST)/bin/python -m pip install --quiet --upgrade -e . $(NEWEST_TOOLS)
+	$(NEWEST)/bin/python -m kitlib pack
+	rm -rf $(TEST_CACHE)-newest
+	$(subst $(TEST_CACHE),$(TEST_CACHE)-newest,$(TEST_ENV)) $(NEWEST)/bin/python -m $(SUITE)
 
 # Measure the cpu profile on real data (KITLIB_DATA_DIR, default ../shared/datasets): the executed copies and the
 # run's records go to docs/_executed (committed: the site and the tables show this run), the report beside them;
@@ -62,4 +75,4 @@ release: $(STAMP)
 	$(BIN)/python -m kitlib release --src notebooks --out release
 
 clean:
-	rm -rf $(VENV) $(COMPAT) $(TEST_CACHE) $(TEST_CACHE)-compat notebooks/runs notebooks/artifacts release build/site
+	rm -rf $(VENV) $(COMPAT) $(NEWEST) $(TEST_CACHE) $(TEST_CACHE)-compat $(TEST_CACHE)-newest notebooks/runs notebooks/artifacts release build/site
