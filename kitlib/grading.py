@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -156,8 +157,7 @@ def run_submission(notebook_path: Path, results_path: Path, timeout: float) -> N
         """A kernel started in a fresh network namespace (loopback only) when `unshare` allows it."""
 
         def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
-            cmd = super().format_kernel_cmd(extra_arguments)
-            return _isolation_prefix() + cmd if _isolation_prefix() else cmd
+            return [*_isolation_prefix(), *super().format_kernel_cmd(extra_arguments)]
 
     km = IsolatedKernel(kernel_name="python3", transport="ipc" if _isolation_prefix() else "tcp")
     client = nbclient.NotebookClient(notebook, km=km, timeout=timeout, allow_errors=True,
@@ -174,20 +174,16 @@ def run_submission(notebook_path: Path, results_path: Path, timeout: float) -> N
                 results.flush()
 
 
-_PREFIX: list[list[str]] = []
-
-
-def _isolation_prefix() -> list[str]:
-    """`unshare` arguments that give the kernel a network namespace with only loopback, or [] if unavailable."""
-    if not _PREFIX:
-        cmd = ["unshare", "--user", "--map-root-user", "--net", "sh", "-c", 'ip link set lo up && exec "$@"', "sh"]
-        try:
-            ok = shutil.which("unshare") and shutil.which("ip") and subprocess.run(
-                cmd + ["true"], capture_output=True, timeout=10).returncode == 0
-        except (OSError, subprocess.SubprocessError):
-            ok = False
-        _PREFIX.append(cmd if ok else [])
-    return _PREFIX[0]
+@functools.lru_cache(maxsize=1)
+def _isolation_prefix() -> tuple[str, ...]:
+    """`unshare` arguments that give the kernel a network namespace with only loopback, or () if unavailable."""
+    cmd = ("unshare", "--user", "--map-root-user", "--net", "sh", "-c", 'ip link set lo up && exec "$@"', "sh")
+    try:
+        ok = shutil.which("unshare") and shutil.which("ip") and subprocess.run(
+            [*cmd, "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        ok = False
+    return cmd if ok else ()
 
 
 def clean_environment(workdir: Path, profile: str) -> dict[str, str]:

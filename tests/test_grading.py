@@ -174,7 +174,7 @@ def test_submissions_run_without_network_or_instructor_environment(tmp_path: Pat
     if not prefix:
         pytest.skip("this machine cannot make a network namespace (unshare)")
     probe = "import socket; s = socket.socket(); s.settimeout(3); print(s.connect_ex(('192.0.2.1', 80)))"
-    done = subprocess.run(prefix + [sys.executable, "-c", probe], capture_output=True, text=True, timeout=30)
+    done = subprocess.run([*prefix, sys.executable, "-c", probe], capture_output=True, text=True, timeout=30)
     assert done.stdout.strip() == "101", done.stdout + done.stderr  # ENETUNREACH: no route out
 
 
