@@ -232,10 +232,18 @@ def keras_datasets_dir() -> Path:
 
 
 def locate(spec: ArchiveSpec, cfg: runtime.Config | None = None) -> tuple[Path | None, str]:
-    """Find an archive dataset in the cache, KITLIB_DATA_DIR, Keras' cache or by download; (root, source or reason)."""
+    """Find an archive dataset in the cache, KITLIB_DATA_DIR, Keras' cache or by download; (root, source or reason).
+
+    One kernel at a time: a second one waits while the first downloads or extracts, then finds it in the cache.
+    """
     cache = cfg.cache_dir if cfg else runtime.cache_dir()
-    data_dir = cfg.data_dir if cfg else runtime.data_dir()
-    offline = cfg.offline if cfg else runtime.env_flag("KITLIB_OFFLINE")
+    with downloads.one_at_a_time(cache / "datasets" / spec.name):
+        return _locate(spec, cache, cfg.data_dir if cfg else runtime.data_dir(),
+                       cfg.offline if cfg else runtime.env_flag("KITLIB_OFFLINE"))
+
+
+def _locate(spec: ArchiveSpec, cache: Path, data_dir: Path | None, offline: bool) -> tuple[Path | None, str]:
+    """`locate`'s search, in the order the README gives."""
     extracted = cache / "datasets" / spec.name
     if (extracted / COMPLETE).exists() and _layout_ok(extracted / spec.folder, spec):
         return extracted / spec.folder, f"cache ({extracted / spec.folder})"

@@ -240,6 +240,32 @@ def _check_expansion(archive: Path, total: int, max_bytes: int | None) -> None:
 
 
 @contextlib.contextmanager
+def one_at_a_time(target: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `target`: another kernel building the same cache entry waits, then reuses it.
+
+    Two lessons open at once (or two test workers) would otherwise both export a stand-in or train a shared model,
+    and the second to finish would replace the folder the first is reading. Advisory `flock` locks (Linux, macOS)
+    on a file in the temporary folder named after `target`, so the cache holds only what was built; where there are
+    no such locks (Windows), each entry is still written whole by `staged_folder`.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    locks = Path(tempfile.gettempdir()) / f"kitlib-locks-{os.getuid()}"  # per user: /tmp may be shared
+    try:
+        locks.mkdir(exist_ok=True)
+        name = hashlib.sha256(str(target.absolute()).encode("utf-8")).hexdigest()[:24]
+        handle = open(locks / f"{name}.lock", "a")  # noqa: SIM115  (closed below, which releases the lock)
+    except OSError as exc:
+        raise _storage_error(exc, f"create a lock file in {locks}") from exc
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+@contextlib.contextmanager
 def staged_folder(target: Path) -> Iterator[Path]:
     """Yield a marked staging folder beside `target` that replaces it at once on success and vanishes on error."""
     try:

@@ -17,7 +17,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from kitlib import datasets, evaluate, hub, progress, runtime
+from kitlib import datasets, downloads, evaluate, hub, progress, runtime
 
 RECIPE = 3  # bump when the training below changes: 2 = seeded head, early stopping; 3 = text: mean of the token vectors
 LEARNING_RATE = 1e-2  # Adam's, for the head on cached features (early stopping keeps it from overfitting)
@@ -141,36 +141,41 @@ def split_sizes(kind: str, cfg: runtime.Config) -> dict[str, int | None]:
     return {"train_size": cfg.pick(smoke=200, cpu=None, gpu=None), "val_size": cfg.pick(smoke=100, cpu=500, gpu=500)}
 
 
+def _train(kind: str, cfg: runtime.Config) -> tuple[keras.Model, dict[str, Any]]:
+    """Train the `kind` classifier of this profile: (model, its note: data, backbone, validation accuracy, time)."""
+    with evaluate.stopwatch() as timer, progress.working(f"training the {kind} classifier (once per profile)"):
+        if kind == "text":
+            seq_length = cfg.pick(smoke=32, cpu=128, gpu=256)
+            data = datasets.load_text("imdb", cfg, batch_size=32, verbose=False, **split_sizes(kind, cfg))
+            model, backbone = text_model(cfg, seq_length)
+            extra = {"seq_length": seq_length}
+        else:
+            image_size = cfg.pick(smoke=96, cpu=160, gpu=224)
+            data = datasets.load_images("cats_and_dogs", cfg, image_size=image_size, verbose=False,
+                                        **split_sizes(kind, cfg))
+            model, backbone = image_model(cfg, image_size)
+            extra = {"image_size": image_size, "class_names": list(data.class_names)}
+        accuracy = _train_head(model, data.dataset("train", shuffle=False), data.val, MAX_EPOCHS, cfg.seed)
+    return model, {"kind": kind, "dataset": data.name, "backbone": backbone.title, "backbone_source": backbone.source,
+                   "val_accuracy": accuracy, "recipe": RECIPE, "train_seconds": round(timer["seconds"], 1),
+                   "profile": cfg.profile, **extra}
+
+
 def classifier(kind: str, cfg: runtime.Config, verbose: bool = True) -> tuple[keras.Model, dict[str, Any]]:
     """The fine-tuned "text" or "image" classifier of this profile: loaded from the cache, else trained now."""
     if kind not in ("text", "image"):
         raise ValueError(f"Unknown classifier kind {kind!r}: choose 'text' or 'image'.")
     path = _path(kind, cfg)
-    if path.exists():
-        import kitlib.hub  # noqa: F401  (registers kitlib's layers for safe deserialisation)
+    with downloads.one_at_a_time(path):  # a second kernel waits for the first to train it, then loads it
+        if path.exists():
+            import kitlib.hub  # noqa: F401  (registers kitlib's layers for safe deserialisation)
 
-        model, info = keras.saving.load_model(path), json.loads(path.with_suffix(".json").read_text())
-        info["source"] = f"cached fine-tuned model {path}"
-    else:
-        with evaluate.stopwatch() as timer, progress.working(f"training the {kind} classifier (once per profile)"):
-            if kind == "text":
-                seq_length = cfg.pick(smoke=32, cpu=128, gpu=256)
-                data = datasets.load_text("imdb", cfg, batch_size=32, verbose=False, **split_sizes(kind, cfg))
-                model, backbone = text_model(cfg, seq_length)
-                accuracy = _train_head(model, data.dataset("train", shuffle=False), data.val, MAX_EPOCHS, cfg.seed)
-                extra = {"seq_length": seq_length}
-            else:
-                image_size = cfg.pick(smoke=96, cpu=160, gpu=224)
-                data = datasets.load_images("cats_and_dogs", cfg, image_size=image_size, verbose=False,
-                                            **split_sizes(kind, cfg))
-                model, backbone = image_model(cfg, image_size)
-                accuracy = _train_head(model, data.dataset("train", shuffle=False), data.val, MAX_EPOCHS, cfg.seed)
-                extra = {"image_size": image_size, "class_names": list(data.class_names)}
-        info = {"kind": kind, "dataset": data.name, "backbone": backbone.title, "backbone_source": backbone.source,
-                "val_accuracy": accuracy, "recipe": RECIPE, "train_seconds": round(timer["seconds"], 1),
-                "profile": cfg.profile, **extra}
-        _save(model, path, info)
-        info["source"] = f"fine-tuned now ({info['train_seconds']:.0f} s) and cached in {path}"
+            model, info = keras.saving.load_model(path), json.loads(path.with_suffix(".json").read_text())
+            info["source"] = f"cached fine-tuned model {path}"
+        else:
+            model, info = _train(kind, cfg)
+            _save(model, path, info)
+            info["source"] = f"fine-tuned now ({info['train_seconds']:.0f} s) and cached in {path}"
     if verbose:
         print(f"{kind} classifier: {info['backbone']} + head, {info['dataset']}, "
               f"validation accuracy {info['val_accuracy']:.1%}\n  {info['source']}")

@@ -235,15 +235,16 @@ def resolve_model(name: str, cfg: runtime.Config | None = None) -> ResolvedModel
         return ResolvedModel(name, handles, f"TF Hub ({', '.join(handles.values())})", name)
     folder = (cfg.cache_dir if cfg else runtime.cache_dir()) / "models" / model.stand_in.name
     how = "cached in"
-    if not (folder / HANDLES).exists():
-        try:
-            _export_atomically(model, folder)
-        except FileNotFoundError as exc:
-            raise ModelUnavailableError(
-                f"{name} needs the network (unset KITLIB_OFFLINE) or the offline pack for its stand-in "
-                f"{model.stand_in.title}: run `python -m kitlib pack`. ({exc})"
-            ) from exc
-        how = "exported to"
+    with downloads.one_at_a_time(folder):
+        if not (folder / HANDLES).exists():
+            try:
+                _export_atomically(model, folder)
+            except FileNotFoundError as exc:
+                raise ModelUnavailableError(
+                    f"{name} needs the network (unset KITLIB_OFFLINE) or the offline pack for its stand-in "
+                    f"{model.stand_in.title}: run `python -m kitlib pack`. ({exc})"
+                ) from exc
+            how = "exported to"
     relative = json.loads((folder / HANDLES).read_text())
     handles = {role: str(folder / sub) for role, sub in relative.items()}
     title = model.stand_in.title

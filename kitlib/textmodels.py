@@ -52,8 +52,15 @@ def minilm_dir(cache: Path | None = None) -> Path:
     source = pack.asset(*MINILM_ASSET)
     target = (cache or runtime.cache_dir()) / "standins" / "all-minilm-l6-v2-preset"
     digest = downloads.sha256_of(source / "model.safetensors")
-    if (target / "source.sha256").exists() and (target / "source.sha256").read_text().strip() == digest:
-        return target
+    with downloads.one_at_a_time(target):
+        if not ((target / "source.sha256").exists() and (target / "source.sha256").read_text().strip() == digest):
+            _write_canonical(source, target, digest)
+    return target
+
+
+def _write_canonical(source: Path, target: Path, digest: str) -> None:
+    """Write the pack's MiniLM into `target` under BERT's canonical tensor names (see `minilm_dir`)."""
+    from kitlib import downloads
     from safetensors.numpy import load_file, save_file
 
     weights = load_file(str(source / "model.safetensors"))
@@ -69,7 +76,6 @@ def minilm_dir(cache: Path | None = None) -> Path:
             (staging / name).write_bytes((source / name).read_bytes())
         save_file(canonical, str(staging / "model.safetensors"))
         (staging / "source.sha256").write_text(digest + "\n")
-    return target
 
 
 def _preprocessor_module(vocabulary: list[str], lowercase: bool) -> Any:

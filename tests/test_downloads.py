@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tarfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -108,3 +109,24 @@ def test_sha256_of_matches_hashlib(tmp_path: Path) -> None:
     payload = os.urandom(2_500_000)
     (tmp_path / "f").write_bytes(payload)
     assert downloads.sha256_of(tmp_path / "f") == hashlib.sha256(payload).hexdigest()
+
+
+def test_one_kernel_at_a_time_builds_a_cache_entry(tmp_path: Path) -> None:
+    import threading
+
+    target, events = tmp_path / "cache" / "models" / "stand-in", []
+
+    def build(name: str) -> None:
+        with downloads.one_at_a_time(target):
+            events.append(f"{name} in")
+            time.sleep(0.2)
+            events.append(f"{name} out")
+
+    workers = [threading.Thread(target=build, args=(name,)) for name in ("first", "second")]
+    for worker in workers:
+        worker.start()
+        time.sleep(0.05)
+    for worker in workers:
+        worker.join()
+    assert events == ["first in", "first out", "second in", "second out"], "the second waits for the first"
+    assert not (tmp_path / "cache").exists(), "the lock lives outside the cache: the cache holds only what was built"
