@@ -94,8 +94,10 @@ def write_tables(args: argparse.Namespace) -> int:
 
     try:
         root = Path(args.root) if args.root else tables.ROOT
-        changed = tables.update(tables.load_run(Path(args.run_file) if args.run_file else root / tables.RUN_FILE),
-                                root, check=args.check)
+        run_file = Path(args.run_file) if args.run_file else root / tables.RUN_FILE
+        run = tables.load_run(run_file)
+        changed = tables.update(run, root, check=args.check) + tables.update_timings(run, run_file.parent, root,
+                                                                                      check=args.check)
     except tables.TablesError as exc:
         raise SystemExit(str(exc)) from None
     for path in changed:

@@ -296,6 +296,7 @@ def setup(profile: str | None = None, seed: int = 42, verbose: bool = True) -> C
         fit_verbose="auto" if progress.enabled(name) else 2,
         **_SIZES[name],
     )
+    progress.announce_long_cells(name)
     if verbose:
         print(describe(cfg))
         if in_colab() and not has_accelerator:

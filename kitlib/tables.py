@@ -8,18 +8,26 @@ rewrites only what sits between marker comments, so the prose around the tables 
   written (the run's whole-notebook times), the other columns are kept;
 - `<!-- results:begin -->` ... `<!-- results:end -->`: a results table with the run's header line, in the
   README (accuracies) and in docs/results.md (every record, and each notebook's time).
+
+From the executed copies' cell timings it also writes `kitlib/timings.json`: the cells that took over
+`progress.LONG` seconds, which then say so before they run in the same profile (`progress.CellClock`).
 """
 
 from __future__ import annotations
 
+import datetime
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
 
+from kitlib import progress
+
 ROOT = Path(__file__).resolve().parents[1]
 RUN_FILE = "docs/_executed/run.json"
 RUN = ROOT / RUN_FILE
+TIMINGS_FILE = "kitlib/timings.json"
 FILES = {"README.md": ("lessons", "results"), "docs/results.md": ("results",)}
 
 
@@ -151,3 +159,43 @@ def update(run: dict[str, Any], root: Path = ROOT, check: bool = False) -> list[
             if not check:
                 path.write_text(new, encoding="utf-8")
     return changed
+
+
+def _seconds(cell: dict[str, Any]) -> float | None:
+    """How long an executed code cell ran, from the timestamps nbclient recorded in its metadata."""
+    stamps = cell.get("metadata", {}).get("execution", {})
+    if "iopub.execute_input" not in stamps or "shell.execute_reply" not in stamps:
+        return None
+    start, end = (datetime.datetime.fromisoformat(stamps[key].replace("Z", "+00:00"))
+                  for key in ("iopub.execute_input", "shell.execute_reply"))
+    return (end - start).total_seconds()
+
+
+def long_cells(executed: Path) -> dict[str, dict[str, Any]]:
+    """The code cells of the executed lessons that took over `progress.LONG` seconds, keyed by their source."""
+    cells = {}
+    for notebook in sorted(executed.glob("[0-9][0-9]_*.ipynb")):
+        for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
+            seconds = _seconds(cell) if cell["cell_type"] == "code" else None
+            if seconds is not None and seconds > progress.LONG:
+                source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+                cells[progress.cell_key(source)] = {"lesson": notebook.name[:2], "took": duration(seconds)}
+    return cells
+
+
+def update_timings(run: dict[str, Any], executed: Path, root: Path = ROOT, check: bool = False) -> list[Path]:
+    """Write the long cells of the run's executed copies into kitlib/timings.json under its profile (others kept)."""
+    path = root / TIMINGS_FILE
+    old = path.read_text(encoding="utf-8") if path.is_file() else "{}\n"
+    timings = json.loads(old)
+    timings[run["profile"]] = {"date": run["date"], "machine": run["machine"], "commit": run["commit"],
+                               "cells": long_cells(executed)}
+    new = json.dumps(timings, indent=1, sort_keys=True) + "\n"
+    if new == old:
+        return []
+    if not check:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = path.with_name(f".{path.name}.partial")
+        staging.write_text(new, encoding="utf-8")
+        os.replace(staging, path)
+    return [path]

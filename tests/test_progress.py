@@ -148,3 +148,60 @@ def test_exporting_a_stand_in_shows_its_elapsed_time(
     assert "(once, then cached): done" in err
     hub.resolve_model("fake")
     assert capsys.readouterr().err == "", "a cached stand-in is not exported again"
+
+
+def test_each_finished_trial_prints_one_line_and_keeps_the_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import keras_tuner
+
+    def build(hp: keras_tuner.HyperParameters) -> keras.Model:
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, activation="sigmoid")])
+        model.compile(keras.optimizers.SGD(hp.Choice("learning_rate", [0.1, 0.01])), "binary_crossentropy",
+                      metrics=["accuracy"])
+        return model
+
+    x, y = np.random.default_rng(0).normal(size=(32, 2)), np.arange(32) % 2
+    for setting in ("1", "0"):
+        monkeypatch.setenv(progress.ENV, setting)
+        tuner = keras_tuner.RandomSearch(build, objective="val_accuracy", max_trials=2, seed=1,
+                                         directory=tmp_path, project_name=f"p{setting}")
+        assert progress.trial_lines(tuner, "random") is tuner
+        tuner.search(x, y, validation_data=(x, y), epochs=1, verbose=0)
+        err = capsys.readouterr().err
+        lines = [line for line in err.splitlines() if line.startswith("random trial")]
+        if setting == "0":
+            assert lines == [], err
+            continue
+        assert [line.split(":")[0] for line in lines] == ["random trial 1/2", "random trial 2/2"], err
+        best = max(t.score for t in tuner.oracle.trials.values())
+        assert f"best so far {best:.3f}" in lines[-1] and lines[-1].endswith(" s)"), lines
+
+
+def test_a_long_cell_says_how_long_it_took_before_it_runs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], watched: None
+) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    measured = {"cpu": {"date": "2026-11-29", "machine": "AMD EPYC, 2 cores", "commit": "abc",
+                        "cells": {progress.cell_key("slow = 1"): {"lesson": "03", "took": "4.2 min"}}}}
+    monkeypatch.setattr(progress, "measured_cells", lambda: measured)
+    shell = InteractiveShell.instance()
+    try:
+        progress.announce_long_cells("cpu")
+        progress.announce_long_cells("cpu")  # setup() run twice: still one announcement per cell
+        shell.run_cell("slow = 1\n")
+        shell.run_cell("quick = 2")
+        out = capsys.readouterr().out
+        assert out.count("[this cell took") == 1, out
+        assert "[this cell took 4.2 min in the cpu profile when measured on AMD EPYC, 2 cores, 2026-11-29]" in out
+        progress.announce_long_cells("gpu")  # not measured in this profile: nothing to say
+        shell.run_cell("slow = 1")
+        assert "[this cell took" not in capsys.readouterr().out
+        monkeypatch.setenv("KITLIB_PROFILE", "smoke")
+        progress.announce_long_cells("smoke")  # the tests' profile stays quiet, and the old hook goes
+        assert not [hook for hook in shell.events.callbacks["pre_run_cell"] if isinstance(hook, progress.CellClock)]
+    finally:
+        for hook in [h for h in shell.events.callbacks["pre_run_cell"] if isinstance(h, progress.CellClock)]:
+            shell.events.unregister("pre_run_cell", hook)
+        InteractiveShell.clear_instance()

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from kitlib import tables
+from kitlib import progress, tables
 from kitlib.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,4 +105,34 @@ def test_tables_from_a_real_bench_run(built_site: Any) -> None:
 def test_readme_tables_are_those_of_the_committed_run() -> None:
     if not tables.RUN.is_file():
         pytest.skip("no `make results` run committed yet (docs/_executed/run.json)")
-    assert tables.update(tables.load_run(), ROOT, check=True) == [], "run `python -m kitlib tables`"
+    run = tables.load_run()
+    assert tables.update(run, ROOT, check=True) == [], "run `python -m kitlib tables`"
+    assert tables.update_timings(run, tables.RUN.parent, ROOT, check=True) == [], "run `python -m kitlib tables`"
+
+
+def test_long_cells_are_timed_from_the_executed_copies(tmp_path: Path) -> None:
+    import nbformat
+
+    def cell(source: str, start: str, end: str) -> Any:
+        code = nbformat.v4.new_code_cell(source)
+        code.metadata["execution"] = {"iopub.execute_input": f"2026-11-29T01:{start}Z",
+                                      "shell.execute_reply": f"2026-11-29T01:{end}Z"}
+        return code
+
+    executed = tmp_path / "docs" / "_executed"
+    executed.mkdir(parents=True)
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# a lesson"), cell("quick()", "00:00.0", "00:02.5"),
+        cell("slow()\n", "00:02.5", "04:12.9"), cell("almost()", "05:00.0", f"05:{progress.LONG:04.1f}")])
+    nbformat.write(notebook, str(executed / "03_lesson.ipynb"))
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell("untimed()", "00:00.0", "00:01.0")]), str(executed / "x.ipynb"))
+    path = tmp_path / tables.TIMINGS_FILE
+    assert tables.update_timings(RUN, executed, tmp_path) == [path]
+    timings = json.loads(path.read_text())
+    assert timings["cpu"]["cells"] == {progress.cell_key("slow()"): {"lesson": "03", "took": "4.2 min"}}
+    assert (timings["cpu"]["date"], timings["cpu"]["machine"]) == (RUN["date"], RUN["machine"])
+    assert tables.update_timings(RUN, executed, tmp_path) == [], "the same run again changes nothing"
+    gpu = {**RUN, "profile": "gpu", "date": "2026-12-01"}
+    assert tables.update_timings(gpu, executed, tmp_path, check=True) == [path] and "gpu" not in path.read_text()
+    tables.update_timings(gpu, executed, tmp_path)
+    assert set(json.loads(path.read_text())) == {"cpu", "gpu"}, "another profile's times are kept"
