@@ -1,7 +1,8 @@
 """Lesson 12's recipe on any labelled data: lesson 04's (text) or 05's (images), frozen, then fine-tuned, then exported.
 
 `run(data, cfg)` takes a `TextData` or `ImageData` from `kitlib.load_text` / `kitlib.load_images` (your own file
-or folders, any number of classes), trains a new head on the frozen backbone, unfreezes the top of the backbone
+or folders, any number of classes), first trains the model to beat without pre-training (lesson 01's bag of
+embeddings, or a small CNN from scratch), then trains a new head on the frozen backbone, unfreezes the top of the backbone
 and fine-tunes it with a low learning rate (BatchNorm stays in inference mode for images), and predicts the test
 split. `export(run, folder)` writes it the way lesson 09 does: a `.keras` file and a SavedModel whose serving
 signature takes raw strings or encoded image bytes and returns the class probabilities and the class names.
@@ -32,13 +33,15 @@ class Settings:
     fine_tune_epochs: int = 2
     unfreeze_top: int = 20  # trainable backbone variables unfrozen, counted from the top
     fine_tune_learning_rate: float = 2e-5  # far below the head's: nudge the pre-trained weights
+    baseline_epochs: int = 20  # at most, for the model without pre-training (stops early on the validation split)
 
     @classmethod
     def for_profile(cls, cfg: runtime.Config) -> "Settings":
         """The sizes of the smoke, cpu or gpu profile."""
         return cls(seq_length=cfg.pick(smoke=32, cpu=64, gpu=256), image_size=cfg.pick(smoke=64, cpu=160, gpu=224),
                    fine_tune_epochs=cfg.pick(smoke=1, cpu=2, gpu=3), unfreeze_top=cfg.pick(smoke=4, cpu=20, gpu=40),
-                   fine_tune_learning_rate=cfg.pick(smoke=1e-4, cpu=5e-5, gpu=3e-5))
+                   fine_tune_learning_rate=cfg.pick(smoke=1e-4, cpu=5e-5, gpu=3e-5),
+                   baseline_epochs=cfg.pick(smoke=3, cpu=20, gpu=30))
 
 
 @dataclasses.dataclass
@@ -53,6 +56,8 @@ class Run:
     head_history: keras.callbacks.History
     fine_tune_history: keras.callbacks.History
     frozen_accuracy: float  # test accuracy of the frozen backbone + head
+    baseline: str  # the model without pre-training: a bag of embeddings (text) or a small CNN (images)
+    baseline_accuracy: float  # its test accuracy
     probabilities: np.ndarray  # (n_test, k) after fine-tuning
     y_test: np.ndarray
     seconds: dict[str, float]
@@ -74,21 +79,61 @@ def probabilities(model: keras.Model, inputs: Any) -> np.ndarray:
     return np.concatenate([1 - p, p], axis=1) if p.shape[-1] == 1 else p
 
 
+def baseline_model(data: datasets.LabelledSplits, seed: int) -> tuple[str, keras.Model]:
+    """The model to beat, without pre-training: lesson 01's bag of embeddings, or lesson 05's small CNN from scratch."""
+    k = len(data.class_names)
+    units, activation = (1, "sigmoid") if k == 2 else (k, "softmax")
+    if isinstance(data, datasets.ImageData):
+        size = data.image_size
+        layers = [keras.Input((size, size, 3))]
+        for i, filters in enumerate((16, 32, 64)):
+            layers += [keras.layers.Conv2D(filters, 3, activation="relu",
+                                           kernel_initializer=keras.initializers.HeUniform(seed + i)),
+                       keras.layers.MaxPooling2D()]
+        layers.append(keras.layers.GlobalAveragePooling2D())
+        name = "small CNN from scratch"
+    else:
+        import tensorflow as tf
+
+        vectorize = keras.layers.TextVectorization(max_tokens=20_000, output_sequence_length=256)
+        vectorize.adapt(tf.data.Dataset.from_tensor_slices(data.texts("train")).batch(512))
+        layers = [keras.Input((), dtype="string"), vectorize,
+                  keras.layers.Embedding(vectorize.vocabulary_size(), 64, mask_zero=True,
+                                         embeddings_initializer=keras.initializers.RandomUniform(-0.05, 0.05, seed)),
+                  keras.layers.GlobalAveragePooling1D()]
+        name = "bag of embeddings"
+    layers += [keras.layers.Dropout(0.3, seed=seed),
+               keras.layers.Dense(units, activation=activation, dtype="float32",
+                                  kernel_initializer=keras.initializers.GlorotUniform(seed))]
+    model = keras.Sequential(layers, name="baseline")
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=finetuned.loss_for(k), metrics=["accuracy"])
+    return name, model
+
+
 def run(data: datasets.LabelledSplits, cfg: runtime.Config, settings: Settings | None = None,
         verbose: bool = True) -> Run:
-    """Frozen backbone + new head (features cached), then the top of the backbone fine-tuned; test predictions."""
+    """A baseline without pre-training, then the frozen backbone + new head, then the top of the backbone fine-tuned."""
     settings = settings or Settings.for_profile(cfg)
     k = len(data.class_names)
     task = "image" if isinstance(data, datasets.ImageData) else "text"
     say = print if verbose else (lambda *_: None)
+    train, test = data.dataset("train", shuffle=False), data.dataset("test", shuffle=False)
+    seconds = {}
+    with evaluate.stopwatch() as timer:
+        baseline, model = baseline_model(data, cfg.seed)
+        say(f"stage 0: {baseline}, no pre-training, up to {settings.baseline_epochs} epochs")
+        model.fit(data.train, validation_data=data.val, epochs=settings.baseline_epochs, verbose=0,
+                  callbacks=[keras.callbacks.EarlyStopping(patience=3, restore_best_weights=True)])
+        baseline_accuracy = float((probabilities(model, test.map(lambda x, y: x)).argmax(axis=1)
+                                   == data.labels("test")).mean())
+    seconds["baseline"] = timer["seconds"]
+    say(f"  {baseline}: {baseline_accuracy:.1%} test accuracy ({seconds['baseline']:.0f} s)")
     if task == "image":
         model, backbone = finetuned.image_model(cfg, data.image_size, k)
         layer = model.get_layer("backbone")
     else:
         model, backbone = finetuned.text_model(cfg, settings.seq_length, k)
         layer = model.get_layer("encoder")
-    train, test = data.dataset("train", shuffle=False), data.dataset("test", shuffle=False)
-    seconds = {}
     say(f"stage 1: {backbone.title} frozen, a new head for {k} classes ({finetuned.loss_for(k)})")
     with evaluate.stopwatch() as timer:
         frozen_accuracy, head_history = finetuned._fit_head(model, train, test, settings.head_epochs, cfg.seed)
@@ -108,7 +153,7 @@ def run(data: datasets.LabelledSplits, cfg: runtime.Config, settings: Settings |
         probs = probabilities(model, test.map(lambda x, y: x))
     seconds["test"] = timer["seconds"]
     result = Run(model, task, tuple(data.class_names), settings, backbone.title, head_history, fine_tune_history,
-                 frozen_accuracy, probs, data.labels("test"), seconds)
+                 frozen_accuracy, baseline, baseline_accuracy, probs, data.labels("test"), seconds)
     say(f"  fine-tuned: {result.accuracy:.1%} test accuracy ({seconds['fine_tune']:.0f} s)")
     return result
 
@@ -184,6 +229,8 @@ def write_report(result: Run, data: datasets.LabelledSplits, folder: Path | str)
     lines = [f"# Fine-tuned {result.task} classifier: {data.name}", "",
              f"- data: {data.title}", f"- source: {data.source}", f"- classes ({len(result.class_names)}): "
              + ", ".join(result.class_names), f"- sizes: {sizes}", f"- backbone: {result.backbone}",
+             f"- {result.baseline}, no pre-training: {result.baseline_accuracy:.1%} test accuracy "
+             f"({result.seconds['baseline']:.0f} s)",
              f"- frozen backbone + head: {result.frozen_accuracy:.1%} test accuracy ({result.seconds['head']:.0f} s)",
              f"- fine-tuned (top {result.settings.unfreeze_top} backbone variables, learning rate "
              f"{result.settings.fine_tune_learning_rate:g}, {result.settings.fine_tune_epochs} epoch(s)): "

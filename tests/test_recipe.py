@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from pathlib import Path
 
@@ -41,6 +42,7 @@ def test_text_recipe_learns_three_classes_and_exports_a_serving_signature(smoke)
     assert result.probabilities.shape == (len(data.labels("test")), 3)
     assert np.allclose(result.probabilities.sum(axis=1), 1, atol=1e-5)
     assert result.accuracy > 0.6, f"three easy classes, chance 1/3: {result.accuracy:.1%}"
+    assert result.baseline == "bag of embeddings" and result.seconds["baseline"] > 0
     assert len(result.fine_tune_history.epoch) == result.settings.fine_tune_epochs and result.head_history.epoch
     encoder = result.model.get_layer("encoder")
     assert 0 < len(encoder.trainable_weights) <= result.settings.unfreeze_top, "only the top of the encoder trains"
@@ -54,6 +56,18 @@ def test_text_recipe_learns_three_classes_and_exports_a_serving_signature(smoke)
     np.testing.assert_allclose(out["probabilities"].numpy(), expected, atol=1e-4)
     assert [c.decode() for c in out["classes"].numpy()[0]] == ["bad", "good", "plot"]
     assert [c.decode() for c in out["label"].numpy()] == [data.class_names[i] for i in expected.argmax(axis=1)]
+
+
+def test_the_baseline_learns_without_pre_training(smoke) -> None:
+    cfg, root = smoke
+    data = kitlib.load_text(three_class_csv(root / "baseline.csv"), cfg, verbose=False)
+    name, model = recipe.baseline_model(data, cfg.seed)
+    assert name == "bag of embeddings" and model.layers[-1].units == 3
+    model.fit(data.train, epochs=40, verbose=0)
+    accuracy = model.evaluate(data.test, verbose=0)[1]
+    assert accuracy > 0.8, f"each class has its own words: a bag of embeddings tells them apart ({accuracy:.1%})"
+    _, binary = recipe.baseline_model(dataclasses.replace(data, class_names=("bad", "good")), cfg.seed)
+    assert binary.layers[-1].units == 1 and binary.loss == "binary_crossentropy", "two classes: one sigmoid unit"
 
 
 def test_image_recipe_keeps_the_backbone_in_inference_mode_and_serves_encoded_bytes(smoke) -> None:
@@ -72,6 +86,7 @@ def test_image_recipe_keeps_the_backbone_in_inference_mode_and_serves_encoded_by
     backbone = result.model.get_layer("backbone")
     assert backbone.inference_only, "BatchNorm stays in inference mode while the top fine-tunes"
     assert result.probabilities.shape == (len(data.labels("test")), 3) and result.accuracy > 0.6
+    assert result.baseline == "small CNN from scratch" and 0 <= result.baseline_accuracy <= 1
 
     paths = recipe.export(result, root / "image_export")
     serve = tf.saved_model.load(str(paths["serving"])).signatures["serving_default"]
