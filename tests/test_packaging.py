@@ -26,6 +26,21 @@ def test_environment_yml_pins_equal_the_local_extra() -> None:
     assert all("==" in pin for pin in local), "the local extra pins exact versions"
 
 
+def test_keras_nlp_is_the_keras_hub_shim_on_the_pinned_stack() -> None:
+    from importlib import metadata
+
+    pins = dict(pin.split("==") for pin in pyproject()["project"]["optional-dependencies"]["local"])
+    assert pins["keras-nlp"] == pins["keras-hub"], "keras-nlp's shim release matches the pinned keras-hub"
+    if metadata.version("keras-hub") != pins["keras-hub"]:
+        pytest.skip("not the pinned stack (e.g. make test-compat): keras-nlp is pinned only there")
+    import keras_hub
+    import keras_nlp
+
+    assert keras_nlp.__version__ == pins["keras-nlp"]
+    assert keras_nlp.models.BertBackbone is keras_hub.models.BertBackbone, "older tutorials' names still resolve"
+    assert keras_nlp.tokenizers.WordPieceTokenizer is keras_hub.tokenizers.WordPieceTokenizer
+
+
 def test_loose_dependencies_keep_colab_tensorflow() -> None:
     deps = pyproject()["project"]["dependencies"]
     assert all("==" not in dep for dep in deps), "kitlib itself must not pin TensorFlow (Colab keeps its own)"
