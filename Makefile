@@ -61,9 +61,11 @@ test-newest: browser
 # Measure the cpu profile on real data (KITLIB_DATA_DIR, default ../shared/datasets): the executed copies and the
 # run's records go to docs/_executed (committed: the site and the tables show this run), the report beside them;
 # then the README's and docs/results.md's marked tables are written from that run.
+# `make results LESSONS="notebooks/03_pretraining_mlm.ipynb"` re-measures those lessons into the same run.
 results: $(STAMP)
 	KITLIB_PROFILE=cpu KITLIB_PROGRESS=0 KITLIB_DATA_DIR=$${KITLIB_DATA_DIR:-$(CURDIR)/../shared/datasets} \
-		$(BIN)/python -m kitlib bench notebooks/*.ipynb --executed docs/_executed --out docs/_executed/report.md
+		$(BIN)/python -m kitlib bench $(or $(LESSONS),notebooks/*.ipynb) --executed docs/_executed \
+		--out docs/_executed/report.md $(if $(LESSONS),--merge)
 	$(BIN)/python -m kitlib tables
 
 # The HTML course (Sphinx + myst-nb) from the executed copies `make results` wrote: build/site/index.html.

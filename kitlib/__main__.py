@@ -79,8 +79,13 @@ def bench(args: argparse.Namespace) -> int:
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise SystemExit(f"No such notebook: {', '.join(missing)}.")
-    report, runs = notebooks_runner.bench(paths, Path(args.out) if args.out else None, args.timeout,
-                                          Path(args.executed) if args.executed else None)
+    if args.merge and not args.executed:
+        raise SystemExit("--merge needs --executed DIR: the folder whose run.json the lessons are merged into.")
+    try:
+        report, runs = notebooks_runner.bench(paths, Path(args.out) if args.out else None, args.timeout,
+                                              Path(args.executed) if args.executed else None, args.merge)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
     print(report)
     failed = [run.path.name for run in runs if run.error]
     if failed:
@@ -225,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     bench_cmd.add_argument("--timeout", type=float, default=3600,
                            help="seconds each notebook may run before it is stopped and reported (default: 3600)")
     bench_cmd.add_argument("--executed", help="keep each executed copy (outputs, figures, provenance) in this folder")
+    bench_cmd.add_argument("--merge", action="store_true", help="re-measure these lessons into the run.json already "
+                                                                "in --executed instead of replacing it")
     bench_cmd.set_defaults(run=bench)
     tables_cmd = commands.add_parser("tables", help="write the README's and docs/results.md's tables from one run")
     tables_cmd.add_argument("--run", dest="run_file", help="the run summary `bench --executed` wrote "

@@ -128,12 +128,30 @@ def run_notebook(path: Path, timeout: float = 3600, executed: Path | None = None
 RUN_FILE = "run.json"  # beside the executed copies: the whole run and the records it wrote, for `kitlib tables`
 
 
+def merged(summary: dict, path: Path) -> dict:
+    """`summary` (a bench of some lessons) merged into the run in `path`: its notebooks and records replace theirs.
+
+    The run keeps its date and commit; the merged notebooks are listed under "remeasured" with their own.
+    """
+    if not path.is_file():
+        return summary
+    old = json.loads(path.read_text(encoding="utf-8"))
+    if (old["profile"], old["machine"]) != (summary["profile"], summary["machine"]):
+        raise ValueError(f"Cannot merge a {summary['profile']} run on {summary['machine']} into {path}, a "
+                         f"{old['profile']} run on {old['machine']}: re-run every lesson instead (make results).")
+    lessons = {name[:2] for name in summary["notebooks"]}
+    remeasured = {**old.get("remeasured", {}), **{name: {"date": summary["date"], "commit": summary["commit"]}
+                                                 for name in summary["notebooks"]}}
+    return {**old, "notebooks": {**old["notebooks"], **summary["notebooks"]}, "remeasured": remeasured,
+            "records": [r for r in old["records"] if r["lesson"] not in lessons] + summary["records"]}
+
+
 def bench(paths: list[Path], out: Path | None = None, timeout: float = 3600,
-          executed: Path | None = None) -> tuple[str, list[Run]]:
+          executed: Path | None = None, merge: bool = False) -> tuple[str, list[Run]]:
     """Run notebooks, then report their times, the profile each ran, failures, and the results they recorded.
 
     With `executed`, the executed copies and `run.json` (each notebook's provenance and the records this run
-    wrote) go there.
+    wrote) go there; with `merge`, into the run already there (re-measuring a few lessons), else replacing it.
     """
     rows = ["| notebook | profile | seconds (kernel start included) |", "| --- | --- | --- |"]
     runs = []
@@ -168,6 +186,8 @@ def bench(paths: list[Path], out: Path | None = None, timeout: float = 3600,
         summary = {"profile": label, "commit": commit, "machine": evaluate.machine(),
                    "date": datetime.date.today().isoformat(),
                    "notebooks": {run.path.name: run.provenance for run in runs}, "records": records}
+        if merge:
+            summary = merged(summary, executed / RUN_FILE)
         executed.mkdir(parents=True, exist_ok=True)
         (executed / RUN_FILE).write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return report, runs

@@ -60,3 +60,30 @@ def test_kit_commit_ignores_executed_copies_but_not_other_changes(tmp_path: Path
     assert kit_commit(tmp_path / "docs") == head
     (tmp_path / "kit.py").write_text("x = 2\n")
     assert kit_commit(tmp_path) == f"{head}-dirty"
+
+
+def test_merge_remeasures_a_lesson_into_the_run(kit_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from kitlib import notebooks_runner, tables
+
+    monkeypatch.setenv("KITLIB_PROFILE", "smoke")
+
+    executed = tmp_path / "executed"
+    record = "import kitlib\ncfg = kitlib.setup(verbose=False)\nkitlib.record_result(cfg, '{0}', 'test_accuracy', {1}, dataset='d', model='m', seconds=1.0)"
+    first = [write_notebook(tmp_path / "01_a.ipynb", record.format("01", 0.5)),
+             write_notebook(tmp_path / "02_b.ipynb", record.format("02", 0.6))]
+    assert main(["bench", *map(str, first), "--executed", str(executed)]) == 0
+    run = json.loads((executed / "run.json").read_text())
+    write_notebook(tmp_path / "02_b.ipynb", record.format("02", 0.7))  # the lesson changed: measure it again
+    assert main(["bench", str(tmp_path / "02_b.ipynb"), "--executed", str(executed), "--merge"]) == 0
+    again = json.loads((executed / "run.json").read_text())
+    assert sorted(again["notebooks"]) == ["01_a.ipynb", "02_b.ipynb"], "the other lessons stay"
+    assert [(r["lesson"], r["value"]) for r in again["records"]] == [("01", 0.5), ("02", 0.7)], "old 02 records go"
+    assert (again["date"], again["commit"]) == (run["date"], run["commit"])
+    assert set(again["remeasured"]) == {"02_b.ipynb"}
+    assert "Lesson 02 re-measured alone on" in tables.header(again)
+    with pytest.raises(SystemExit, match="--merge needs --executed"):
+        main(["bench", str(tmp_path / "02_b.ipynb"), "--merge"])
+    with pytest.raises(ValueError, match="Cannot merge a gpu run .* into .*a smoke run"):
+        notebooks_runner.merged({**again, "profile": "gpu"}, executed / "run.json")
