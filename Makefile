@@ -30,17 +30,21 @@ browser:
 		$$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y chromium chromium-driver; \
 	fi
 
+# Two pytest-xdist workers: each file's tests stay on one worker (tests/conftest.py groups them), so a notebook's
+# cells run in order; much of a smoke run is single-threaded Python, so two workers share 2 cores well.
+SUITE := pytest tests notebooks -n 2 --dist loadgroup --durations=15 --nbval-lax --nbval-current-env \
+	--nbval-cell-timeout=900
+
 test: $(STAMP) browser
 	rm -rf $(TEST_CACHE)
-	$(TEST_ENV) $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=600
+	$(TEST_ENV) $(BIN)/python -m $(SUITE)
 
 # The same suite on the oldest stack the kit declares (pyproject's `minimum` extra pins every floor), in .venv-compat,
 # and on the newest releases its loose dependencies admit (plus the test tools), in .venv-newest.
 COMPAT := .venv-compat
 NEWEST := .venv-newest
-NEWEST_TOOLS := tensorflow-text tf-keras tensorflow-serving-api jupyterlab ipykernel ipywidgets nbval pytest selenium \
-	nbgrader "setuptools>=77" sphinx myst-nb sphinx-book-theme check-jsonschema
-SUITE := pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=900
+NEWEST_TOOLS := tensorflow-text tf-keras tensorflow-serving-api jupyterlab ipykernel ipywidgets nbval pytest \
+	pytest-xdist selenium nbgrader "setuptools>=77" sphinx myst-nb sphinx-book-theme check-jsonschema
 
 test-compat: browser
 	test -x $(COMPAT)/bin/python || $(PYTHON) -m venv $(COMPAT)

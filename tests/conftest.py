@@ -16,6 +16,16 @@ import pytest
 from kitlib import datasets, downloads, notebooks_runner, site
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups (its hook has no order of its own)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Group the tests for `make test`'s two xdist workers (`--dist loadgroup`): every file on one worker, so a
+    notebook's cells run in order in one kernel and module fixtures run once, and every test of the built site on
+    one worker, which builds it once."""
+    for item in items:
+        uses_site = "built_site" in getattr(item, "fixturenames", ())
+        item.add_marker(pytest.mark.xdist_group("built_site" if uses_site else item.nodeid.split("::")[0]))
+
+
 @pytest.fixture
 def kit_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point the kit's cache and results at a temp folder, offline, with no data dir."""
