@@ -62,7 +62,8 @@ def header(run: dict[str, Any]) -> str:
     """One line naming the run: profile, date, machine, the kit's commit, where the data came from."""
     first = next(iter(run.get("notebooks", {}).values()), {})
     data = f"`KITLIB_DATA_DIR={first['data_dir']}`" if first.get("data_dir", "-") != "-" else "no data folder"
-    offline = ", offline (pre-trained models: the offline pack's stand-ins)" if first.get("offline") else ", online"
+    offline = (", offline (pre-trained models: the offline pack's stand-ins)" if first.get("offline")
+               else ", network allowed (each row names the model it used: TF Hub's, or a stand-in where unreachable)")
     remeasured = run.get("remeasured", {})
     others: dict[str, list[str]] = {}
     for name, info in sorted(run.get("notebooks", {}).items()):
