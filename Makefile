@@ -62,9 +62,10 @@ test-newest: browser
 	rm -rf $(TEST_CACHE)-newest
 	$(subst $(TEST_CACHE),$(TEST_CACHE)-newest,$(TEST_ENV)) $(NEWEST)/bin/python -m $(SUITE)
 
-# Measure the cpu profile on real data (KITLIB_DATA_DIR, default ../shared/datasets): the executed copies and the
-# run's records go to docs/_executed (committed: the site and the tables show this run), the report beside them;
-# then the README's and docs/results.md's marked tables are written from that run.
+# Measure the cpu profile on real data (KITLIB_DATA_DIR, default ../shared/datasets): the executed copies, for the
+# site, go to docs/_executed (git-ignored: they show the datasets' reviews and photos) with run.json, the run's
+# provenance, records and cell times (committed); then the README's and docs/results.md's marked tables and
+# kitlib/timings.json are written from run.json.
 # `make results LESSONS="notebooks/03_pretraining_mlm.ipynb"` re-measures those lessons into the same run.
 results: $(STAMP)
 	KITLIB_PROFILE=cpu KITLIB_PROGRESS=0 KITLIB_DATA_DIR=$${KITLIB_DATA_DIR:-$(CURDIR)/../shared/datasets} \

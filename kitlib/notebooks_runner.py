@@ -17,7 +17,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from kitlib import evaluate, runtime
+from kitlib import evaluate, progress, runtime
 
 # Appended to the notebook's copy: the profile its own `kitlib.setup` resolved, or "-" if it made no cfg.
 PROFILE_PROBE = 'print("kitlib-profile:", getattr(globals().get("cfg"), "profile", "-"))'
@@ -50,6 +50,27 @@ def kit_commit(folder: Path | None = None) -> str:
     if head.returncode != 0 or not head.stdout.strip():
         return "unknown"
     return head.stdout.strip() + ("-dirty" if status.returncode == 0 and status.stdout.strip() else "")
+
+
+def cell_seconds(cell: dict) -> float | None:
+    """How long an executed code cell ran, from the timestamps nbclient records in its metadata."""
+    stamps = cell.get("metadata", {}).get("execution", {})
+    if "iopub.execute_input" not in stamps or "shell.execute_reply" not in stamps:
+        return None
+    start, end = (datetime.datetime.fromisoformat(stamps[key].replace("Z", "+00:00"))
+                  for key in ("iopub.execute_input", "shell.execute_reply"))
+    return (end - start).total_seconds()
+
+
+def long_cells(cells: list) -> dict[str, float]:
+    """The executed code cells that took over `progress.LONG` seconds: {key of the cell's source: seconds}."""
+    timed = {}
+    for cell in cells:
+        seconds = cell_seconds(cell) if cell["cell_type"] == "code" else None
+        if seconds is not None and seconds > progress.LONG:
+            source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+            timed[progress.cell_key(source)] = round(seconds, 1)
+    return timed
 
 
 def _provenance(run: Run, started: datetime.datetime, records: list[dict]) -> dict[str, object]:
@@ -119,7 +140,7 @@ def run_notebook(path: Path, timeout: float = 3600, executed: Path | None = None
         run.profile = text.split("kitlib-profile:")[1].strip()
     lesson = path.name[:2]
     new = [r for r in evaluate.load_results(runtime.results_dir())[recorded_before:] if r["lesson"] == lesson]
-    run.provenance = _provenance(run, started, new)
+    run.provenance = {**_provenance(run, started, new), "long_cells": long_cells(notebook.cells[:-1])}
     if executed is not None:
         _keep(notebook, run, executed)
     return run

@@ -4,31 +4,30 @@
 the kit's commit of the run, each notebook's time, and the records the lessons wrote. From it this module
 rewrites only what sits between marker comments, so the prose around the tables stays hand-written:
 
-- `<!-- lessons:begin -->` ... `<!-- lessons:end -->`: the README's lesson table; only its cpu column is
-  written (the run's whole-notebook times), the other columns are kept;
+- `<!-- lessons:begin -->` ... `<!-- lessons:end -->`: the lesson tables of the README and of the teaching guide;
+  only their cpu column is written (the run's whole-notebook times), the other columns are kept;
 - `<!-- results:begin -->` ... `<!-- results:end -->`: a results table with the run's header line, in the
   README (accuracies) and in docs/results.md (every record, and each notebook's time).
 
-From the executed copies' cell timings it also writes `kitlib/timings.json`: the cells that took over
-`progress.LONG` seconds, which then say so before they run in the same profile (`progress.CellClock`).
+Each lesson's `**Time:**` line gets the same cpu time. From the cell timings the runner keeps in `run.json` it also writes `kitlib/timings.json`: the cells that took
+over `progress.LONG` seconds, which then say so before they run in the same profile (`progress.CellClock`).
 """
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import re
 from pathlib import Path
 from typing import Any
 
-from kitlib import progress
+from kitlib import notebooks_runner
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_FILE = "docs/_executed/run.json"
 RUN = ROOT / RUN_FILE
 TIMINGS_FILE = "kitlib/timings.json"
-FILES = {"README.md": ("lessons", "results"), "docs/results.md": ("results",)}
+FILES = {"README.md": ("lessons", "results"), "docs/results.md": ("results",), "docs/teaching_guide.md": ("lessons",)}
 
 
 class TablesError(ValueError):
@@ -171,35 +170,30 @@ def update(run: dict[str, Any], root: Path = ROOT, check: bool = False) -> list[
     return changed
 
 
-def _seconds(cell: dict[str, Any]) -> float | None:
-    """How long an executed code cell ran, from the timestamps nbclient recorded in its metadata."""
-    stamps = cell.get("metadata", {}).get("execution", {})
-    if "iopub.execute_input" not in stamps or "shell.execute_reply" not in stamps:
-        return None
-    start, end = (datetime.datetime.fromisoformat(stamps[key].replace("Z", "+00:00"))
-                  for key in ("iopub.execute_input", "shell.execute_reply"))
-    return (end - start).total_seconds()
+def backfill_long_cells(run_file: Path) -> bool:
+    """Add the long cells' times to a run.json written before the runner kept them, from its executed copies."""
+    run = load_run(run_file)
+    missing = {name: run_file.parent / name for name, info in run.get("notebooks", {}).items()
+               if "long_cells" not in info and (run_file.parent / name).is_file()}
+    for name, path in missing.items():
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        run["notebooks"][name]["long_cells"] = notebooks_runner.long_cells(cells)
+    if missing:
+        staging = run_file.with_name(f".{run_file.name}.partial")
+        staging.write_text(json.dumps(run, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(staging, run_file)
+    return bool(missing)
 
 
-def long_cells(executed: Path) -> dict[str, dict[str, Any]]:
-    """The code cells of the executed lessons that took over `progress.LONG` seconds, keyed by their source."""
-    cells = {}
-    for notebook in sorted(executed.glob("[0-9][0-9]_*.ipynb")):
-        for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
-            seconds = _seconds(cell) if cell["cell_type"] == "code" else None
-            if seconds is not None and seconds > progress.LONG:
-                source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-                cells[progress.cell_key(source)] = {"lesson": notebook.name[:2], "took": duration(seconds)}
-    return cells
-
-
-def update_timings(run: dict[str, Any], executed: Path, root: Path = ROOT, check: bool = False) -> list[Path]:
-    """Write the long cells of the run's executed copies into kitlib/timings.json under its profile (others kept)."""
+def update_timings(run: dict[str, Any], root: Path = ROOT, check: bool = False) -> list[Path]:
+    """Write the run's long cells into kitlib/timings.json under its profile (other profiles kept)."""
     path = root / TIMINGS_FILE
     old = path.read_text(encoding="utf-8") if path.is_file() else "{}\n"
     timings = json.loads(old)
-    timings[run["profile"]] = {"date": run["date"], "machine": run["machine"], "commit": run["commit"],
-                               "cells": long_cells(executed)}
+    cells = {key: {"lesson": name[:2], "took": duration(seconds)}
+             for name, info in sorted(run.get("notebooks", {}).items())
+             for key, seconds in info.get("long_cells", {}).items()}
+    timings[run["profile"]] = {"date": run["date"], "machine": run["machine"], "commit": run["commit"], "cells": cells}
     new = json.dumps(timings, indent=1, sort_keys=True) + "\n"
     if new == old:
         return []
@@ -209,3 +203,32 @@ def update_timings(run: dict[str, Any], executed: Path, root: Path = ROOT, check
         staging.write_text(new, encoding="utf-8")
         os.replace(staging, path)
     return [path]
+
+
+def time_line(line: str, took: str, date: str) -> str:
+    """A lesson's `**Time:** smoke ... · cpu ... · gpu ...` line with its cpu part set from the run."""
+    parts = line.split(" · ")
+    return " · ".join(f"cpu {took} (measured {date})" if part.startswith("cpu ") else part for part in parts)
+
+
+def update_time_lines(run: dict[str, Any], root: Path = ROOT, check: bool = False) -> list[Path]:
+    """Set the cpu part of each run lesson's `**Time:**` line (its first cell) from the run's whole-notebook time."""
+    changed = []
+    for name, info in sorted(run.get("notebooks", {}).items()):
+        path = root / "notebooks" / name
+        if info.get("error") or not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8")
+        notebook = json.loads(text)
+        cell = notebook["cells"][0]
+        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        date = run.get("remeasured", {}).get(name, {}).get("date", run["date"])
+        new = "\n".join(time_line(line, duration(info["seconds"]), date) if line.startswith("**Time:**") else line
+                        for line in source.split("\n"))
+        if new == source:
+            continue
+        cell["source"] = new.splitlines(keepends=True) if isinstance(cell["source"], list) else new
+        changed.append(path)
+        if not check:
+            path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return changed

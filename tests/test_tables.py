@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from kitlib import progress, tables
+from kitlib import notebooks_runner, progress, tables
 from kitlib.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,10 +107,11 @@ def test_readme_tables_are_those_of_the_committed_run() -> None:
         pytest.skip("no `make results` run committed yet (docs/_executed/run.json)")
     run = tables.load_run()
     assert tables.update(run, ROOT, check=True) == [], "run `python -m kitlib tables`"
-    assert tables.update_timings(run, tables.RUN.parent, ROOT, check=True) == [], "run `python -m kitlib tables`"
+    assert tables.update_timings(run, ROOT, check=True) == [], "run `python -m kitlib tables`"
+    assert tables.update_time_lines(run, ROOT, check=True) == [], "run `python -m kitlib tables`"
 
 
-def test_long_cells_are_timed_from_the_executed_copies(tmp_path: Path) -> None:
+def test_long_cells_are_timed_by_the_runner_and_written_for_the_profile(tmp_path: Path) -> None:
     import nbformat
 
     def cell(source: str, start: str, end: str) -> Any:
@@ -119,20 +120,43 @@ def test_long_cells_are_timed_from_the_executed_copies(tmp_path: Path) -> None:
                                       "shell.execute_reply": f"2026-11-29T01:{end}Z"}
         return code
 
+    cells = [nbformat.v4.new_markdown_cell("# a lesson"), cell("quick()", "00:00.0", "00:02.5"),
+             cell("slow()\n", "00:02.5", "04:12.9"), cell("almost()", "05:00.0", f"05:{progress.LONG:04.1f}"),
+             nbformat.v4.new_code_cell("never_run()")]
+    assert notebooks_runner.long_cells(cells) == {progress.cell_key("slow()"): 250.4}
+
+    # A run.json from before the runner kept them: `tables` adds them from the executed copies beside it.
     executed = tmp_path / "docs" / "_executed"
     executed.mkdir(parents=True)
-    notebook = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_markdown_cell("# a lesson"), cell("quick()", "00:00.0", "00:02.5"),
-        cell("slow()\n", "00:02.5", "04:12.9"), cell("almost()", "05:00.0", f"05:{progress.LONG:04.1f}")])
-    nbformat.write(notebook, str(executed / "03_lesson.ipynb"))
-    nbformat.write(nbformat.v4.new_notebook(cells=[cell("untimed()", "00:00.0", "00:01.0")]), str(executed / "x.ipynb"))
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), str(executed / "03_pretraining_mlm.ipynb"))
+    (executed / "run.json").write_text(json.dumps(RUN))
+    assert tables.backfill_long_cells(executed / "run.json")
+    run = tables.load_run(executed / "run.json")
+    assert run["notebooks"]["03_pretraining_mlm.ipynb"]["long_cells"] == {progress.cell_key("slow()"): 250.4}
+    assert "long_cells" not in run["notebooks"]["01_word_embeddings.ipynb"], "no executed copy: nothing invented"
+    assert not tables.backfill_long_cells(executed / "run.json"), "once is enough"
+
     path = tmp_path / tables.TIMINGS_FILE
-    assert tables.update_timings(RUN, executed, tmp_path) == [path]
+    assert tables.update_timings(run, tmp_path) == [path]
     timings = json.loads(path.read_text())
     assert timings["cpu"]["cells"] == {progress.cell_key("slow()"): {"lesson": "03", "took": "4.2 min"}}
     assert (timings["cpu"]["date"], timings["cpu"]["machine"]) == (RUN["date"], RUN["machine"])
-    assert tables.update_timings(RUN, executed, tmp_path) == [], "the same run again changes nothing"
-    gpu = {**RUN, "profile": "gpu", "date": "2026-12-01"}
-    assert tables.update_timings(gpu, executed, tmp_path, check=True) == [path] and "gpu" not in path.read_text()
-    tables.update_timings(gpu, executed, tmp_path)
+    assert tables.update_timings(run, tmp_path) == [], "the same run again changes nothing"
+    gpu = {**run, "profile": "gpu", "date": "2026-12-01"}
+    assert tables.update_timings(gpu, tmp_path, check=True) == [path] and "gpu" not in path.read_text()
+    tables.update_timings(gpu, tmp_path)
     assert set(json.loads(path.read_text())) == {"cpu", "gpu"}, "another profile's times are kept"
+
+
+def test_each_lesson_time_line_gets_the_run_cpu_time(tmp_path: Path) -> None:
+    line = "**Time:** smoke about 90 s · cpu 10–15 min (estimated) · gpu about 20 min (estimated)."
+    assert tables.time_line(line, "13.2 min", "2026-11-29") == (
+        "**Time:** smoke about 90 s · cpu 13.2 min (measured 2026-11-29) · gpu about 20 min (estimated).")
+    (tmp_path / "notebooks").mkdir()
+    for name in RUN["notebooks"]:
+        shutil.copy(ROOT / "notebooks" / name, tmp_path / "notebooks" / name)
+    changed = tables.update_time_lines(RUN, tmp_path)
+    assert changed == [tmp_path / "notebooks" / n for n in ("01_word_embeddings.ipynb", "02_lstm_baseline.ipynb")]
+    first = json.loads((tmp_path / "notebooks" / "02_lstm_baseline.ipynb").read_text())["cells"][0]
+    assert "· cpu 3.2 min (measured 2026-11-28) ·" in "".join(first["source"]), "193 s"
+    assert tables.update_time_lines(RUN, tmp_path) == [], "the failed lesson 03 keeps its line; nothing else to do"
