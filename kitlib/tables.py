@@ -205,10 +205,11 @@ def update_timings(run: dict[str, Any], root: Path = ROOT, check: bool = False) 
     return [path]
 
 
-def time_line(line: str, took: str, date: str) -> str:
+def time_line(line: str, took: str, date: str, datasets: list[str]) -> str:
     """A lesson's `**Time:** smoke ... · cpu ... · gpu ...` line with its cpu part set from the run."""
-    parts = line.split(" · ")
-    return " · ".join(f"cpu {took} (measured {date})" if part.startswith("cpu ") else part for part in parts)
+    data = f" on {', '.join(datasets)}" if datasets else ""
+    return " · ".join(f"cpu {took}{data} (measured {date})" if part.startswith("cpu ") else part
+                      for part in line.split(" · "))
 
 
 def update_time_lines(run: dict[str, Any], root: Path = ROOT, check: bool = False) -> list[Path]:
@@ -223,8 +224,9 @@ def update_time_lines(run: dict[str, Any], root: Path = ROOT, check: bool = Fals
         cell = notebook["cells"][0]
         source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
         date = run.get("remeasured", {}).get(name, {}).get("date", run["date"])
-        new = "\n".join(time_line(line, duration(info["seconds"]), date) if line.startswith("**Time:**") else line
-                        for line in source.split("\n"))
+        took = duration(info["seconds"])
+        new = "\n".join(time_line(line, took, date, info.get("datasets", [])) if line.startswith("**Time:**")
+                        else line for line in source.split("\n"))
         if new == source:
             continue
         cell["source"] = new.splitlines(keepends=True) if isinstance(cell["source"], list) else new

@@ -150,8 +150,9 @@ def test_long_cells_are_timed_by_the_runner_and_written_for_the_profile(tmp_path
 
 def test_each_lesson_time_line_gets_the_run_cpu_time(tmp_path: Path) -> None:
     line = "**Time:** smoke about 90 s · cpu 10–15 min (estimated) · gpu about 20 min (estimated)."
-    assert tables.time_line(line, "13.2 min", "2026-11-29") == (
-        "**Time:** smoke about 90 s · cpu 13.2 min (measured 2026-11-29) · gpu about 20 min (estimated).")
+    assert tables.time_line(line, "13.2 min", "2026-11-29", ["imdb"]) == (
+        "**Time:** smoke about 90 s · cpu 13.2 min on imdb (measured 2026-11-29) · gpu about 20 min (estimated).")
+    assert "· cpu 68 s (measured" in tables.time_line(line, "68 s", "2026-11-29", []), "no records: no data named"
     (tmp_path / "notebooks").mkdir()
     for name in RUN["notebooks"]:
         shutil.copy(ROOT / "notebooks" / name, tmp_path / "notebooks" / name)
