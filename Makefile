@@ -30,9 +30,9 @@ browser:
 		$$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y chromium chromium-driver; \
 	fi
 
-# Two pytest-xdist workers: each file's tests stay on one worker (tests/conftest.py groups them), so a notebook's
-# cells run in order; much of a smoke run is single-threaded Python, so two workers share 2 cores well.
-SUITE := pytest tests notebooks -n 2 --dist loadgroup --durations=15 --nbval-lax --nbval-current-env \
+# Two pytest-xdist workers, each file's tests on one worker (--dist loadfile), so a notebook's cells run in order in
+# one kernel; much of a smoke run is single-threaded Python, so two workers share 2 cores well.
+SUITE := pytest tests notebooks -n 2 --dist loadfile --durations=15 --nbval-lax --nbval-current-env \
 	--nbval-cell-timeout=900
 
 test: $(STAMP) browser

@@ -71,6 +71,29 @@ def _binary_env() -> dict[str, str]:
 def use_this_environment() -> None:
     """Point `%tensorboard` at this kernel's own TensorBoard (a venv's bin folder is often not on PATH)."""
     os.environ.update(_binary_env())
+    forget_dead_servers()
+
+
+def forget_dead_servers() -> int:
+    """Delete TensorBoard's notes of servers that no longer run; return how many.
+
+    A kernel that died or was restarted leaves its server's note behind, and `%tensorboard` with the same
+    arguments then "reuses" that dead server and shows an empty frame (TensorBoard does not check: see the TODO
+    in `tensorboard.manager._find_matching_instance`). The notes' folder has no public accessor, hence the
+    private `_get_info_dir`.
+    """
+    from tensorboard import manager
+
+    forgotten = 0
+    for info in manager.get_all():
+        try:
+            os.kill(info.pid, 0)  # signal 0: only asks whether the process exists
+        except ProcessLookupError:
+            Path(manager._get_info_dir(), f"pid-{info.pid}.info").unlink(missing_ok=True)
+            forgotten += 1
+        except PermissionError:
+            pass  # another user's live server
+    return forgotten
 
 
 @contextlib.contextmanager

@@ -6,6 +6,8 @@ import dataclasses
 import functools
 import http.server
 import io
+import json
+import os
 import tarfile
 import threading
 from pathlib import Path
@@ -14,16 +16,6 @@ from typing import Iterator
 import pytest
 
 from kitlib import datasets, downloads, notebooks_runner, site
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups (its hook has no order of its own)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Group the tests for `make test`'s two xdist workers (`--dist loadgroup`): every file on one worker, so a
-    notebook's cells run in order in one kernel and module fixtures run once, and every test of the built site on
-    one worker, which builds it once."""
-    for item in items:
-        uses_site = "built_site" in getattr(item, "fixturenames", ())
-        item.add_marker(pytest.mark.xdist_group("built_site" if uses_site else item.nodeid.split("::")[0]))
 
 
 @pytest.fixture
@@ -164,10 +156,25 @@ class BuiltSite:
 
 @pytest.fixture(scope="session")
 def built_site(tmp_path_factory: pytest.TempPathFactory) -> BuiltSite:
-    """Run SITE_LESSONS through `bench --executed` (smoke, offline, own cache) and build the site (--partial)."""
-    work = tmp_path_factory.mktemp("site")
+    """Run SITE_LESSONS through `bench --executed` (smoke, offline, own cache) and build the site (--partial).
+
+    Built once per test session: under `make test`'s two xdist workers, in their shared session folder, by
+    whichever worker needs it first while the other waits.
+    """
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # pytest-N/popen-gwK: one session
+    work = shared / "built-site"
+    with downloads.one_at_a_time(work):
+        if not (work / "pages.json").is_file():
+            pages = _build_site(work)
+            (work / "pages.json").write_text(json.dumps(pages))
+    return BuiltSite(work / "executed", work / "html", json.loads((work / "pages.json").read_text()))
+
+
+def _build_site(work: Path) -> list[str]:
+    """Execute SITE_LESSONS into `work`/executed and build their pages into `work`/html."""
     notebooks = work / "notebooks"
-    notebooks.mkdir()
+    notebooks.mkdir(parents=True, exist_ok=True)
     for name in SITE_LESSONS:  # a copy, so what the lessons write at run time stays out of the checkout
         (notebooks / name).write_bytes((site.ROOT / "notebooks" / name).read_bytes())
     env = {"KITLIB_OFFLINE": "1", "KITLIB_PROFILE": "smoke", "KITLIB_DATA_DIR": "",
@@ -177,8 +184,7 @@ def built_site(tmp_path_factory: pytest.TempPathFactory) -> BuiltSite:
             patch.setenv(key, value)
         _, runs = notebooks_runner.bench([notebooks / n for n in SITE_LESSONS], timeout=600, executed=work / "executed")
     assert not [run.error for run in runs if run.error]
-    pages = site.build(work / "executed", work / "html", partial=True)
-    return BuiltSite(work / "executed", work / "html", pages)
+    return site.build(work / "executed", work / "html", partial=True)
 
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package (`make browser`); no test tool downloads a browser

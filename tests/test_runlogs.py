@@ -61,3 +61,25 @@ def test_the_real_server_serves_the_same_scalars_and_stops(logged_fit: tuple[Pat
         np.testing.assert_allclose([value for _, _, value in rows], history["loss"], rtol=1e-6)
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_a_dead_server_is_forgotten_so_tensorboard_starts_a_new_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tensorboard import manager
+
+    monkeypatch.setattr(manager, "_get_info_dir", lambda: str(tmp_path))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # its pid no longer runs, as after a kernel that died with its server
+    for pid in (dead.pid, os.getpid()):
+        note = {"version": manager.version.VERSION, "start_time": 1, "port": 6006, "pid": pid, "path_prefix": "",
+                "logdir": "runs", "db": "", "cache_key": "the same arguments" if pid == dead.pid else "others"}
+        (tmp_path / f"pid-{pid}.info").write_text(json.dumps(note))
+    assert manager._find_matching_instance("the same arguments").pid == dead.pid, "TensorBoard would reuse it"
+    runlogs.use_this_environment()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"pid-{os.getpid()}.info"], "the live one stays"
+    assert runlogs.forget_dead_servers() == 0
