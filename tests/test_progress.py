@@ -205,3 +205,19 @@ def test_a_long_cell_says_how_long_it_took_before_it_runs(
         for hook in [h for h in shell.events.callbacks["pre_run_cell"] if isinstance(h, progress.CellClock)]:
             shell.events.unregister("pre_run_cell", hook)
         InteractiveShell.clear_instance()
+
+
+def test_a_real_kernel_announces_a_measured_cell_before_running_it(kit_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import nbclient
+    import nbformat
+
+    monkeypatch.setenv(progress.ENV, "1")  # as in JupyterLab, where someone watches
+    measured = {"cpu": {"date": "2026-11-29", "machine": "AMD EPYC, 2 cores", "commit": "abc",
+                        "cells": {progress.cell_key("slow = sum(range(10))\nprint(slow)"): {"lesson": "03", "took": "4.2 min"}}}}
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in (
+        f"import kitlib\nkitlib.progress.measured_cells = lambda: {measured!r}\ncfg = kitlib.setup('cpu', verbose=False)",
+        "slow = sum(range(10))\nprint(slow)", "quick = 1")])
+    nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3").execute()
+    outputs = ["".join(o.get("text", "") for o in cell.outputs) for cell in notebook.cells]
+    assert outputs[1] == "[this cell took 4.2 min in the cpu profile when measured on AMD EPYC, 2 cores, 2026-11-29]\n45\n"
+    assert outputs[2] == "", "an unmeasured cell says nothing"
