@@ -10,8 +10,10 @@ import json
 import os
 import tarfile
 import threading
+import urllib.error
+import urllib.request
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -104,6 +106,21 @@ def make_imdb_tree(root: Path, per_class: int = 10) -> Path:
                 text = f"{texts[i % len(texts)]}<br />review {split} {i}"
                 (top / split / folder / f"{i}_{rating}.txt").write_text(text, encoding="utf-8")
     return top
+
+
+def http_json(url: str, body: Any = None, method: str | None = None, headers: dict | None = None) -> tuple[int, dict]:
+    """Send `body` (bytes as they are, anything else as JSON; None: a GET) to a kit server: (status, JSON answer).
+
+    Error answers must be JSON too, as TF Serving's are.
+    """
+    data = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(url, data, {"Content-Type": "application/json", **(headers or {})}, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        assert exc.headers["Content-Type"] == "application/json", exc.headers
+        return exc.code, json.loads(exc.read())
 
 
 def make_tar(path: Path, members: dict[str, bytes]) -> Path:

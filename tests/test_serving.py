@@ -14,6 +14,7 @@ import pytest
 import tensorflow as tf
 
 from kitlib import serving
+from conftest import http_json
 
 
 @pytest.fixture(scope="module")
@@ -58,15 +59,6 @@ def png_bytes() -> bytes:
     return buffer.getvalue()
 
 
-def post(url: str, path: str, body: bytes) -> tuple[int, dict]:
-    request = urllib.request.Request(url + path, body, {"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
-
 def test_status_and_text_predictions_match_the_model(server, exported) -> None:
     running, models = server
     with urllib.request.urlopen(f"{running.url}/v1/models/text", timeout=10) as response:
@@ -80,7 +72,7 @@ def test_status_and_text_predictions_match_the_model(server, exported) -> None:
 
 def test_columnar_format(server) -> None:
     running, _ = server
-    status, body = post(running.url, "/v1/models/text:predict", json.dumps({"inputs": ["great acting"]}).encode())
+    status, body = http_json(running.url + "/v1/models/text:predict", json.dumps({"inputs": ["great acting"]}).encode())
     assert status == 200 and np.array(body["outputs"]).shape == (1, 1)
 
 
@@ -99,7 +91,7 @@ def test_encoded_image_bytes_as_b64(server) -> None:
 ])
 def test_malformed_text_requests_get_400_and_the_server_keeps_serving(server, body: bytes, message: str) -> None:
     running, _ = server
-    status, answer = post(running.url, "/v1/models/text:predict", body)
+    status, answer = http_json(running.url + "/v1/models/text:predict", body)
     assert status == 400 and message in answer["error"]
     assert len(serving.predict(running.url, "text", ["still here"])) == 1
 
@@ -107,15 +99,15 @@ def test_malformed_text_requests_get_400_and_the_server_keeps_serving(server, bo
 def test_undecodable_image_is_a_400_that_names_the_expected_input(server) -> None:
     running, _ = server
     body = json.dumps({"instances": [serving.b64(b"definitely not an image")]}).encode()
-    status, answer = post(running.url, "/v1/models/image:predict", body)
+    status, answer = http_json(running.url + "/v1/models/image:predict", body)
     assert status == 400 and "the model rejected the input" in answer["error"] and "string" in answer["error"]
-    status, answer = post(running.url, "/v1/models/image:predict", json.dumps({"instances": [{"b64": "%%"}]}).encode())
+    status, answer = http_json(running.url + "/v1/models/image:predict", json.dumps({"instances": [{"b64": "%%"}]}).encode())
     assert status == 400 and "invalid base64" in answer["error"]
 
 
 def test_unknown_model_and_path_are_404(server) -> None:
     running, _ = server
-    assert post(running.url, "/v1/models/gpt:predict", b"{}")[0] == 404
+    assert http_json(running.url + "/v1/models/gpt:predict", b"{}")[0] == 404
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(f"{running.url}/v2/whatever", timeout=10)
     assert err.value.code == 404

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from kitlib import serving
+from conftest import http_json
 
 
 def echo(request: dict) -> dict:
@@ -27,16 +28,6 @@ def echo(request: dict) -> dict:
 def echo_server():
     with serving.ModelServer({"echo": echo}) as running:
         yield running
-
-
-def post(url: str, body: bytes, method: str = "POST", headers: dict | None = None) -> tuple[int, dict]:
-    request = urllib.request.Request(url, body, {"Content-Type": "application/json", **(headers or {})}, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=20) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        assert exc.headers["Content-Type"] == "application/json", exc.headers
-        return exc.code, json.loads(exc.read())
 
 
 def raw(url: str, data: bytes, timeout: float = 10) -> tuple[int, dict]:
@@ -61,7 +52,7 @@ def test_200_concurrent_requests_all_succeed(echo_server) -> None:
     def one(i: int) -> None:
         start.wait()
         try:
-            results[i] = post(url, json.dumps({"instances": [i]}).encode())
+            results[i] = http_json(url, json.dumps({"instances": [i]}).encode())
         except OSError as exc:
             results[i] = exc
 
@@ -86,7 +77,7 @@ def test_work_in_progress_is_bounded() -> None:
         return {"predictions": []}
 
     with serving.ModelServer({"slow": slow}) as running:
-        threads = [threading.Thread(target=post, args=(f"{running.url}/v1/models/slow:predict", b'{"instances": []}'))
+        threads = [threading.Thread(target=http_json, args=(f"{running.url}/v1/models/slow:predict", b'{"instances": []}'))
                    for _ in range(12)]
         for thread in threads:
             thread.start()
@@ -102,7 +93,7 @@ def test_work_in_progress_is_bounded() -> None:
     (b"[1, 2]", "must be a JSON object"),
 ])
 def test_bad_bodies_are_400_with_a_reason(echo_server, body: bytes, message: str) -> None:
-    status, answer = post(f"{echo_server.url}/v1/models/echo:predict", body)
+    status, answer = http_json(f"{echo_server.url}/v1/models/echo:predict", body)
     assert status == 400 and message in answer["error"]
 
 
@@ -128,20 +119,20 @@ def test_a_chunked_body_is_read(echo_server) -> None:
 
 @pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
 def test_other_methods_get_a_json_405(echo_server, method: str) -> None:
-    status, answer = post(f"{echo_server.url}/v1/models/echo:predict", b"{}", method=method)
+    status, answer = http_json(f"{echo_server.url}/v1/models/echo:predict", b"{}", method=method)
     assert status == 405 and "use GET for status, POST to predict" in answer["error"]
 
 
 def test_a_body_over_the_limit_gets_its_413(echo_server, monkeypatch) -> None:
     monkeypatch.setattr(serving, "MAX_BODY", 1000)
-    status, answer = post(f"{echo_server.url}/v1/models/echo:predict", b'{"instances": [' + b"1," * 2000 + b"1]}")
+    status, answer = http_json(f"{echo_server.url}/v1/models/echo:predict", b'{"instances": [' + b"1," * 2000 + b"1]}")
     assert status == 413 and "over the 1000 byte limit" in answer["error"]
-    assert post(f"{echo_server.url}/v1/models/echo:predict", b'{"instances": [1]}')[0] == 200
+    assert http_json(f"{echo_server.url}/v1/models/echo:predict", b'{"instances": [1]}')[0] == 200
 
 
 def test_versions_other_than_1_are_404(echo_server) -> None:
-    assert post(f"{echo_server.url}/v1/models/echo/versions/1:predict", b'{"instances": [1]}')[0] == 200
-    status, answer = post(f"{echo_server.url}/v1/models/echo/versions/7:predict", b'{"instances": [1]}')
+    assert http_json(f"{echo_server.url}/v1/models/echo/versions/1:predict", b'{"instances": [1]}')[0] == 200
+    status, answer = http_json(f"{echo_server.url}/v1/models/echo/versions/7:predict", b'{"instances": [1]}')
     assert status == 404 and "Specific(echo, 7)" in answer["error"]
     with pytest.raises(urllib.error.HTTPError) as raised:
         urllib.request.urlopen(f"{echo_server.url}/v1/models/echo/versions/2", timeout=10)
@@ -160,7 +151,7 @@ def test_stalled_clients_time_out_and_cannot_pin_the_workers() -> None:
     with serving.ModelServer({"echo": echo}, workers=2, connection_timeout=0.5) as running:
         stalled = [stall(running.url) for _ in range(4)]
         start = time.monotonic()
-        assert post(f"{running.url}/v1/models/echo:predict", b'{"instances": [1]}')[0] == 200
+        assert http_json(f"{running.url}/v1/models/echo:predict", b'{"instances": [1]}')[0] == 200
         assert time.monotonic() - start < 5
         for sock in stalled:
             sock.close()
@@ -230,7 +221,7 @@ A, B = b64(b"abc"), b64(b"hello")
         "signature-default", "row-two-outputs", "columnar-two-outputs"])
 def test_every_documented_request_shape(shapes_model, request_body: dict, expected: dict) -> None:
     with serving.ModelServer({"m": shapes_model}) as running:
-        assert post(f"{running.url}/v1/models/m:predict", json.dumps(request_body).encode()) == (200, expected)
+        assert http_json(f"{running.url}/v1/models/m:predict", json.dumps(request_body).encode()) == (200, expected)
 
 
 def test_nan_and_infinity_tokens_are_accepted(shapes_model) -> None:

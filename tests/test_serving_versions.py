@@ -5,17 +5,15 @@ and the request/response examples of TF Serving's REST API documentation (tensor
 from __future__ import annotations
 
 import base64
-import json
 import shutil
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 import tensorflow as tf
 
 from kitlib import serving
+from conftest import http_json
 
 # api_rest.md's example signature: three named inputs of different types and shapes.
 ROW = {"instances": [{"tag": "foo", "signal": [1, 2, 3, 4, 5], "sensor": [[1, 2], [3, 4]]},
@@ -48,25 +46,15 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def call(url: str, path: str, body: dict | None = None) -> tuple[int, dict]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url + path, data, {"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
-
 def test_highest_version_by_default_and_a_specific_one_by_path(base: Path) -> None:
     with serving.ModelServer({"tagger": serving.VersionedModel(base)}) as server:
-        latest = call(server.url, "/v1/models/tagger:predict", ROW)
-        first = call(server.url, "/v1/models/tagger/versions/1:predict", ROW)
-        second = call(server.url, "/v1/models/tagger/versions/2:predict", ROW)
-        missing = call(server.url, "/v1/models/tagger/versions/3:predict", ROW)
-        status = call(server.url, "/v1/models/tagger")
+        latest = http_json(server.url + "/v1/models/tagger:predict", ROW)
+        first = http_json(server.url + "/v1/models/tagger/versions/1:predict", ROW)
+        second = http_json(server.url + "/v1/models/tagger/versions/2:predict", ROW)
+        missing = http_json(server.url + "/v1/models/tagger/versions/3:predict", ROW)
+        status = http_json(server.url + "/v1/models/tagger")
         helper = [serving.predict(server.url, "tagger", ROW["instances"], version=v)[0]["signal_sum"] for v in (1, None)]
-        one = call(server.url, "/v1/models/tagger/versions/1")
+        one = http_json(server.url + "/v1/models/tagger/versions/1")
     assert [p["signal_sum"] for p in latest[1]["predictions"]] == [30, 30]  # 15 x version 2
     assert [p["signal_sum"] for p in first[1]["predictions"]] == [15, 15]
     assert second == latest
@@ -82,21 +70,21 @@ def test_a_new_version_is_served_without_restart(base: Path, tmp_path: Path) -> 
     shutil.copytree(base / "1", root / "1")
     (root / "7-notes").mkdir()  # not a number: TF Serving ignores it, so must the kit
     with serving.ModelServer({"tagger": serving.VersionedModel(root, poll_seconds=0.2)}) as server:
-        assert call(server.url, "/v1/models/tagger:predict", ROW)[1]["predictions"][0]["signal_sum"] == 15
+        assert http_json(server.url + "/v1/models/tagger:predict", ROW)[1]["predictions"][0]["signal_sum"] == 15
         serving.export_version(lambda path: save_version(3, path), root)  # version 2: one above the highest
         time.sleep(0.3)
-        assert call(server.url, "/v1/models/tagger:predict", ROW)[1]["predictions"][0]["signal_sum"] == 45
-        assert [s["version"] for s in call(server.url, "/v1/models/tagger")[1]["model_version_status"]] == ["2", "1"]
+        assert http_json(server.url + "/v1/models/tagger:predict", ROW)[1]["predictions"][0]["signal_sum"] == 45
+        assert [s["version"] for s in http_json(server.url + "/v1/models/tagger")[1]["model_version_status"]] == ["2", "1"]
         shutil.rmtree(root / "2")
         time.sleep(0.3)
-        assert call(server.url, "/v1/models/tagger/versions/2:predict", ROW)[0] == 404
-        assert call(server.url, "/v1/models/tagger:predict", ROW)[1]["predictions"][0]["signal_sum"] == 15
+        assert http_json(server.url + "/v1/models/tagger/versions/2:predict", ROW)[0] == 404
+        assert http_json(server.url + "/v1/models/tagger:predict", ROW)[1]["predictions"][0]["signal_sum"] == 15
 
 
 def test_api_rest_examples_row_and_columnar(base: Path) -> None:
     with serving.ModelServer({"tagger": serving.VersionedModel(base)}) as server:
-        row = call(server.url, "/v1/models/tagger/versions/1:predict", ROW)
-        columnar = call(server.url, "/v1/models/tagger/versions/1:predict", COLUMNAR)
+        row = http_json(server.url + "/v1/models/tagger/versions/1:predict", ROW)
+        columnar = http_json(server.url + "/v1/models/tagger/versions/1:predict", COLUMNAR)
     # Row format: one object per instance, named outputs inside; columnar: one list per named output.
     # String outputs are UTF-8 text, those named *_bytes base64 (api_rest.md's "Encoding binary values").
     foo, bar = ({"b64": base64.b64encode(t).decode()} for t in (b"foo", b"bar"))
@@ -112,11 +100,11 @@ def test_api_rest_b64_and_errors(base: Path) -> None:
     body = {"signature_name": "serving_default",
             "instances": [{"tag": encoded, "signal": [1, 1, 1, 1, 1], "sensor": [[0, 0], [0, 0]]}]}
     with serving.ModelServer({"tagger": serving.VersionedModel(base)}) as server:
-        answer = call(server.url, "/v1/models/tagger:predict", body)
-        errors = [call(server.url, "/v1/models/tagger:predict", {"instances": [{"tag": "x"}]}),
-                  call(server.url, "/v1/models/tagger:predict", dict(COLUMNAR, instances=[])),
-                  call(server.url, "/v1/models/tagger:predict", dict(ROW, signature_name="classify")),
-                  call(server.url, "/v1/models/other:predict", ROW)]
+        answer = http_json(server.url + "/v1/models/tagger:predict", body)
+        errors = [http_json(server.url + "/v1/models/tagger:predict", {"instances": [{"tag": "x"}]}),
+                  http_json(server.url + "/v1/models/tagger:predict", dict(COLUMNAR, instances=[])),
+                  http_json(server.url + "/v1/models/tagger:predict", dict(ROW, signature_name="classify")),
+                  http_json(server.url + "/v1/models/other:predict", ROW)]
     assert answer == (200, {"predictions": [{"signal_sum": 10, "tag_length": 5, "sensor_max": 0.0, "upper": "HELLO",
                                              "tag_bytes": encoded}]})
     assert [status for status, _ in errors] == [400, 400, 400, 404]
@@ -143,8 +131,8 @@ def test_a_broken_new_version_leaves_the_others_serving(base: Path, tmp_path: Pa
     (root / "2").mkdir()
     (root / "2" / "saved_model.pb").write_bytes(b"not a SavedModel")  # a half-copied or corrupt export
     with serving.ModelServer({"tagger": model}) as server:
-        assert call(server.url, "/v1/models/tagger:predict", ROW)[1]["predictions"][0]["signal_sum"] == 15
-        assert [s["version"] for s in call(server.url, "/v1/models/tagger")[1]["model_version_status"]] == ["1"]
+        assert http_json(server.url + "/v1/models/tagger:predict", ROW)[1]["predictions"][0]["signal_sum"] == 15
+        assert [s["version"] for s in http_json(server.url + "/v1/models/tagger")[1]["model_version_status"]] == ["1"]
     assert list(model.errors) == [2]
 
     def failing_export(path: Path) -> None:
