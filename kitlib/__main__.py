@@ -100,8 +100,6 @@ def write_tables(args: argparse.Namespace) -> int:
     try:
         root = Path(args.root) if args.root else tables.ROOT
         run_file = Path(args.run_file) if args.run_file else root / tables.RUN_FILE
-        if not args.check and tables.backfill_long_cells(run_file):
-            print(f"added the long cells' times to {run_file} from its executed copies")
         run = tables.load_run(run_file)
         changed = (tables.update(run, root, check=args.check) + tables.update_timings(run, root, check=args.check)
                    + tables.update_time_lines(run, root, check=args.check))

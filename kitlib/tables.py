@@ -21,7 +21,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-from kitlib import notebooks_runner
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_FILE = "docs/_executed/run.json"
@@ -168,21 +167,6 @@ def update(run: dict[str, Any], root: Path = ROOT, check: bool = False) -> list[
             if not check:
                 path.write_text(new, encoding="utf-8")
     return changed
-
-
-def backfill_long_cells(run_file: Path) -> bool:
-    """Add the long cells' times to a run.json written before the runner kept them, from its executed copies."""
-    run = load_run(run_file)
-    missing = {name: run_file.parent / name for name, info in run.get("notebooks", {}).items()
-               if "long_cells" not in info and (run_file.parent / name).is_file()}
-    for name, path in missing.items():
-        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-        run["notebooks"][name]["long_cells"] = notebooks_runner.long_cells(cells)
-    if missing:
-        staging = run_file.with_name(f".{run_file.name}.partial")
-        staging.write_text(json.dumps(run, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        os.replace(staging, run_file)
-    return bool(missing)
 
 
 def update_timings(run: dict[str, Any], root: Path = ROOT, check: bool = False) -> list[Path]:
