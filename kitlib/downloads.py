@@ -239,6 +239,17 @@ def _check_expansion(archive: Path, total: int, max_bytes: int | None) -> None:
         )
 
 
+def write_atomically(target: Path, text: str) -> None:
+    """Write text to `target` through a temporary file beside it, so a failed write leaves no half file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def one_at_a_time(target: Path) -> Iterator[None]:
     """Hold an exclusive lock on `target`: another kernel building the same cache entry waits, then reuses it.

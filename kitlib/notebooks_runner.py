@@ -17,7 +17,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from kitlib import evaluate, progress, runtime
+from kitlib import downloads, evaluate, progress, runtime
 
 # Appended to the notebook's copy: the profile its own `kitlib.setup` resolved, or "-" if it made no cfg.
 PROFILE_PROBE = 'print("kitlib-profile:", getattr(globals().get("cfg"), "profile", "-"))'
@@ -210,5 +210,5 @@ def bench(paths: list[Path], out: Path | None = None, timeout: float = 3600,
         if merge:
             summary = merged(summary, executed / RUN_FILE)
         executed.mkdir(parents=True, exist_ok=True)
-        (executed / RUN_FILE).write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        downloads.write_atomically(executed / RUN_FILE, json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
     return report, runs

@@ -10,10 +10,10 @@ mistyped marker can never let a solution through.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
+
+from kitlib import downloads
 
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
@@ -136,17 +136,6 @@ def _check_out(notebooks: list[Path], out: Path) -> None:
             )
 
 
-def _write_atomically(target: Path, text: str) -> None:
-    """Write text to `target` through a temporary file beside it, so a failed write leaves no half file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
 def release(notebooks: list[Path], out: Path) -> list[Path]:
     """Write the student copy of each notebook into `out` (nbformat's own JSON layout), verified; return the paths."""
     out = Path(out)
@@ -164,7 +153,7 @@ def release(notebooks: list[Path], out: Path) -> list[Path]:
     written = []
     for path, (instructor, copy) in copies.items():
         target = out / path.name
-        _write_atomically(target, json.dumps(copy, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+        downloads.write_atomically(target, json.dumps(copy, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
         try:
             verify_student_copy(json.loads(target.read_text(encoding="utf-8")), instructor, path.name)
         except ReleaseError:

@@ -9,17 +9,19 @@ rewrites only what sits between marker comments, so the prose around the tables 
 - `<!-- results:begin -->` ... `<!-- results:end -->`: a results table with the run's header line, in the
   README (accuracies) and in docs/results.md (every record, and each notebook's time).
 
-Each lesson's `**Time:**` line gets the same cpu time. From the cell timings the runner keeps in `run.json` it also writes `kitlib/timings.json`: the cells that took
-over `progress.LONG` seconds, which then say so before they run in the same profile (`progress.CellClock`).
+Each lesson's `**Time:**` line gets the same cpu time. From the cell timings the runner keeps in `run.json` it
+also writes `kitlib/timings.json`: the cells that took over `progress.LONG` seconds, which then say so before
+they run in the same profile (`progress.CellClock`).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
+
+from kitlib import downloads
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -165,7 +167,7 @@ def update(run: dict[str, Any], root: Path = ROOT, check: bool = False) -> list[
         if new != text:
             changed.append(path)
             if not check:
-                path.write_text(new, encoding="utf-8")
+                downloads.write_atomically(path, new)
     return changed
 
 
@@ -183,9 +185,7 @@ def update_timings(run: dict[str, Any], root: Path = ROOT, check: bool = False) 
         return []
     if not check:
         path.parent.mkdir(parents=True, exist_ok=True)
-        staging = path.with_name(f".{path.name}.partial")
-        staging.write_text(new, encoding="utf-8")
-        os.replace(staging, path)
+        downloads.write_atomically(path, new)
     return [path]
 
 
@@ -216,5 +216,5 @@ def update_time_lines(run: dict[str, Any], root: Path = ROOT, check: bool = Fals
         cell["source"] = new.splitlines(keepends=True) if isinstance(cell["source"], list) else new
         changed.append(path)
         if not check:
-            path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+            downloads.write_atomically(path, json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
     return changed
