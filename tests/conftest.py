@@ -17,7 +17,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from kitlib import datasets, downloads, notebooks_runner, site
+from kitlib.data import datasets, downloads
+from kitlib.course import runner, site
 
 
 @pytest.fixture
@@ -199,7 +200,7 @@ def _build_site(work: Path) -> list[str]:
     with pytest.MonkeyPatch.context() as patch:
         for key, value in env.items():
             patch.setenv(key, value)
-        _, runs = notebooks_runner.bench([notebooks / n for n in SITE_LESSONS], timeout=600, executed=work / "executed")
+        _, runs = runner.bench([notebooks / n for n in SITE_LESSONS], timeout=600, executed=work / "executed")
     assert not [run.error for run in runs if run.error]
     return site.build(work / "executed", work / "html", partial=True)
 

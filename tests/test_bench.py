@@ -46,7 +46,7 @@ def test_bench_names_a_missing_notebook(kit_env: Path, tmp_path: Path) -> None:
 def test_kit_commit_ignores_executed_copies_but_not_other_changes(tmp_path: Path) -> None:
     import subprocess
 
-    from kitlib.notebooks_runner import kit_commit
+    from kitlib.course.runner import kit_commit
 
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
     (tmp_path / "docs" / "_executed").mkdir(parents=True)
@@ -65,7 +65,7 @@ def test_kit_commit_ignores_executed_copies_but_not_other_changes(tmp_path: Path
 def test_merge_remeasures_a_lesson_into_the_run(kit_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import json
 
-    from kitlib import notebooks_runner, tables
+    from kitlib.course import runner, tables
 
     monkeypatch.setenv("KITLIB_PROFILE", "smoke")
 
@@ -86,4 +86,4 @@ def test_merge_remeasures_a_lesson_into_the_run(kit_env: Path, tmp_path: Path, m
     with pytest.raises(SystemExit, match="--merge needs --executed"):
         main(["bench", str(tmp_path / "02_b.ipynb"), "--merge"])
     with pytest.raises(ValueError, match="Cannot merge a gpu run .* into .*a smoke run"):
-        notebooks_runner.merged({**again, "profile": "gpu"}, executed / "run.json")
+        runner.merged({**again, "profile": "gpu"}, executed / "run.json")

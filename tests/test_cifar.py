@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import kitlib
-from kitlib import cifar, datasets
-from kitlib.torchfile import UnsafePickleError
+from kitlib.data import cifar, datasets
+from kitlib.data.torchfile import UnsafePickleError
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 

@@ -6,7 +6,7 @@ import pytest
 
 import kitlib
 from kitlib import __main__ as cli
-from kitlib import downloads
+from kitlib.data import downloads
 
 
 def test_results_prints_a_markdown_table(kit_env, capsys) -> None:

@@ -10,7 +10,7 @@ import tensorflow as tf
 from PIL import Image
 
 import kitlib
-from kitlib import datasets, downloads, pack
+from kitlib.data import datasets, downloads, pack
 from conftest import make_imdb_tree, make_tar
 
 SIZES = dict(train_size=8, val_size=4, test_size=6, verbose=False)

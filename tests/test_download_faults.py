@@ -17,7 +17,8 @@ import pytest
 
 import kitlib
 from kitlib import __main__ as cli
-from kitlib import datasets, downloads, evaluate
+from kitlib.data import datasets, downloads
+from kitlib import evaluate
 from conftest import make_imdb_tree, make_tar
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kitlib import downloads
+from kitlib.data import downloads
 from conftest import make_tar
 
 

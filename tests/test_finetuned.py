@@ -14,7 +14,8 @@ import pytest
 import tensorflow as tf
 
 import kitlib
-from kitlib import datasets, finetuned
+from kitlib.data import datasets
+from kitlib.models import finetuned
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,7 @@ FRESH_RUN = """
 import sys
 import numpy as np
 import kitlib
-from kitlib import finetuned
+from kitlib.models import finetuned
 model, info = finetuned.classifier("image", kitlib.setup(verbose=False), verbose=False)
 np.savez(sys.argv[1], *model.get_layer("head").get_weights(), val_accuracy=info["val_accuracy"])
 """
@@ -90,7 +91,7 @@ def test_unknown_kind_is_a_clear_error(smoke) -> None:
 
 def test_bert_preprocessor_packs_strings_like_the_hub_interface(smoke) -> None:
     bert = kitlib.resolve_model("bert_en_uncased", smoke)
-    layer = kitlib.hub.BertPreprocessor(bert.handles["preprocessor"], seq_length=32)
+    layer = kitlib.models.hub.BertPreprocessor(bert.handles["preprocessor"], seq_length=32)
     packed = layer(tf.constant(["a great film", "x " * 40]))
     assert sorted(packed) == ["input_mask", "input_type_ids", "input_word_ids"]
     assert packed["input_word_ids"].shape == (2, 32)
@@ -102,10 +103,10 @@ def test_bert_preprocessor_packs_strings_like_the_hub_interface(smoke) -> None:
 
 def test_bert_preprocessor_packs_any_length_and_refuses_one_without_room(smoke) -> None:
     bert = kitlib.resolve_model("bert_en_uncased", smoke)
-    layer = kitlib.hub.BertPreprocessor(bert.handles["preprocessor"], seq_length=20)  # as TF Hub's: any length
+    layer = kitlib.models.hub.BertPreprocessor(bert.handles["preprocessor"], seq_length=20)  # as TF Hub's: any length
     assert layer(tf.constant(["x " * 40]))["input_mask"].numpy().sum() == 20
     with pytest.raises(ValueError, match="seq_length=1 leaves no room for \\[CLS\\] and \\[SEP\\]: pass 2 or more"):
-        kitlib.hub.BertPreprocessor(bert.handles["preprocessor"], seq_length=1)
+        kitlib.models.hub.BertPreprocessor(bert.handles["preprocessor"], seq_length=1)
 
 
 def tiny_frozen_model() -> keras.Model:

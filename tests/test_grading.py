@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kitlib import grading, release
+from kitlib.course import grading, release
 from kitlib.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]

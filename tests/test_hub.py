@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kitlib import hub, savedmodel, standins
+from kitlib.models import hub, savedmodel, standins
 
 
 class ImageLike(tf.Module):

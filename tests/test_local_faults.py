@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kitlib import datasets
+from kitlib.data import datasets
 
 
 def photos(root: Path, per_folder: int = 3) -> Path:

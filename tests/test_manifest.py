@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from kitlib import datasets, runtime
+from kitlib.data import datasets
+from kitlib import runtime
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,7 +21,7 @@ def test_registered_datasets_come_from_the_manifest() -> None:
     assert set(datasets.ARCHIVES) == {k for k in manifest if not k.startswith("_")} == {"imdb", "cats_and_dogs", "cifar10"}
     assert datasets.IMDB.sha256 == manifest["imdb"]["sha256"] and datasets.IMDB.size == 84_125_825
     assert datasets.CATS_AND_DOGS.sha256 is None and datasets.CATS_AND_DOGS.layout[0] == "train/cats"
-    assert (ROOT / "kitlib" / "datasets.json").resolve() == (ROOT / "data" / "datasets.json").resolve()
+    assert (ROOT / "kitlib" / "data" / "datasets.json").resolve() == (ROOT / "data" / "datasets.json").resolve()
 
 
 def test_a_changed_manifest_changes_what_is_checked(tmp_path: Path) -> None:
@@ -54,5 +55,5 @@ def test_the_wheel_carries_the_manifest(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     (wheel,) = tmp_path.glob("kitlib-*.whl")
     with zipfile.ZipFile(wheel) as zf:
-        manifest = json.loads(zf.read("kitlib/datasets.json"))
+        manifest = json.loads(zf.read("kitlib/data/datasets.json"))
     assert manifest["imdb"]["url"].endswith("aclImdb_v1.tar.gz")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kitlib import repository
+from kitlib.course import repository
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from kitlib import datasets, hub, online
+from kitlib.data import datasets
+from kitlib.models import hub
+from kitlib.course import online
 from kitlib.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]

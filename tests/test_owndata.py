@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import kitlib
-from kitlib import owndata
-from kitlib.owndata import DataFileError
+from kitlib.data import owndata
+from kitlib.data.owndata import DataFileError
 
 
 def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
@@ -195,7 +195,7 @@ def test_bad_own_data_writes_nothing_to_the_cache(kit_env: Path) -> None:
 
 
 def test_example_data_is_written_once_and_reads_back_as_three_and_two_classes(tmp_path: Path, monkeypatch) -> None:
-    from kitlib import examples
+    from kitlib.data import examples
 
     text = examples.example_data("text", tmp_path)
     stamp = text.stat().st_mtime_ns

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kitlib import pack
+from kitlib.data import pack
 
 
 def test_install_pins_every_wheel_by_sha256(monkeypatch: pytest.MonkeyPatch) -> None:

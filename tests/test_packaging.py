@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kitlib import pack
+from kitlib.data import pack
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 import kitlib
-from kitlib import downloads, pack, progress
+from kitlib.data import downloads, pack
+from kitlib import progress
 from conftest import make_tar
 
 
@@ -131,7 +132,7 @@ def test_reading_a_dataset_shows_a_bar_once_it_is_slow(
 def test_exporting_a_stand_in_shows_its_elapsed_time(
     kit_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from kitlib import hub, standins
+    from kitlib.models import hub, standins
 
     def slow_export(folder: Path) -> dict[str, str]:
         time.sleep(0.3)

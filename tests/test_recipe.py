@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 import kitlib
-from kitlib import recipe
+from kitlib.models import recipe
 
 WORDS = {"good": "a wonderful moving film, great acting", "bad": "a dull boring mess, awful acting",
          "plot": "the story follows a man who travels to the city"}

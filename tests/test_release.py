@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from IPython.core.inputtransformer2 import TransformerManager
 
-from kitlib import checks, release
+from kitlib import checks
+from kitlib.course import release
 from kitlib.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]

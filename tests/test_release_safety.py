@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kitlib import release
+from kitlib.course import release
 from kitlib.__main__ import main
 
 SECRET = "answer = 42  # the secret solution line"

@@ -17,8 +17,8 @@ def run_lesson(tmp: Path, cache: Path, name: str) -> list[dict]:
         "import os, sys; from pathlib import Path; "
         f"os.environ.update(KITLIB_PROFILE='smoke', KITLIB_OFFLINE='1', KITLIB_DATA_DIR='', KITLIB_PROGRESS='0', "
         f"KITLIB_CACHE={str(cache)!r}, KITLIB_RESULTS={str(results)!r}); "
-        "from kitlib import notebooks_runner; "
-        f"run = notebooks_runner.run_notebook(Path({str(ROOT / 'notebooks' / '01_word_embeddings.ipynb')!r}), 900); "
+        "from kitlib.course import runner; "
+        f"run = runner.run_notebook(Path({str(ROOT / 'notebooks' / '01_word_embeddings.ipynb')!r}), 900); "
         "sys.exit(1 if run.error else 0)"
     )
     done = subprocess.run([sys.executable, "-c", env_code], capture_output=True, text=True, timeout=1200)

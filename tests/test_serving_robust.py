@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from kitlib import serving
+from kitlib.serving import rest as serving
 from conftest import http_json
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 
-from kitlib import serving
+from kitlib.serving import rest as serving
 from conftest import http_json
 
 # api_rest.md's example signature: three named inputs of different types and shapes.

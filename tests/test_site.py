@@ -11,7 +11,7 @@ from urllib.parse import unquote, urlsplit
 import nbformat
 import pytest
 
-from kitlib import repository, site
+from kitlib.course import repository, site
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE_LESSONS = ("00_start_here.ipynb", "01_word_embeddings.ipynb")  # what tests/conftest.py built_site runs

@@ -1,4 +1,4 @@
-"""kitlib.standins: the converted MobileNetV2 and its TF Hub export; the registry exports stand-ins by function."""
+"""kitlib.models.standins: the converted MobileNetV2 and its TF Hub export; the registry exports stand-ins by function."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import keras
 import numpy as np
 import pytest
 
-from kitlib import hub, pack, standins
+from kitlib.models import hub, standins
+from kitlib.data import pack
 
 needs_weights = pytest.mark.skipif(
     pack.package_dir(standins.MOBILENET_V2_ASSET[0]) is None, reason="offline pack not installed (python -m kitlib pack)"

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from kitlib import notebooks_runner, progress, tables
+from kitlib.course import runner, tables
+from kitlib import progress
 from kitlib.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,10 +124,10 @@ def test_long_cells_are_timed_by_the_runner_and_written_for_the_profile(tmp_path
     cells = [nbformat.v4.new_markdown_cell("# a lesson"), cell("quick()", "00:00.0", "00:02.5"),
              cell("slow()\n", "00:02.5", "04:12.9"), cell("almost()", "05:00.0", f"05:{progress.LONG:04.1f}"),
              nbformat.v4.new_code_cell("never_run()")]
-    assert notebooks_runner.long_cells(cells) == {progress.cell_key("slow()"): 250.4}
+    assert runner.long_cells(cells) == {progress.cell_key("slow()"): 250.4}
 
     run = {**RUN, "notebooks": {**RUN["notebooks"], "03_pretraining_mlm.ipynb": {
-        **RUN["notebooks"]["03_pretraining_mlm.ipynb"], "long_cells": notebooks_runner.long_cells(cells)}}}
+        **RUN["notebooks"]["03_pretraining_mlm.ipynb"], "long_cells": runner.long_cells(cells)}}}
 
     path = tmp_path / tables.TIMINGS_FILE
     assert tables.update_timings(run, tmp_path) == [path]

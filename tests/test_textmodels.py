@@ -1,4 +1,4 @@
-"""kitlib.textmodels: MiniLM exported in TF Hub's BERT interfaces (kitlib.standins), used through kitlib.HubLayer."""
+"""kitlib.models.textmodels: MiniLM exported in TF Hub's BERT interfaces (kitlib.models.standins), used through kitlib.HubLayer."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kitlib import hub, standins, textmodels
+from kitlib.models import hub, standins, textmodels
 
 keras_hub = pytest.importorskip("keras_hub")
 
@@ -120,7 +120,7 @@ def test_mean_pooled_classifier_ignores_padding_and_freezes_the_unused_pooler() 
 def test_minilm_preset_uses_bert_canonical_names_and_rebuilds_on_new_weights(kit_env: Path) -> None:
     from safetensors.numpy import load_file
 
-    from kitlib import textmodels
+    from kitlib.models import textmodels
 
     preset = textmodels.minilm_dir()
     keys = set(load_file(str(preset / "model.safetensors")))
@@ -136,7 +136,8 @@ def test_minilm_preset_uses_bert_canonical_names_and_rebuilds_on_new_weights(kit
 def test_minilm_preset_loads_the_pack_weights_into_keras_hub(kit_env: Path) -> None:
     from safetensors.numpy import load_file
 
-    from kitlib import pack, textmodels
+    from kitlib.data import pack
+    from kitlib.models import textmodels
 
     raw = load_file(str(pack.asset(*textmodels.MINILM_ASSET) / "model.safetensors"))
     backbone = keras_hub.models.BertBackbone.from_preset(str(textmodels.minilm_dir()))

@@ -1,4 +1,4 @@
-"""kitlib.torchfile: the restricted legacy-PyTorch reader refuses code, out-of-bounds views and poisoning."""
+"""kitlib.data.torchfile: the restricted legacy-PyTorch reader refuses code, out-of-bounds views and poisoning."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from typing import Any, Iterator
 import numpy as np
 import pytest
 
-from kitlib import pack, standins, torchfile
+from kitlib.data import pack, torchfile
+from kitlib.models import standins
 
 needs_weights = pytest.mark.skipif(
     pack.package_dir(standins.MOBILENET_V2_ASSET[0]) is None, reason="offline pack not installed (python -m kitlib pack)"

@@ -106,7 +106,7 @@ class Lab:
 # Progress on in this kernel (the server runs the smoke profile, where it is off): extract a 40-file archive.
 PROGRESS_CELL = """import io, os, pathlib, tarfile
 os.environ["KITLIB_PROGRESS"] = "1"
-from kitlib import downloads
+from kitlib.data import downloads
 with tarfile.open("files.tar", "w") as tf:
     for i in range(40):
         info = tarfile.TarInfo(f"files/{i}.txt")

@@ -2,7 +2,7 @@
 
 The official cifar-10-python.tar.gz holds `cifar-10-batches-py/` with `data_batch_1` ... `data_batch_5`,
 `test_batch` and `batches.meta`: Python 2 pickles of dicts whose `data` is a numpy uint8 array. Like
-kitlib.torchfile, the reader admits only the names those pickles use (numpy's array reconstruction:
+kitlib.data.torchfile, the reader admits only the names those pickles use (numpy's array reconstruction:
 `_reconstruct`, `ndarray`, `dtype`), as fresh stand-ins per load that record what the file describes and refuse
 anything else; this module then builds each array itself with `np.frombuffer`, after checking its dtype
 (numbers only, never objects), shape and byte count. Nothing named in a file runs.
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from kitlib.torchfile import Sealed, UnsafePickleError
+from kitlib.data.torchfile import Sealed, UnsafePickleError
 
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 BATCH_FILES = (*TRAIN_BATCHES, "test_batch", "batches.meta")

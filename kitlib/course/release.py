@@ -13,7 +13,7 @@ import json
 import re
 from pathlib import Path
 
-from kitlib import downloads
+from kitlib.data import downloads
 
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"

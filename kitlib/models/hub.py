@@ -17,7 +17,9 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from kitlib import downloads, progress, runtime, standins
+from kitlib.data import downloads
+from kitlib import progress, runtime
+from kitlib.models import standins
 
 
 class UnknownModelError(ValueError):
@@ -144,7 +146,7 @@ class HubLayer(keras.layers.Layer):
 class BertPreprocessor(keras.layers.Layer):
     """A TF Hub BERT preprocessor as one layer: raw strings in, `tokenize` + `bert_pack_inputs` to `seq_length` out.
 
-    Lesson 06 uses it; kitlib.textmodels writes the SavedModels it loads.
+    Lesson 06 uses it; kitlib.models.textmodels writes the SavedModels it loads.
     """
 
     def __init__(self, handle: str, seq_length: int = 128, **kwargs: Any) -> None:
@@ -251,7 +253,7 @@ def resolve_model(name: str, cfg: runtime.Config | None = None) -> ResolvedModel
     return ResolvedModel(name, handles, f"offline stand-in {title}, {how} {folder}", title)
 
 
-# Every text model falls back to the MiniLM stand-in and every image model to MobileNetV2 (kitlib.standins).
+# Every text model falls back to the MiniLM stand-in and every image model to MobileNetV2 (kitlib.models.standins).
 BERT_PREPROCESS = "https://tfhub.dev/tensorflow/bert_en_uncased_preprocess/3"
 
 register(HubModel(

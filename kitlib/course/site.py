@@ -25,9 +25,9 @@ from pathlib import Path
 
 import nbformat
 
-from kitlib.repository import repository_url
+from kitlib.course.repository import repository_url
 
-ROOT = Path(__file__).resolve().parents[1]  # a checkout: README.md, docs/, notebooks/
+ROOT = Path(__file__).resolve().parents[2]  # a checkout: README.md, docs/, notebooks/
 LESSON_GLOB = "[0-9][0-9]_*.ipynb"
 PAGES = {"README.md": "index.md", "docs/teaching_guide.md": "teaching_guide.md", "docs/results.md": "results.md"}
 LINK = re.compile(r"(\]\()([^)\s]+)(\))")  # Markdown inline links and images: [text](target)

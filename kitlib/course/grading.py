@@ -34,7 +34,7 @@ from typing import Any, Iterable
 SOLUTION_MARK = "### BEGIN SOLUTION"
 CHECK_CALL = re.compile(r"kitlib\.checks\.(?!build\b)(\w+)\(")
 PASSED = "Check passed"
-CODE_STUB = "raise NotImplementedError()"  # the kit's own stub (kitlib.release), also given to nbgrader
+CODE_STUB = "raise NotImplementedError()"  # the kit's own stub (kitlib.course.release), also given to nbgrader
 
 
 def lesson_number(path: Path) -> str:
@@ -271,7 +271,7 @@ def grade_one(path: Path, lesson_nb: dict, lesson: str, profile: str, timeout: f
             return Row(path.name, problem, columns, 0.0)
         results = work / "verdicts.jsonl"
         child = subprocess.Popen(
-            [sys.executable, "-m", "kitlib.grading", str(prepared), str(results), str(timeout)],
+            [sys.executable, "-m", "kitlib.course.grading", str(prepared), str(results), str(timeout)],
             cwd=work, env=clean_environment(work, profile), start_new_session=True,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:

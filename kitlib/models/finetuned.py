@@ -17,7 +17,9 @@ from typing import Any
 import keras
 import numpy as np
 
-from kitlib import datasets, downloads, evaluate, hub, progress, runtime
+from kitlib.data import datasets, downloads
+from kitlib import evaluate, progress, runtime
+from kitlib.models import hub
 
 RECIPE = 3  # bump when the training below changes: 2 = seeded head, early stopping; 3 = text: mean of the token vectors
 LEARNING_RATE = 1e-2  # Adam's, for the head on cached features (early stopping keeps it from overfitting)
@@ -168,7 +170,7 @@ def classifier(kind: str, cfg: runtime.Config, verbose: bool = True) -> tuple[ke
     path = _path(kind, cfg)
     with downloads.one_at_a_time(path):  # a second kernel waits for the first to train it, then loads it
         if path.exists():
-            import kitlib.hub  # noqa: F401  (registers kitlib's layers for safe deserialisation)
+            import kitlib.models.hub  # noqa: F401  (registers kitlib's layers for safe deserialisation)
 
             model, info = keras.saving.load_model(path), json.loads(path.with_suffix(".json").read_text())
             info["source"] = f"cached fine-tuned model {path}"

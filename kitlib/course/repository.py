@@ -11,7 +11,7 @@ import re
 import tomllib
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NAME = r"[A-Za-z0-9_.-]+"
 # (files, pattern, replacement given "owner/name"): each place the URL appears, and how it is written there.
 PLACES: list[tuple[str, re.Pattern, str]] = [

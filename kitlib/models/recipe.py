@@ -20,7 +20,9 @@ from typing import Any
 import keras
 import numpy as np
 
-from kitlib import datasets, evaluate, finetuned, runtime
+from kitlib.data import datasets
+from kitlib import evaluate, runtime
+from kitlib.models import finetuned
 
 
 @dataclasses.dataclass

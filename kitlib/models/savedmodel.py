@@ -1,7 +1,7 @@
-"""Writing SavedModels in TF Hub's interfaces, quietly: what kitlib.hub.HubLayer loads back as a Keras 3 layer.
+"""Writing SavedModels in TF Hub's interfaces, quietly: what kitlib.models.hub.HubLayer loads back as a Keras 3 layer.
 
-Lesson 03 exports its own BERT this way (kitlib.textmodels), and the offline stand-ins are exported with
-it (kitlib.standins).
+Lesson 03 exports its own BERT this way (kitlib.models.textmodels), and the offline stand-ins are exported with
+it (kitlib.models.standins).
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from kitlib import downloads, evaluate, progress, runtime
+from kitlib.data import downloads
+from kitlib import evaluate, progress, runtime
 
 # Appended to the notebook's copy: the profile its own `kitlib.setup` resolved, or "-" if it made no cfg.
 PROFILE_PROBE = 'print("kitlib-profile:", getattr(globals().get("cfg"), "profile", "-"))'

@@ -22,7 +22,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from kitlib import downloads, owndata, pack, progress, runtime
+from kitlib.data import downloads, owndata, pack
+from kitlib import progress, runtime
 
 CLASS_NAMES = ("negative", "positive")
 COMPLETE = ".kitlib-complete"
@@ -623,7 +624,7 @@ def lfw_images(image_size: int) -> tuple[np.ndarray, np.ndarray]:
 def _split_cifar(root: Path, spec: ArchiveSpec, image_size: int, sizes: dict[str, int | None],
                  rng: np.random.Generator) -> tuple[dict, tuple[str, ...]]:
     """Stratified train/val from CIFAR-10's five training batches, test from its test batch; (splits, classes)."""
-    from kitlib import cifar
+    from kitlib.data import cifar
 
     x_train, y_train, x_test, y_test, classes = cifar.read_batches(root)
     val_idx, train_idx = _stratified_split(y_train, [sizes["val"], sizes["train"]], rng)

@@ -1,6 +1,6 @@
 """A restricted reader for legacy (pre-1.6, non-zip) PyTorch checkpoints: tensor state dicts as numpy arrays.
 
-Lesson 05's offline ImageNet weights (torchvision's MobileNetV2, see kitlib.standins) come in this format.
+Lesson 05's offline ImageNet weights (torchvision's MobileNetV2, see kitlib.models.standins) come in this format.
 `read_legacy_torch(path)` unpickles with a reader that admits only what a tensor state dict needs; anything
 else is refused, nothing named in the file runs, and torch is not needed (nor imported). The file cannot
 steer the reader either:

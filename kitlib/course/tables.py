@@ -21,10 +21,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from kitlib import downloads
+from kitlib.data import downloads
 
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RUN_FILE = "docs/_executed/run.json"
 RUN = ROOT / RUN_FILE
 TIMINGS_FILE = "kitlib/timings.json"

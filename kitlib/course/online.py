@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from kitlib import datasets
+from kitlib.data import datasets
 
 KAGGLE_MODELS = "https://www.kaggle.com/models/"  # keras-hub's `kaggle://owner/model/framework/variation/version`
 TFHUB_FORMAT = "?tf-hub-format=compressed"
@@ -94,7 +94,7 @@ def preset_url(name: str) -> str:
 
 def targets() -> list[Target]:
     """Every TF Hub handle in the model registry, every keras-hub preset the lessons use, every dataset URL."""
-    from kitlib import hub
+    from kitlib.models import hub
 
     found: dict[str, list[str]] = {}
     for model in hub.MODELS.values():

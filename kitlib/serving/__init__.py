@@ -1,0 +1,1 @@
+"""Serving: TF Serving's REST and gRPC formats on loopback, versioned exports, TFLite."""
