@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from kitlib import _fs, evaluate, runtime
+from kitlib.course import grading, release, runner
 from kitlib.data import datasets, downloads, pack
-from kitlib import evaluate, runtime
-from kitlib.course import grading, runner, release
 
 
 def doctor(args: argparse.Namespace) -> int:
@@ -22,7 +22,7 @@ def doctor(args: argparse.Namespace) -> int:
         try:
             root, source = datasets.locate(spec, cfg)
         except (datasets.DatasetUnavailableError, datasets.LayoutError, downloads.ArchiveError,
-                downloads.DownloadError, downloads.StorageError) as exc:
+                downloads.DownloadError, _fs.StorageError) as exc:
             root, source = None, str(exc)
         print(f"{spec.name}: " + (source if root else f"not available ({source}); lessons use {spec.offline_stand_in}"))
     if not args.online:
@@ -61,7 +61,7 @@ def fetch(args: argparse.Namespace) -> int:
             continue
         try:
             downloads.download(spec.url, target, spec.sha256, spec.size)
-        except (downloads.DownloadError, downloads.StorageError) as exc:
+        except (downloads.DownloadError, _fs.StorageError) as exc:
             raise SystemExit(f"{name}: {exc}") from None
         print(f"{name}: downloaded and verified ({target})")
     print(f"Point KITLIB_DATA_DIR at {dest} to use these without the network.")

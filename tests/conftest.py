@@ -17,6 +17,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from kitlib import _fs
 from kitlib.data import datasets, downloads
 from kitlib.course import runner, site
 
@@ -182,7 +183,7 @@ def built_site(tmp_path_factory: pytest.TempPathFactory) -> BuiltSite:
     base = tmp_path_factory.getbasetemp()
     shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # pytest-N/popen-gwK: one session
     work = shared / "built-site"
-    with downloads.one_at_a_time(work):
+    with _fs.one_at_a_time(work):
         if not (work / "pages.json").is_file():
             pages = _build_site(work)
             (work / "pages.json").write_text(json.dumps(pages))

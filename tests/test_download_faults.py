@@ -17,6 +17,7 @@ import pytest
 
 import kitlib
 from kitlib import __main__ as cli
+from kitlib import _fs
 from kitlib.data import datasets, downloads
 from kitlib import evaluate
 from conftest import make_imdb_tree, make_tar
@@ -115,7 +116,7 @@ def test_a_full_disk_during_download_is_not_a_network_failure(
     real_fdopen = os.fdopen
     monkeypatch.setattr(downloads.os, "fdopen", lambda fd, mode: (os.close(fd), FullDisk())[1] if "w" in mode
                         else real_fdopen(fd, mode))
-    with pytest.raises(downloads.StorageError, match="the disk is full") as raised:
+    with pytest.raises(_fs.StorageError, match="the disk is full") as raised:
         kitlib.load_text("imdb", verbose=False)  # must not fall back to the offline stand-in
     assert not isinstance(raised.value, downloads.DownloadError)
     assert no_leftovers(kit_env / "cache" / "downloads")
@@ -128,7 +129,7 @@ def test_a_full_disk_during_extraction_blames_the_disk(
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(tarfile.TarFile, "extractall", full)
-    with pytest.raises(downloads.StorageError, match="disk is full.*archive itself is fine") as raised:
+    with pytest.raises(_fs.StorageError, match="disk is full.*archive itself is fine") as raised:
         downloads.extract(imdb_archive, tmp_path / "out")
     assert "Delete it" not in str(raised.value) and imdb_archive.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == [imdb_archive.name, "src"]
@@ -164,9 +165,9 @@ def test_stale_staging_of_dead_runs_is_cleaned_and_live_ones_kept(tmp_path: Path
     folder = tmp_path / "cache"
     folder.mkdir()
     dead = 2**22 + 1  # above Linux's pid_max: no process has it
-    stale_dir = folder / f".out.{downloads.STAGING_MARK}{dead}.abc"
-    stale_part = folder / f".out.{downloads.STAGING_MARK}{dead}.xyz.part"
-    live_dir = folder / f".out.{downloads.STAGING_MARK}{os.getpid()}.def"
+    stale_dir = folder / f".out.{_fs.STAGING_MARK}{dead}.abc"
+    stale_part = folder / f".out.{_fs.STAGING_MARK}{dead}.xyz.part"
+    live_dir = folder / f".out.{_fs.STAGING_MARK}{os.getpid()}.def"
     foreign = folder / ".out.not-ours"
     for path in (stale_dir, live_dir, foreign):
         path.mkdir()

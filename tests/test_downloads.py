@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from kitlib import _fs
 from kitlib.data import downloads
 from conftest import make_tar
 
@@ -117,7 +118,7 @@ def test_one_kernel_at_a_time_builds_a_cache_entry(tmp_path: Path) -> None:
     target, events = tmp_path / "cache" / "models" / "stand-in", []
 
     def build(name: str) -> None:
-        with downloads.one_at_a_time(target):
+        with _fs.one_at_a_time(target):
             events.append(f"{name} in")
             time.sleep(0.2)
             events.append(f"{name} out")

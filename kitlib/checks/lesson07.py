@@ -6,7 +6,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from kitlib.checks.core import CheckFailed, call, call_on_copies, error_summary, expect, passed
+from kitlib.checks.core import (
+    CheckFailed,
+    call,
+    call_on_copies,
+    error_summary,
+    expect,
+    passed,
+)
 
 # Magnitudes with no ties, signs mixed so |w| matters, not w. Sorted by magnitude: 0.05, -0.1, -0.3, 0.5, -1.0, 2.0.
 _PRUNE_WEIGHTS = np.array([[0.5, -0.1], [2.0, -0.3], [0.05, -1.0]], dtype=np.float32)

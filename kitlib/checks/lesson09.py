@@ -10,7 +10,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from kitlib.checks.core import CheckFailed, call, call_on_copies, error_summary, expect, passed
+from kitlib.checks.core import (
+    CheckFailed,
+    call,
+    call_on_copies,
+    error_summary,
+    expect,
+    passed,
+)
 
 IMAGE_INPUT = "image_bytes"  # the input name of the lesson's "serve" signature
 

@@ -13,7 +13,7 @@ import json
 import re
 from pathlib import Path
 
-from kitlib.data import downloads
+from kitlib import _fs
 
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
@@ -153,7 +153,7 @@ def release(notebooks: list[Path], out: Path) -> list[Path]:
     written = []
     for path, (instructor, copy) in copies.items():
         target = out / path.name
-        downloads.write_atomically(target, json.dumps(copy, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+        _fs.write_atomically(target, json.dumps(copy, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
         try:
             verify_student_copy(json.loads(target.read_text(encoding="utf-8")), instructor, path.name)
         except ReleaseError:

@@ -17,8 +17,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from kitlib.data import downloads
-from kitlib import evaluate, progress, runtime
+from kitlib import _fs, evaluate, progress, runtime
 
 # Appended to the notebook's copy: the profile its own `kitlib.setup` resolved, or "-" if it made no cfg.
 PROFILE_PROBE = 'print("kitlib-profile:", getattr(globals().get("cfg"), "profile", "-"))'
@@ -109,7 +108,11 @@ def run_notebook(path: Path, timeout: float = 3600, executed: Path | None = None
     """Execute a notebook top to bottom in its own folder within `timeout` seconds; keep the copy in `executed`."""
     import nbclient
     import nbformat
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+    from nbclient.exceptions import (
+        CellExecutionError,
+        CellTimeoutError,
+        DeadKernelError,
+    )
 
     notebook = nbformat.read(path, as_version=4)
     notebook.cells.append(nbformat.v4.new_code_cell(PROFILE_PROBE))
@@ -211,5 +214,5 @@ def bench(paths: list[Path], out: Path | None = None, timeout: float = 3600,
         if merge:
             summary = merged(summary, executed / RUN_FILE)
         executed.mkdir(parents=True, exist_ok=True)
-        downloads.write_atomically(executed / RUN_FILE, json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
+        _fs.write_atomically(executed / RUN_FILE, json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
     return report, runs

@@ -21,8 +21,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from kitlib.data import downloads
-
+from kitlib import _fs
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_FILE = "docs/_executed/run.json"
@@ -167,7 +166,7 @@ def update(run: dict[str, Any], root: Path = ROOT, check: bool = False) -> list[
         if new != text:
             changed.append(path)
             if not check:
-                downloads.write_atomically(path, new)
+                _fs.write_atomically(path, new)
     return changed
 
 
@@ -185,7 +184,7 @@ def update_timings(run: dict[str, Any], root: Path = ROOT, check: bool = False) 
         return []
     if not check:
         path.parent.mkdir(parents=True, exist_ok=True)
-        downloads.write_atomically(path, new)
+        _fs.write_atomically(path, new)
     return [path]
 
 
@@ -216,5 +215,5 @@ def update_time_lines(run: dict[str, Any], root: Path = ROOT, check: bool = Fals
         cell["source"] = new.splitlines(keepends=True) if isinstance(cell["source"], list) else new
         changed.append(path)
         if not check:
-            downloads.write_atomically(path, json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+            _fs.write_atomically(path, json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
     return changed

@@ -10,10 +10,10 @@ from __future__ import annotations
 import bz2
 import csv
 import dataclasses
+import errno
 import functools
 import io
 import json
-import errno
 import os
 import shutil
 import warnings
@@ -22,8 +22,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from kitlib import _fs, progress, runtime
 from kitlib.data import downloads, owndata, pack
-from kitlib import progress, runtime
 
 CLASS_NAMES = ("negative", "positive")
 COMPLETE = ".kitlib-complete"
@@ -238,7 +238,7 @@ def locate(spec: ArchiveSpec, cfg: runtime.Config | None = None) -> tuple[Path |
     One kernel at a time: a second one waits while the first downloads or extracts, then finds it in the cache.
     """
     cache = cfg.cache_dir if cfg else runtime.cache_dir()
-    with downloads.one_at_a_time(cache / "datasets" / spec.name):
+    with _fs.one_at_a_time(cache / "datasets" / spec.name):
         return _locate(spec, cache, cfg.data_dir if cfg else runtime.data_dir(),
                        cfg.offline if cfg else runtime.env_flag("KITLIB_OFFLINE"))
 
@@ -566,7 +566,7 @@ def _read_image(path: Path, size: int) -> np.ndarray:
         return np.asarray(image, dtype=np.uint8)
 
 
-FILE_SYSTEM_FAULTS = downloads.LOCAL_FAULTS | {errno.EIO}  # reading failed on the disk, not on the image
+FILE_SYSTEM_FAULTS = _fs.LOCAL_FAULTS | {errno.EIO}  # reading failed on the disk, not on the image
 
 
 def _file_fault(exc: BaseException) -> bool:

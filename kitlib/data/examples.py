@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kitlib.data import datasets
 from kitlib import runtime
+from kitlib.data import datasets
 
 TEXT_FILE = "rotten_tomatoes_3class.csv"
 IMAGE_FOLDER = "lfw_faces"

@@ -17,8 +17,8 @@ from typing import Any
 import keras
 import numpy as np
 
-from kitlib.data import datasets, downloads
-from kitlib import evaluate, progress, runtime
+from kitlib import _fs, evaluate, progress, runtime
+from kitlib.data import datasets
 from kitlib.models import hub
 
 RECIPE = 3  # bump when the training below changes: 2 = seeded head, early stopping; 3 = text: mean of the token vectors
@@ -168,7 +168,7 @@ def classifier(kind: str, cfg: runtime.Config, verbose: bool = True) -> tuple[ke
     if kind not in ("text", "image"):
         raise ValueError(f"Unknown classifier kind {kind!r}: choose 'text' or 'image'.")
     path = _path(kind, cfg)
-    with downloads.one_at_a_time(path):  # a second kernel waits for the first to train it, then loads it
+    with _fs.one_at_a_time(path):  # a second kernel waits for the first to train it, then loads it
         if path.exists():
             import kitlib.models.hub  # noqa: F401  (registers kitlib's layers for safe deserialisation)
 

@@ -17,8 +17,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from kitlib.data import downloads
-from kitlib import progress, runtime
+from kitlib import _fs, progress, runtime
 from kitlib.models import standins
 
 
@@ -216,7 +215,7 @@ class ResolvedModel:
 def _export_atomically(model: HubModel, folder: Path) -> dict[str, str]:
     """Export the stand-in into a staging folder, then move it into place: never half-written."""
     with (progress.working(f"exporting the offline stand-in {model.stand_in.name} (once, then cached)"),
-          downloads.staged_folder(folder) as staging):
+          _fs.staged_folder(folder) as staging):
         relative = model.stand_in.export(staging)
         (staging / HANDLES).write_text(json.dumps(relative, indent=1, sort_keys=True))
     return relative
@@ -237,7 +236,7 @@ def resolve_model(name: str, cfg: runtime.Config | None = None) -> ResolvedModel
         return ResolvedModel(name, handles, f"TF Hub ({', '.join(handles.values())})", name)
     folder = (cfg.cache_dir if cfg else runtime.cache_dir()) / "models" / model.stand_in.name
     how = "cached in"
-    with downloads.one_at_a_time(folder):
+    with _fs.one_at_a_time(folder):
         if not (folder / HANDLES).exists():
             try:
                 _export_atomically(model, folder)

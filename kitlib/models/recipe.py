@@ -20,8 +20,8 @@ from typing import Any
 import keras
 import numpy as np
 
-from kitlib.data import datasets
 from kitlib import evaluate, runtime
+from kitlib.data import datasets
 from kitlib.models import finetuned
 
 

