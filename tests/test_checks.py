@@ -135,7 +135,7 @@ def test_lstm_model_check(capsys) -> None:
     with pytest.raises(checks.CheckFailed, match="`build_lstm_model` is not written yet"):
         def build_lstm_model():
             raise NotImplementedError()
-        checks.build(build_lstm_model)
+        checks.call(build_lstm_model)
     for model, message in [(build(mask=False), "mask_zero=True"), (build(head="linear"), "activation='sigmoid'"),
                            (build(bidirectional=False), "bidirectional LSTM")]:
         with pytest.raises(checks.CheckFailed, match=message):

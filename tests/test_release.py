@@ -170,5 +170,5 @@ def test_build_explains_an_unwritten_builder() -> None:
         raise NotImplementedError()
 
     with pytest.raises(checks.CheckFailed, match="`build_something` is not written yet"):
-        checks.build(build_something, 3)
-    assert checks.build(lambda size: size * 2, 3) == 6
+        checks.call(build_something, 3)
+    assert checks.call(lambda size: size * 2, 3) == 6

@@ -61,11 +61,6 @@ def error_summary(exc: BaseException) -> str:
     return last
 
 
-def build(fn: Callable, *args: Any, **kwargs: Any) -> Any:
-    """Call the learner's builder (e.g. `build_lstm_model`) for a check, explaining an unwritten stub."""
-    return call(fn, *args, **kwargs)
-
-
 def _same(a: Any, b: Any) -> bool:
     """Whether two check inputs are equal, NaN equal to NaN, arrays element-wise."""
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
