@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from kitlib.serving import rest as serving
+from kitlib import serving
 from kitlib.serving.grpc import GrpcServer
 from tests.test_serving_versions import save_version
 
