@@ -121,7 +121,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         """One request within its deadline; one that stalls part-way gets a 408 (an idle connection just closes)."""
         self._reader.start()
         self._answered = False
-        self.command, self.request_version = "", self.protocol_version  # parse_request sets both once it can
+        self.command, self.requestline, self.request_version = "", "", self.protocol_version  # until parse_request
         super().handle_one_request()  # http.server closes the connection on a timeout in the request head
         if self._reader.timed_out and self._reader.received and not self._answered:
             self._quietly(self._send, 408, _error(self._reader.timed_out))

@@ -46,8 +46,8 @@ def check_pixels(tensors: dict[str, Any], limit: int) -> None:
             total += size[0] * size[1]
             if total > limit:
                 raise BadRequest(f"image {index} of input {name!r} ({size[0]}x{size[1]}) brings the request to "
-                                 f"{total / 1e6:.1f} megapixels; the server decodes at most {limit / 1e6:g} per "
-                                 "request: send smaller images or fewer per request.")
+                                 f"{total:,} pixels; the server decodes at most {limit:,} per request: send "
+                                 "smaller images, or fewer per request.")
 
 
 class SignaturePredictor:
