@@ -43,8 +43,8 @@ _NAMES: dict[str, str] = {
     "MagnitudePruning": "kitlib.compress", "layers_of": "kitlib.compress", "quantize_int8": "kitlib.compress",
     "sparsity": "kitlib.compress",
     # serving (lessons 07, 09)
-    "ModelServer": "kitlib.serving.rest", "VersionedModel": "kitlib.serving.rest",
-    "export_version": "kitlib.serving.rest", "rest_predict": "kitlib.serving.rest:predict",
+    "ModelServer": "kitlib.serving", "VersionedModel": "kitlib.serving",
+    "export_version": "kitlib.serving", "rest_predict": "kitlib.serving:predict",
     "tflite_convert": "kitlib.serving.lite:convert", "tflite_runner": "kitlib.serving.lite:runner",
     # plots
     "plot_confusion_matrix": "kitlib.plots", "plot_embedding_2d": "kitlib.plots", "plot_history": "kitlib.plots",
