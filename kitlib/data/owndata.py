@@ -146,7 +146,7 @@ def open_regular(path: Path, limit: int | None = None) -> BinaryIO:
                             "could wait or run forever. Save the data to a file and pass that.")
     if info.st_size > limit:
         os.close(fd)
-        raise DataFileError(f"{path} is {info.st_size / 2**20:,.1f} MB, over the {limit / 2**20:,.6g} MB the kit "
+        raise DataFileError(f"{path} is {info.st_size / 2**20:,.1f} MB, over the {limit / 2**20:,.4g} MB the kit "
                             "reads as one data file. Use a sample of it, or raise the limit: set the environment "
                             f"variable KITLIB_MAX_DATA_MB (e.g. {2 ** int(info.st_size / 2**20).bit_length()}) "
                             "before loading.")

@@ -116,6 +116,7 @@ def run(data: datasets.LabelledSplits, cfg: runtime.Config, settings: Settings |
         verbose: bool = True) -> Run:
     """A baseline without pre-training, then the frozen backbone + new head, then the top of the backbone fine-tuned."""
     settings = settings or Settings.for_profile(cfg)
+    finetuned.require_training_examples(len(data.labels("train")))
     k = len(data.class_names)
     task = "image" if isinstance(data, datasets.ImageData) else "text"
     say = print if verbose else (lambda *_: None)
