@@ -17,7 +17,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from kitlib import _fs, evaluate, progress, runtime
+from kitlib import _fs, evaluate, integrity, progress, runtime
 from kitlib.data import datasets
 from kitlib.models import hub
 
@@ -25,6 +25,8 @@ RECIPE = 3  # bump when the training below changes: 2 = seeded head, early stopp
 LEARNING_RATE = 1e-2  # Adam's, for the head on cached features (early stopping keeps it from overfitting)
 MAX_EPOCHS = 100  # at most; early stopping usually ends sooner
 PATIENCE = 10  # epochs without a better held-out loss before the head stops
+MIN_TRAIN = 10  # training examples the head needs at least
+CHECKSUM = "model_file"  # the note's record of the .keras file's size and sha256 (kitlib.integrity)
 
 
 def _path(kind: str, cfg: runtime.Config) -> Path:
@@ -33,7 +35,10 @@ def _path(kind: str, cfg: runtime.Config) -> Path:
 
 
 def _save(model: keras.Model, path: Path, info: dict[str, Any]) -> None:
-    """Save atomically (a half-written .keras never appears), with a JSON note beside it."""
+    """Save atomically (a half-written .keras never appears), then its JSON note, which records the file's checksum.
+
+    The note is written last: a .keras without one (its writer was stopped between the two) is trained again.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".keras", dir=path.parent)
     os.close(fd)
@@ -42,7 +47,31 @@ def _save(model: keras.Model, path: Path, info: dict[str, Any]) -> None:
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
-    path.with_suffix(".json").write_text(json.dumps(info, indent=1, sort_keys=True))
+    note = {**info, CHECKSUM: integrity.describe(path)}
+    _fs.write_atomically(path.with_suffix(".json"), json.dumps(note, indent=1, sort_keys=True))
+
+
+def _cached(path: Path) -> tuple[keras.Model | None, dict[str, Any], str | None]:
+    """(model, note, None) from a sound cache entry; (None, {}, what is wrong) for a missing, half-written or damaged one."""
+    if not path.exists():
+        return None, {}, None
+    try:
+        info = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None, {}, f"{path.with_suffix('.json').name} is missing (its writer was stopped before the note)"
+    except (OSError, ValueError) as exc:
+        return None, {}, f"{path.with_suffix('.json').name} cannot be read ({exc})"
+    damage = integrity.file_problem(path, info.pop(CHECKSUM, None) if isinstance(info, dict) else None)
+    if damage:
+        return None, {}, damage
+    import kitlib.models.hub  # noqa: F401  (registers kitlib's layers for safe deserialisation)
+
+    try:
+        return keras.saving.load_model(path), info, None
+    except Exception as exc:  # its bytes are the ones written: the model itself does not load here
+        raise integrity.DamagedEntry(f"The cached fine-tuned model {path} has the checksum it was written with but "
+                                     f"does not load ({type(exc).__name__}: {exc}). "
+                                     f"{integrity.clear_advice(path)}") from exc
 
 
 def _head(width: int, dropout: float, seed: int, n_classes: int = 2) -> keras.Sequential:
@@ -103,6 +132,13 @@ def _train_head(model: keras.Model, train: Any, evaluate_on: Any, max_epochs: in
     return _fit_head(model, train, evaluate_on, max_epochs, seed)[0]
 
 
+def require_training_examples(count: int) -> None:
+    """Refuse fewer than MIN_TRAIN training examples before any training: the head holds a fifth of them out."""
+    if count < MIN_TRAIN:
+        raise ValueError(f"The head needs at least {MIN_TRAIN} training examples (got {count}): a fifth of them is "
+                         "held out to decide when to stop. Add examples (a few per class more).")
+
+
 def _fit_head(model: keras.Model, train: Any, evaluate_on: Any, max_epochs: int,
               seed: int) -> tuple[float, keras.callbacks.History]:
     """Run the frozen backbone once, train the head on its features: (accuracy on `evaluate_on`, the head's history).
@@ -117,9 +153,7 @@ def _fit_head(model: keras.Model, train: Any, evaluate_on: Any, max_epochs: int,
     splits = {"train": train, "evaluate_on": evaluate_on}
     labels = {name: np.concatenate([np.asarray(y) for _, y in ds] or [np.zeros(0)]).astype("float32")
               for name, ds in splits.items()}
-    if len(labels["train"]) < 10:
-        raise ValueError(f"The head needs at least 10 training examples (got {len(labels['train'])}): "
-                         "a fifth of them is held out to decide when to stop.")
+    require_training_examples(len(labels["train"]))
     features = {name: backbone.predict(ds.map(lambda x, y: x), verbose=0) for name, ds in splits.items()}
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(labels["train"]))
@@ -169,12 +203,12 @@ def classifier(kind: str, cfg: runtime.Config, verbose: bool = True) -> tuple[ke
         raise ValueError(f"Unknown classifier kind {kind!r}: choose 'text' or 'image'.")
     path = _path(kind, cfg)
     with _fs.one_at_a_time(path):  # a second kernel waits for the first to train it, then loads it
-        if path.exists():
-            import kitlib.models.hub  # noqa: F401  (registers kitlib's layers for safe deserialisation)
-
-            model, info = keras.saving.load_model(path), json.loads(path.with_suffix(".json").read_text())
+        model, info, damage = _cached(path)
+        if model is not None:
             info["source"] = f"cached fine-tuned model {path}"
         else:
+            if damage:
+                progress.note(f"the cached fine-tuned model {path} failed its check ({damage}): training it again")
             model, info = _train(kind, cfg)
             _save(model, path, info)
             info["source"] = f"fine-tuned now ({info['train_seconds']:.0f} s) and cached in {path}"

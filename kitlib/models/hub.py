@@ -17,7 +17,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from kitlib import _fs, progress, runtime
+from kitlib import _fs, integrity, progress, runtime
 from kitlib.models import standins
 
 
@@ -218,6 +218,7 @@ def _export_atomically(model: HubModel, folder: Path) -> dict[str, str]:
           _fs.staged_folder(folder) as staging):
         relative = model.stand_in.export(staging)
         (staging / HANDLES).write_text(json.dumps(relative, indent=1, sort_keys=True))
+        integrity.record(staging)
     return relative
 
 
@@ -237,13 +238,17 @@ def resolve_model(name: str, cfg: runtime.Config | None = None) -> ResolvedModel
     folder = (cfg.cache_dir if cfg else runtime.cache_dir()) / "models" / model.stand_in.name
     how = "cached in"
     with _fs.one_at_a_time(folder):
-        if not (folder / HANDLES).exists():
+        damage = integrity.problem(folder) if (folder / HANDLES).exists() else None
+        if damage:
+            progress.note(f"the cached stand-in {folder} failed its check ({damage}): exporting it again")
+        if damage or not (folder / HANDLES).exists():
             try:
                 _export_atomically(model, folder)
             except FileNotFoundError as exc:
+                cached = f" The cached copy in {folder} is damaged ({damage})." if damage else ""
                 raise ModelUnavailableError(
                     f"{name} needs the network (unset KITLIB_OFFLINE) or the offline pack for its stand-in "
-                    f"{model.stand_in.title}: run `python -m kitlib pack`. ({exc})"
+                    f"{model.stand_in.title}: run `python -m kitlib pack`.{cached} ({exc})"
                 ) from exc
             how = "exported to"
     relative = json.loads((folder / HANDLES).read_text())

@@ -21,7 +21,7 @@ import keras
 import numpy as np
 
 from kitlib import evaluate, runtime
-from kitlib.data import datasets
+from kitlib.data import datasets, images
 from kitlib.models import finetuned
 
 
@@ -116,6 +116,7 @@ def run(data: datasets.LabelledSplits, cfg: runtime.Config, settings: Settings |
         verbose: bool = True) -> Run:
     """A baseline without pre-training, then the frozen backbone + new head, then the top of the backbone fine-tuned."""
     settings = settings or Settings.for_profile(cfg)
+    finetuned.require_training_examples(len(data.labels("train")))
     k = len(data.class_names)
     task = "image" if isinstance(data, datasets.ImageData) else "text"
     say = print if verbose else (lambda *_: None)
@@ -161,14 +162,11 @@ def run(data: datasets.LabelledSplits, cfg: runtime.Config, settings: Settings |
 
 
 def decode_images(encoded: Any, size: int) -> Any:
-    """A batch of encoded JPEG/PNG bytes -> float32 images in [0, 1] of shape (batch, size, size, 3) (lesson 09)."""
-    import tensorflow as tf
+    """A batch of encoded JPEG/PNG bytes -> float32 images in [0, 1] of shape (batch, size, size, 3) (lesson 09).
 
-    def one(image_bytes: tf.Tensor) -> tf.Tensor:
-        image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
-        return tf.image.resize(image, (size, size)) / 255.0
-
-    return tf.map_fn(one, encoded, fn_output_signature=tf.float32)
+    The decoder the training loaders use (kitlib.data.images): 16-bit PNGs scaled, EXIF orientation applied.
+    """
+    return images.decode_batch(encoded, size)
 
 
 def serving_function(model: keras.Model, class_names: tuple[str, ...], task: str) -> Any:
