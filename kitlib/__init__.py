@@ -17,8 +17,8 @@ _NAMES: dict[str, str] = {
     "PROFILES": "kitlib.runtime", "Config": "kitlib.runtime", "setup": "kitlib.runtime",
     "split_cpu": "kitlib.runtime", "quiet_native_stderr": "kitlib.runtime",
     # data (lessons 01, 03, 05, 12)
-    "ImageData": "kitlib.data.datasets", "TextData": "kitlib.data.datasets", "load_images": "kitlib.data.datasets",
-    "load_text": "kitlib.data.datasets", "load_unlabelled_text": "kitlib.data.datasets",
+    "ImageData": "kitlib.data.containers", "TextData": "kitlib.data.containers", "load_images": "kitlib.data.loaders",
+    "load_text": "kitlib.data.loaders", "load_unlabelled_text": "kitlib.data.loaders",
     "example_data": "kitlib.data.examples",
     # models (lessons 03-09, 12)
     "HubLayer": "kitlib.models.hub", "BertPreprocessor": "kitlib.models.hub", "resolve_model": "kitlib.models.hub",

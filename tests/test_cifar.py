@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 import kitlib
-from kitlib.data import cifar, datasets
+from kitlib.data import cifar, manifest
 from kitlib.data.torchfile import UnsafePickleError
+from conftest import smoke
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -144,7 +145,7 @@ def test_a_batch_in_the_wrong_format_names_what_is_wrong(tmp_path: Path) -> None
 def test_cifar10_from_the_data_dir_folder(cifar_env: Path, monkeypatch, capsys) -> None:
     write_batches(cifar_env / "share" / "cifar-10-batches-py")
     monkeypatch.setenv("KITLIB_DATA_DIR", str(cifar_env / "share"))
-    data = kitlib.load_images("cifar10", image_size=32, val_size=20, test_size=20)
+    data = kitlib.load_images("cifar10", smoke(), image_size=32, val_size=20, test_size=20)
     assert data.name == "cifar10" and data.class_names == tuple(CLASSES)
     assert {k: len(v[1]) for k, v in data.splits.items()} == {"train": 80, "val": 20, "test": 20}
     assert np.bincount(data.labels("val"), minlength=10).tolist() == [2] * 10  # stratified
@@ -159,16 +160,16 @@ def test_cifar10_from_the_data_dir_archive_then_the_cache(cifar_env: Path, monke
     with tarfile.open(cifar_env / "share" / "cifar-10-python.tar.gz", "w:gz") as tf:
         tf.add(cifar_env / "src" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
     monkeypatch.setenv("KITLIB_DATA_DIR", str(cifar_env / "share"))
-    data = kitlib.load_images("cifar10", image_size=16, val_size=10, verbose=False)
+    data = kitlib.load_images("cifar10", smoke(), image_size=16, val_size=10, verbose=False)
     assert "KITLIB_DATA_DIR archive" in data.source and data.images("test").shape == (30, 16, 16, 3)
     monkeypatch.setenv("KITLIB_DATA_DIR", "")
-    again = kitlib.load_images("cifar10", image_size=32, val_size=10, verbose=False)
+    again = kitlib.load_images("cifar10", smoke(), image_size=32, val_size=10, verbose=False)
     assert again.source.startswith("cache (") and len(again.labels("train")) == 90
 
 
 def test_cifar10_from_keras_own_cache(cifar_env: Path) -> None:
     write_batches(cifar_env / "keras_home" / "datasets" / "cifar-10-batches-py-target" / "cifar-10-batches-py")
-    data = kitlib.load_images("cifar10", image_size=32, val_size=10, verbose=False)
+    data = kitlib.load_images("cifar10", smoke(), image_size=32, val_size=10, verbose=False)
     assert data.source.startswith("Keras' dataset cache") and data.name == "cifar10"
 
 
@@ -176,12 +177,12 @@ def test_a_data_dir_folder_missing_a_batch_shows_the_layout(cifar_env: Path, mon
     root = write_batches(cifar_env / "share" / "cifar-10-batches-py")
     (root / "data_batch_3").unlink()
     monkeypatch.setenv("KITLIB_DATA_DIR", str(cifar_env / "share"))
-    with pytest.raises(datasets.LayoutError, match=r"missing: data_batch_3(.|\n)*cifar-10-batches-py/test_batch"):
-        kitlib.load_images("cifar10", image_size=32, verbose=False)
+    with pytest.raises(manifest.LayoutError, match=r"missing: data_batch_3(.|\n)*cifar-10-batches-py/test_batch"):
+        kitlib.load_images("cifar10", smoke(), image_size=32, verbose=False)
 
 
 def test_offline_cifar10_falls_back_to_the_digits_and_says_so(cifar_env: Path, capsys) -> None:
-    data = kitlib.load_images("cifar10", image_size=24, val_size=100, test_size=200)
+    data = kitlib.load_images("cifar10", smoke(), image_size=24, val_size=100, test_size=200)
     assert data.name == "digits" and data.class_names == tuple("0123456789")
     assert data.images("train").shape[1:] == (24, 24, 3) and data.images("train").dtype == np.uint8
     assert sum(len(labels) for _, labels in data.splits.values()) == 1797 and set(data.labels("test")) == set(range(10))
@@ -191,7 +192,7 @@ def test_offline_cifar10_falls_back_to_the_digits_and_says_so(cifar_env: Path, c
 
 
 def test_the_manifest_pins_the_official_archive() -> None:
-    spec = datasets.CIFAR10
+    spec = manifest.CIFAR10
     assert spec.url == "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz" and spec.size == 170_498_071
     assert spec.sha256 == "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
     assert spec.layout == cifar.BATCH_FILES and spec.kind == "pickled_batches"

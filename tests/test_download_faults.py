@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import http.server
 import io
 import os
+import socket
 import tarfile
 import threading
 import time
+import urllib.error
 import zipfile
 from pathlib import Path
 from typing import Iterator
@@ -18,9 +21,9 @@ import pytest
 import kitlib
 from kitlib import __main__ as cli
 from kitlib import _fs
-from kitlib.data import datasets, downloads
+from kitlib.data import downloads, manifest, sources
 from kitlib import evaluate
-from conftest import make_imdb_tree, make_tar
+from conftest import make_imdb_tree, make_tar, smoke
 
 
 class HostileHandler(http.server.BaseHTTPRequestHandler):
@@ -117,7 +120,7 @@ def test_a_full_disk_during_download_is_not_a_network_failure(
     monkeypatch.setattr(downloads.os, "fdopen", lambda fd, mode: (os.close(fd), FullDisk())[1] if "w" in mode
                         else real_fdopen(fd, mode))
     with pytest.raises(_fs.StorageError, match="the disk is full") as raised:
-        kitlib.load_text("imdb", verbose=False)  # must not fall back to the offline stand-in
+        kitlib.load_text("imdb", smoke(), verbose=False)  # must not fall back to the offline stand-in
     assert not isinstance(raised.value, downloads.DownloadError)
     assert no_leftovers(kit_env / "cache" / "downloads")
 
@@ -181,17 +184,17 @@ def test_stale_staging_of_dead_runs_is_cleaned_and_live_ones_kept(tmp_path: Path
 def test_a_rejected_layout_is_not_left_in_the_cache(kit_env: Path, tmp_path: Path, monkeypatch) -> None:
     share = tmp_path / "share"
     share.mkdir()
-    make_tar(share / datasets.IMDB.filename, {"wrong/a.txt": b"A"})
+    make_tar(share / manifest.IMDB.filename, {"wrong/a.txt": b"A"})
     monkeypatch.setenv("KITLIB_DATA_DIR", str(share))
-    with pytest.raises(datasets.LayoutError):
-        kitlib.load_text("imdb", verbose=False)
+    with pytest.raises(manifest.LayoutError):
+        kitlib.load_text("imdb", smoke(), verbose=False)
     assert no_leftovers(kit_env / "cache" / "datasets")
 
 
 def test_a_cached_archive_that_is_a_folder_is_explained(kit_env: Path) -> None:
-    (kit_env / "cache" / "downloads" / datasets.IMDB.filename).mkdir(parents=True)
-    with pytest.raises(datasets.DatasetUnavailableError, match="is a folder where the kit keeps the downloaded"):
-        kitlib.load_text("imdb", verbose=False)
+    (kit_env / "cache" / "downloads" / manifest.IMDB.filename).mkdir(parents=True)
+    with pytest.raises(sources.DatasetUnavailableError, match="is a folder where the kit keeps the downloaded"):
+        kitlib.load_text("imdb", smoke(), verbose=False)
 
 
 def test_a_review_that_is_not_utf8_is_named(kit_env: Path, tmp_path: Path, monkeypatch) -> None:
@@ -200,7 +203,7 @@ def test_a_review_that_is_not_utf8_is_named(kit_env: Path, tmp_path: Path, monke
     bad.write_bytes(b"caf\xe9 au lait")
     monkeypatch.setenv("KITLIB_DATA_DIR", str(tmp_path / "share"))
     with pytest.raises(ValueError, match=r"0_9.txt is not UTF-8 text"):
-        kitlib.load_text("imdb", verbose=False)
+        kitlib.load_text("imdb", smoke(), verbose=False)
 
 
 def test_an_empty_class_folder_is_refused(kit_env: Path, tmp_path: Path, monkeypatch) -> None:
@@ -208,15 +211,70 @@ def test_an_empty_class_folder_is_refused(kit_env: Path, tmp_path: Path, monkeyp
     for review in (top / "test" / "neg").iterdir():
         review.unlink()
     monkeypatch.setenv("KITLIB_DATA_DIR", str(tmp_path / "share"))
-    with pytest.raises(datasets.LayoutError, match=r"test/neg holds no .txt reviews"):
-        kitlib.load_text("imdb", verbose=False)
+    with pytest.raises(manifest.LayoutError, match=r"test/neg holds no .txt reviews"):
+        kitlib.load_text("imdb", smoke(), verbose=False)
+
+
+# Only "no network" may swap the data: every other failure propagates with its own message.
+
+
+def _imdb_at(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    """Point the registered IMDB archive at `url`, with the network allowed."""
+    monkeypatch.setenv("KITLIB_OFFLINE", "0")
+    monkeypatch.setitem(manifest.ARCHIVES, "imdb", dataclasses.replace(manifest.IMDB, url=url))
+
+
+def test_a_bug_in_the_downloader_propagates_instead_of_serving_rotten_tomatoes(
+    kit_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _imdb_at(monkeypatch, "https://example.org/aclImdb_v1.tar.gz")
+
+    def buggy(*args: object, **kwargs: object) -> None:
+        raise ValueError("a bug in the kit's own code")
+
+    monkeypatch.setattr(downloads.urllib.request, "urlopen", buggy)
+    with pytest.raises(ValueError, match="a bug in the kit's own code") as raised:
+        kitlib.load_text("imdb", smoke(), verbose=False)
+    assert not isinstance(raised.value, downloads.DownloadError)
+
+
+def test_a_server_error_propagates_instead_of_serving_rotten_tomatoes(
+    kit_env: Path, routed_http, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    routes, base = routed_http
+    routes["/aclImdb_v1.tar.gz"] = (500, None, b"internal error")
+    _imdb_at(monkeypatch, f"{base}/aclImdb_v1.tar.gz")
+    with pytest.raises(downloads.DownloadError, match="500") as raised:
+        kitlib.load_text("imdb", smoke(), verbose=False)
+    assert not isinstance(raised.value, downloads.NoNetworkError)
+
+
+def test_a_refused_connection_falls_back_to_the_stand_in_and_says_why(kit_env: Path, monkeypatch) -> None:
+    _imdb_at(monkeypatch, "http://127.0.0.1:9/aclImdb_v1.tar.gz")  # port 9 on loopback: nothing listens
+    data = kitlib.load_text("imdb", smoke(), train_size=8, val_size=4, test_size=6, verbose=False)
+    assert data.name == "rotten_tomatoes" and "standing in for IMDB" in data.source
+    assert "the server cannot be reached" in data.source and "refused" in data.source.lower()
+
+
+@pytest.mark.parametrize("reason", [socket.gaierror(socket.EAI_NONAME, "Name or service not known"),
+                                    TimeoutError("timed out"), OSError(errno.ENETUNREACH, "Network is unreachable")],
+                         ids=["dns", "timeout", "no-route"])
+def test_no_network_falls_back_to_the_stand_in(kit_env: Path, monkeypatch, reason: OSError) -> None:
+    _imdb_at(monkeypatch, "https://example.org/aclImdb_v1.tar.gz")
+
+    def unreachable(*args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError(reason)
+
+    monkeypatch.setattr(downloads.urllib.request, "urlopen", unreachable)
+    data = kitlib.load_text("imdb", smoke(), train_size=8, val_size=4, test_size=6, verbose=False)
+    assert data.name == "rotten_tomatoes" and str(reason) in data.source
 
 
 # The command line: sentences, not tracebacks.
 
 def test_offline_fetch_makes_no_request(kit_env: Path, hostile, monkeypatch) -> None:
     base, server = hostile
-    monkeypatch.setitem(datasets.ARCHIVES, "imdb", datasets.dataclasses.replace(datasets.IMDB, url=f"{base}/flood"))
+    monkeypatch.setitem(manifest.ARCHIVES, "imdb", dataclasses.replace(manifest.IMDB, url=f"{base}/flood"))
     with pytest.raises(SystemExit, match="KITLIB_OFFLINE=1 turns the network off"):
         cli.main(["fetch", "imdb"])
     assert server.requests == 0  # type: ignore[attr-defined]
@@ -225,7 +283,7 @@ def test_offline_fetch_makes_no_request(kit_env: Path, hostile, monkeypatch) -> 
 def test_fetch_validates_every_name_before_downloading(kit_env: Path, hostile, monkeypatch) -> None:
     base, server = hostile
     monkeypatch.setenv("KITLIB_OFFLINE", "0")
-    monkeypatch.setitem(datasets.ARCHIVES, "imdb", datasets.dataclasses.replace(datasets.IMDB, url=f"{base}/flood"))
+    monkeypatch.setitem(manifest.ARCHIVES, "imdb", dataclasses.replace(manifest.IMDB, url=f"{base}/flood"))
     with pytest.raises(SystemExit, match="Unknown dataset 'mnist'"):
         cli.main(["fetch", "imdb", "mnist"])
     assert server.requests == 0  # type: ignore[attr-defined]
@@ -243,7 +301,7 @@ def test_fetch_into_a_bad_dest_is_a_sentence(kit_env: Path, served_imdb, tmp_pat
 
 def test_fetch_over_a_folder_named_like_the_archive(kit_env: Path, served_imdb, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("KITLIB_OFFLINE", "0")
-    (tmp_path / "share" / datasets.IMDB.filename).mkdir(parents=True)
+    (tmp_path / "share" / manifest.IMDB.filename).mkdir(parents=True)
     with pytest.raises(SystemExit, match="is a folder where the archive aclImdb_v1.tar.gz belongs"):
         cli.main(["fetch", "imdb", "--dest", str(tmp_path / "share")])
 
@@ -261,6 +319,6 @@ def test_results_skips_a_corrupt_line_and_names_it(kit_env: Path, capsys) -> Non
 
 
 def test_doctor_reports_a_broken_cache_instead_of_crashing(kit_env: Path, capsys) -> None:
-    (kit_env / "cache" / "downloads" / datasets.IMDB.filename).mkdir(parents=True)
+    (kit_env / "cache" / "downloads" / manifest.IMDB.filename).mkdir(parents=True)
     assert cli.main(["doctor"]) == 0
     assert "imdb: not available (" in capsys.readouterr().out

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 import kitlib
-from kitlib.data import datasets
+from kitlib.data import loaders
 from kitlib.models import finetuned
 
 
@@ -56,7 +56,7 @@ def test_text_classifier_takes_raw_strings(smoke) -> None:
     assert info["seq_length"] == 32 and "MiniLM" in info["backbone"]
     probs = model.predict(tf.constant(["a wonderful film", "dull", ""]), verbose=0)
     assert probs.shape == (3, 1) and np.all((probs >= 0) & (probs <= 1))
-    val = datasets.load_text("imdb", smoke, verbose=False, **finetuned.split_sizes("text", smoke)).labels("val")
+    val = loaders.load_text("imdb", smoke, verbose=False, **finetuned.split_sizes("text", smoke)).labels("val")
     majority = max(val.mean(), 1 - val.mean())
     assert info["val_accuracy"] > majority + 0.05, f"{info['val_accuracy']:.1%} vs the majority's {majority:.1%}"
 

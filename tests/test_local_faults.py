@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kitlib.data import datasets
+from kitlib.data import loaders, manifest, readers
+from conftest import smoke
 
 
 def photos(root: Path, per_folder: int = 3) -> Path:
@@ -33,16 +34,16 @@ def test_a_disk_fault_or_a_bug_is_raised_not_skipped(kit_env: Path, monkeypatch:
     def failing(path: Path, size: int) -> np.ndarray:
         raise fault
 
-    monkeypatch.setattr(datasets, "_read_image", failing)
+    monkeypatch.setattr(readers, "read_image", failing)
     with pytest.raises(type(fault), match=str(fault.args[-1])):
-        datasets.load_images("cats_and_dogs", image_size=16, val_size=1, verbose=False)
+        loaders.load_images("cats_and_dogs", smoke(), image_size=16, val_size=1, verbose=False)
 
 
 def test_a_broken_file_is_still_skipped(kit_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     share = photos(kit_env / "share")
     (share / "cats_and_dogs_filtered" / "validation" / "cats" / "cat.9.jpg").write_bytes(b"\xff\xd8 not a JPEG")
     monkeypatch.setenv("KITLIB_DATA_DIR", str(share))
-    data = datasets.load_images("cats_and_dogs", image_size=16, val_size=1, verbose=False)
+    data = loaders.load_images("cats_and_dogs", smoke(), image_size=16, val_size=1, verbose=False)
     assert [Path(p).name for p in data.skipped] == ["cat.9.jpg"]
 
 
@@ -51,5 +52,5 @@ def test_an_empty_class_folder_is_refused(kit_env: Path, monkeypatch: pytest.Mon
     for photo in (share / "cats_and_dogs_filtered" / "train" / "dogs").iterdir():
         photo.unlink()
     monkeypatch.setenv("KITLIB_DATA_DIR", str(share))
-    with pytest.raises(datasets.LayoutError, match="train/dogs holds no images"):
-        datasets.load_images("cats_and_dogs", image_size=16, val_size=1, verbose=False)
+    with pytest.raises(manifest.LayoutError, match="train/dogs holds no images"):
+        loaders.load_images("cats_and_dogs", smoke(), image_size=16, val_size=1, verbose=False)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kitlib.data import datasets
+from kitlib.data import manifest as registered
 from kitlib import runtime
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,16 +18,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_registered_datasets_come_from_the_manifest() -> None:
     manifest = json.loads((ROOT / "data" / "datasets.json").read_text(encoding="utf-8"))
-    assert set(datasets.ARCHIVES) == {k for k in manifest if not k.startswith("_")} == {"imdb", "cats_and_dogs", "cifar10"}
-    assert datasets.IMDB.sha256 == manifest["imdb"]["sha256"] and datasets.IMDB.size == 84_125_825
-    assert datasets.CATS_AND_DOGS.sha256 is None and datasets.CATS_AND_DOGS.layout[0] == "train/cats"
+    assert set(registered.ARCHIVES) == {k for k in manifest if not k.startswith("_")} == {"imdb", "cats_and_dogs", "cifar10"}
+    assert registered.IMDB.sha256 == manifest["imdb"]["sha256"] and registered.IMDB.size == 84_125_825
+    assert registered.CATS_AND_DOGS.sha256 is None and registered.CATS_AND_DOGS.layout[0] == "train/cats"
     assert (ROOT / "kitlib" / "data" / "datasets.json").resolve() == (ROOT / "data" / "datasets.json").resolve()
 
 
 def test_a_changed_manifest_changes_what_is_checked(tmp_path: Path) -> None:
     entry = json.loads((ROOT / "data" / "datasets.json").read_text(encoding="utf-8"))["imdb"]
     (tmp_path / "m.json").write_text(json.dumps({"imdb": {**entry, "size": 12}}), encoding="utf-8")
-    assert datasets.read_manifest(tmp_path / "m.json")["imdb"].size == 12
+    assert registered.read_manifest(tmp_path / "m.json")["imdb"].size == 12
 
 
 def test_data_dir_defaults_to_the_checkout_and_an_empty_value_means_none(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kitlib.data import datasets
+from kitlib.data import manifest
 from kitlib.models import hub
 from kitlib.course import online
 from kitlib.__main__ import main
@@ -34,8 +34,8 @@ def served_registry(routed_http, monkeypatch: pytest.MonkeyPatch) -> dict:
     monkeypatch.setattr(hub, "MODELS", {"good": good, "denied": denied})
     monkeypatch.setattr(hub, "KERAS_HUB_PRESETS", ("bert_tiny_en_uncased",))
     monkeypatch.setattr(online, "KAGGLE_MODELS", f"{base}/kaggle-models/")
-    imdb, cats = datasets.ARCHIVES["imdb"], datasets.ARCHIVES["cats_and_dogs"]
-    monkeypatch.setattr(datasets, "ARCHIVES", {
+    imdb, cats = manifest.ARCHIVES["imdb"], manifest.ARCHIVES["cats_and_dogs"]
+    monkeypatch.setattr(manifest, "ARCHIVES", {
         "imdb": dataclasses.replace(imdb, url=f"{base}/imdb.tar.gz", size=100),
         "cats_and_dogs": dataclasses.replace(cats, url=f"{base}/gone.zip"),
     })
@@ -60,7 +60,7 @@ def test_each_handle_is_followed_to_its_host_and_failures_named(served_registry,
 
 def test_all_reachable_exits_zero(served_registry, kit_env, monkeypatch, capsys) -> None:
     monkeypatch.setattr(hub, "MODELS", {"good": hub.MODELS["good"]})
-    monkeypatch.setattr(datasets, "ARCHIVES", {})
+    monkeypatch.setattr(manifest, "ARCHIVES", {})
     monkeypatch.setenv("KITLIB_OFFLINE", "0")
     assert main(["doctor", "--online"]) == 0
     assert "online: 2 of 2 reachable" in capsys.readouterr().out
@@ -76,8 +76,8 @@ def test_targets_cover_the_registry_the_presets_and_the_manifest() -> None:
     handles = {url for m in hub.MODELS.values() for h in m.handles.values() for url in h.values()}
     assert {u.removesuffix(online.TFHUB_FORMAT) for u in urls if u.endswith(online.TFHUB_FORMAT)} == handles
     assert f"{online.KAGGLE_MODELS}keras/bert/keras/bert_small_en_uncased/3" in urls
-    manifest = json.loads((ROOT / "data" / "datasets.json").read_text())
-    assert {e["url"] for k, e in manifest.items() if not k.startswith("_")} <= set(urls)
+    entries = json.loads((ROOT / "data" / "datasets.json").read_text())
+    assert {e["url"] for k, e in entries.items() if not k.startswith("_")} <= set(urls)
 
 
 def test_lesson_04_presets_are_the_registered_ones() -> None:

@@ -10,6 +10,7 @@ import pytest
 
 import kitlib
 from kitlib.data import owndata
+from conftest import smoke
 from kitlib.data.owndata import DataFileError
 
 
@@ -133,7 +134,7 @@ def _topics_csv(path: Path, per_class: int = 30) -> Path:
 
 
 def test_load_text_on_a_three_class_csv(kit_env: Path, capsys: pytest.CaptureFixture) -> None:
-    data = kitlib.load_text(_topics_csv(kit_env / "topics.csv"), seed=1)
+    data = kitlib.load_text(_topics_csv(kit_env / "topics.csv"), smoke(), seed=1)
     assert isinstance(data, kitlib.TextData) and data.class_names == ("politics", "sport", "tech")
     sizes = {split: len(data.labels(split)) for split in ("train", "val", "test")}
     assert sizes == {"train": 63, "val": 9, "test": 18} and sum(sizes.values()) == 90
@@ -144,14 +145,14 @@ def test_load_text_on_a_three_class_csv(kit_env: Path, capsys: pytest.CaptureFix
     printed = capsys.readouterr().out
     assert "your data: topics.csv (3 classes: politics, sport, tech)" in printed
     assert "one pool, split stratified with seed 1" in printed
-    again = kitlib.load_text(kit_env / "topics.csv", seed=1, verbose=False)
+    again = kitlib.load_text(kit_env / "topics.csv", smoke(), seed=1, verbose=False)
     assert list(again.texts("test")) == list(data.texts("test"))  # seeded
 
 
 def test_load_text_keeps_a_given_test_file_and_carves_validation(kit_env: Path) -> None:
     train = _topics_csv(kit_env / "train.csv", per_class=20)
     test = write(kit_env / "test.tsv", "sentence\tclass\nvote now\tpolitics\nnew chip\ttech\nlate goal\tsport\n")
-    data = kitlib.load_text(train, test_file=test, verbose=False)
+    data = kitlib.load_text(train, smoke(), test_file=test, verbose=False)
     assert sorted(data.texts("test")) == ["late goal", "new chip", "vote now"]
     assert len(data.labels("val")) == 6 and len(data.labels("train")) == 54
     assert "given splits (train, test) kept; val carved from train" in data.source
@@ -168,7 +169,7 @@ def test_load_images_on_class_folders_with_splits_and_a_broken_file(kit_env: Pat
             for i in range(count):
                 Image.new("RGB", (20 + i, 12), rgb).save(folder / f"{i}.png")
     (kit_env / "photos" / "train" / "red" / "broken.jpg").write_bytes(b"not a jpeg")
-    data = kitlib.load_images(kit_env / "photos", image_size=8, verbose=False)
+    data = kitlib.load_images(kit_env / "photos", smoke(), image_size=8, verbose=False)
     assert isinstance(data, kitlib.ImageData) and data.class_names == ("blue", "green", "red")
     assert [len(data.labels(s)) for s in ("train", "val", "test")] == [24, 6, 9]
     assert [Path(p).name for p in data.skipped] == ["broken.jpg"]
@@ -185,12 +186,12 @@ def test_a_class_with_no_readable_image_is_refused(kit_env: Path) -> None:
         (kit_env / "pics" / "bad").mkdir(exist_ok=True)
         (kit_env / "pics" / "bad" / f"{i}.jpg").write_bytes(b"junk")
     with pytest.raises(DataFileError, match="No image of class 'bad' .* could be read \\(4 unreadable"):
-        kitlib.load_images(kit_env / "pics", image_size=8, verbose=False)
+        kitlib.load_images(kit_env / "pics", smoke(), image_size=8, verbose=False)
 
 
 def test_bad_own_data_writes_nothing_to_the_cache(kit_env: Path) -> None:
     with pytest.raises(DataFileError):
-        kitlib.load_text(write(kit_env / "one.csv", "text,label\na,x\nb,x\nc,x\n"), verbose=False)
+        kitlib.load_text(write(kit_env / "one.csv", "text,label\na,x\nb,x\nc,x\n"), smoke(), verbose=False)
     assert not (kit_env / "cache").exists() or not any((kit_env / "cache").rglob("*"))
 
 
@@ -206,7 +207,7 @@ def test_example_data_is_written_once_and_reads_back_as_three_and_two_classes(tm
     assert sorted(p.name for p in faces.iterdir()) == ["face", "not_face"]
     assert [len(list((faces / c).glob("*.png"))) for c in ("face", "not_face")] == [100, 100]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no staging left behind"
-    data = kitlib.load_images(faces, None, image_size=32, verbose=False)
+    data = kitlib.load_images(faces, smoke(), image_size=32, verbose=False)
     assert data.class_names == ("face", "not_face") and not data.skipped
     with pytest.raises(ValueError, match="choose 'text' or 'image'"):
         examples.example_data("audio", tmp_path)

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 import kitlib
-from kitlib.data import datasets, images, owndata
+from kitlib.data import images, owndata, readers
+from conftest import smoke
 from kitlib.data.owndata import DataFileError
 
 
@@ -147,7 +148,7 @@ def test_fifos_and_devices_are_refused_before_reading(tmp_path: Path) -> None:
         for i in range(3):
             Image.new("RGB", (8, 8)).save(tmp_path / "photos" / cls / f"{i}.png")
     os.mkfifo(tmp_path / "photos" / "b" / "pipe.jpg")
-    caught = _finishes(lambda: kitlib.load_images(tmp_path / "photos", image_size=8, verbose=False))
+    caught = _finishes(lambda: kitlib.load_images(tmp_path / "photos", smoke(), image_size=8, verbose=False))
     assert isinstance(caught, DataFileError) and "pipe.jpg is a FIFO" in str(caught)
 
 
@@ -178,14 +179,14 @@ def test_reading_is_streamed_memory_stays_near_what_is_kept(tmp_path: Path) -> N
 
 def test_a_rare_class_is_in_every_split(kit_env: Path) -> None:
     rows = ["text,label"] + [f"common {i},big" for i in range(30_000)] + [f"rare {i},small" for i in range(3)]
-    data = kitlib.load_text(write(kit_env / "skewed.csv", "\n".join(rows) + "\n"), verbose=False)
+    data = kitlib.load_text(write(kit_env / "skewed.csv", "\n".join(rows) + "\n"), smoke(), verbose=False)
     for split in ("train", "val", "test"):
         assert np.bincount(data.labels(split), minlength=2)[1] == 1, split
 
 
 def test_three_examples_per_class_give_non_empty_validation_and_test(kit_env: Path) -> None:
     rows = ["text,label"] + [f"{word} {i},{word}" for word in ("cat", "dog") for i in range(3)]
-    data = kitlib.load_text(write(kit_env / "tiny.csv", "\n".join(rows) + "\n"), verbose=False)
+    data = kitlib.load_text(write(kit_env / "tiny.csv", "\n".join(rows) + "\n"), smoke(), verbose=False)
     assert [np.bincount(data.labels(s), minlength=2).tolist() for s in ("train", "val", "test")] == [[1, 1]] * 3
     cfg = kitlib.setup(verbose=False)
     from kitlib.models import recipe
@@ -199,14 +200,14 @@ def test_a_given_split_without_a_class_names_it(kit_env: Path) -> None:
     train = write(kit_env / "train.csv", "\n".join(rows) + "\n")
     test = write(kit_env / "test.csv", "text,label\na cat,cat\na dog,dog\n")
     with pytest.raises(DataFileError, match="the test split has no example of class 'eel'.*at least one"):
-        kitlib.load_text(train, test_file=test, verbose=False)
+        kitlib.load_text(train, smoke(), test_file=test, verbose=False)
 
 
 def test_carving_from_train_needs_an_example_per_carved_split(kit_env: Path) -> None:
     rows = ["text,label"] + [f"{word} {i},{word}" for word in ("cat", "dog") for i in range(10)] + ["an eel,eel"]
     test = write(kit_env / "test.csv", "text,label\na cat,cat\na dog,dog\nan eel,eel\n")
     with pytest.raises(DataFileError, match="fewer than 2 examples cannot be split into train and validation.*eel"):
-        kitlib.load_text(write(kit_env / "train.csv", "\n".join(rows) + "\n"), test_file=test, verbose=False)
+        kitlib.load_text(write(kit_env / "train.csv", "\n".join(rows) + "\n"), smoke(), test_file=test, verbose=False)
 
 
 # --- one image decoder for training and serving ---------------------------------------------------
@@ -240,7 +241,7 @@ def test_a_16_bit_png_is_the_same_pixels_in_training_and_serving(tmp_path: Path)
     path.parent.mkdir(parents=True)
     Image.fromarray(grey).save(path)
     assert Image.open(path).mode.startswith("I;16")
-    trained = datasets._read_image(path, 32)
+    trained = readers.read_image(path, 32)
     expected = np.round(grey / 65535 * 255)
     assert np.abs(trained[..., 0].astype(float) - expected).max() <= 1, "scaled by 65535, not clipped to white"
     assert abs(trained.mean() - expected.mean()) < 0.5 and trained.mean() < 240
@@ -260,7 +261,7 @@ def test_exif_orientation_is_applied_in_training_and_serving(tmp_path: Path, ori
     with Image.open(path) as stored:
         upright = np.asarray(ImageOps.exif_transpose(stored).convert("RGB"), np.float32) / 255
     reference = tf.image.resize(upright, (16, 16)).numpy()
-    trained = datasets._read_image(path, 16)
+    trained = readers.read_image(path, 16)
     assert np.abs(trained / 255 - reference).max() < 0.1, "upright, as PIL's exif_transpose turns it"
     assert (trained == _served(path.read_bytes(), 16)).all()
 

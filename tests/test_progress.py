@@ -16,7 +16,7 @@ import pytest
 import kitlib
 from kitlib.data import downloads, pack
 from kitlib import progress
-from conftest import make_tar
+from conftest import make_tar, smoke
 
 
 @pytest.fixture
@@ -122,11 +122,12 @@ def test_reading_a_dataset_shows_a_bar_once_it_is_slow(
     monkeypatch.setenv(progress.ENV, "1")
     monkeypatch.setenv("KITLIB_OFFLINE", "0")
     monkeypatch.setattr(progress, "SLOW", 0)  # a tiny dataset reads in no time
-    kitlib.load_text("imdb", verbose=False)
+    kitlib.load_text("imdb", smoke(), verbose=False)
     err = capsys.readouterr().err
     assert "downloading aclImdb_v1.tar.gz: 100%" in err and "verifying sha256 of aclImdb_v1.tar.gz" in err
     assert "extracting 47 files and folders from aclImdb_v1.tar.gz: 100%" in err, err
-    assert err.count("reading 20 reviews: 100%") == 2, err  # training and test files
+    for split, files in (("train", 15), ("val", 5), ("test", 20)):  # val: a quarter of the 20 training files
+        assert f"reading {files} reviews: 100%" in err, (split, err)
 
 
 def test_exporting_a_stand_in_shows_its_elapsed_time(

@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from kitlib.data import datasets
+from kitlib.data import manifest
 
 KAGGLE_MODELS = "https://www.kaggle.com/models/"  # keras-hub's `kaggle://owner/model/framework/variation/version`
 TFHUB_FORMAT = "?tf-hub-format=compressed"
@@ -108,7 +108,7 @@ def targets() -> list[Target]:
             listed.append(Target(f"keras-hub preset {name}", preset_url(name)))
         except (KeyError, ImportError) as exc:
             listed.append(Target(f"keras-hub preset {name}", name, error=str(exc)))
-    listed += [Target(f"dataset {spec.name}", spec.url, spec.size) for spec in datasets.ARCHIVES.values()]
+    listed += [Target(f"dataset {spec.name}", spec.url, spec.size) for spec in manifest.ARCHIVES.values()]
     return listed
 
 

@@ -1,15 +1,19 @@
 """Downloads and archives: timeouts and a deadline, sha256 check, size caps, atomic writes and safe extraction.
 
-Failures are told apart: a `DownloadError` is the network's or the server's fault (and only it lets
-a lesson fall back to an offline stand-in), an `ArchiveError` is the archive's, a `_fs.StorageError` is
-the local disk's (full, read-only, no permission) and never suggests deleting a good download.
+Failures are told apart: a `DownloadError` is the network's or the server's fault, and only its
+`NoNetworkError` (the server could not be reached at all) lets a lesson fall back to an offline stand-in; an
+`ArchiveError` is the archive's, a `_fs.StorageError` is the local disk's (full, read-only, no permission) and
+never suggests deleting a good download. Anything else (a bug) propagates as it is.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
 import os
+import socket
+import ssl
 import tarfile
 import tempfile
 import time
@@ -23,11 +27,17 @@ from kitlib import _fs, progress
 CHUNK = 1 << 20
 MIN_RATE = 64 * 1024  # bytes/s: the overall deadline allows the expected size at this rate
 MAX_RATIO = 100  # extracted bytes per archive byte; a dataset archive is far below, a zip bomb far above
-NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError, OSError, ValueError)
+NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError, ssl.SSLError)
+UNREACHABLE = (ConnectionRefusedError, TimeoutError, socket.gaierror)  # refused, timed out, name not resolved
+UNREACHABLE_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN}  # no route: no network here
 
 
 class DownloadError(RuntimeError):
     """The download could not be completed (network, HTTP status, size or time)."""
+
+
+class NoNetworkError(DownloadError):
+    """The server could not be reached: connection refused or timed out, or its name did not resolve."""
 
 
 class ChecksumError(DownloadError):
@@ -40,6 +50,13 @@ class ArchiveError(RuntimeError):
 
 class UnsafeArchiveError(ArchiveError):
     """An archive member would land outside the target folder, is a link or device, or expands too far."""
+
+
+def _network_error(exc: BaseException, message: str) -> DownloadError:
+    """A NoNetworkError when `exc` says the server could not be reached, else a DownloadError, with `message`."""
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError) else exc
+    unreachable = isinstance(reason, UNREACHABLE) or (isinstance(reason, OSError) and reason.errno in UNREACHABLE_ERRNOS)
+    return (NoNetworkError if unreachable else DownloadError)(message)
 
 
 def sha256_of(path: Path) -> str:
@@ -78,17 +95,15 @@ def download(
             try:
                 response = urllib.request.urlopen(url, timeout=timeout)
             except NETWORK_ERRORS as exc:
-                raise DownloadError(f"Could not download {url}: {exc}") from exc
+                raise _network_error(exc, f"Could not download {url}: {exc}") from exc
             total = size or getattr(response, "length", None)
             with response, progress.bar(total, f"downloading {dest.name}") as shown:
                 while True:
                     try:
                         block = response.read1(CHUNK)
                     except NETWORK_ERRORS as exc:
-                        raise DownloadError(
-                            f"Could not download {url}: the connection failed after {received:,} bytes "
-                            f"({type(exc).__name__}: {exc})."
-                        ) from exc
+                        raise _network_error(exc, f"Could not download {url}: the connection failed after "
+                                                  f"{received:,} bytes ({type(exc).__name__}: {exc}).") from exc
                     if not block:
                         break
                     received += len(block)

@@ -8,15 +8,13 @@ summaries) as `rotten_tomatoes_3class.csv`, and scikit-image's LFW subset (faces
 from __future__ import annotations
 
 import csv
-import os
-import shutil
-import tempfile
+import io
 from pathlib import Path
 
 import numpy as np
 
-from kitlib import runtime
-from kitlib.data import datasets
+from kitlib import _fs, runtime
+from kitlib.data import offline
 
 TEXT_FILE = "rotten_tomatoes_3class.csv"
 IMAGE_FOLDER = "lfw_faces"
@@ -30,19 +28,18 @@ def folder() -> Path:
 def write_text(root: Path) -> Path:
     """The 3-class review CSV (columns text, label) under `root`, written only if missing."""
     path = root / TEXT_FILE
-    if path.exists():
-        return path
-    root.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=root)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            writer = csv.writer(handle)
+    with _fs.one_at_a_time(path):
+        if not path.exists():
+            buffer = io.StringIO()
+            writer = csv.writer(buffer, lineterminator="\n")
             writer.writerow(["text", "label"])
-            snippets = datasets.rotten_tomatoes_snippets(("fresh", "rotten", "plot"))
+            snippets = offline.rotten_tomatoes_snippets(("fresh", "rotten", "plot"))
             writer.writerows((text, label) for text, label in snippets.items() if text)  # one snippet is empty
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+            try:
+                root.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise _fs.storage_error(exc, f"create the folder {root}") from exc
+            _fs.write_atomically(path, buffer.getvalue())
     return path
 
 
@@ -52,19 +49,14 @@ def write_images(root: Path) -> Path:
     from skimage import data as skdata
 
     path = root / IMAGE_FOLDER
-    if path.exists():
-        return path
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{IMAGE_FOLDER}.", dir=root))
-    try:
-        grey = np.asarray(skdata.lfw_subset(), dtype=np.float64)  # (200, 25, 25) in [0, 1]: 100 faces first
-        for i, image in enumerate(grey):
-            cls = staging / ("face" if i < 100 else "not_face")
-            cls.mkdir(exist_ok=True)
-            Image.fromarray(np.round(image * 255).astype(np.uint8)).save(cls / f"{i:03d}.png")
-        os.replace(staging, path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with _fs.one_at_a_time(path):
+        if not path.exists():
+            grey = np.asarray(skdata.lfw_subset(), dtype=np.float64)  # (200, 25, 25) in [0, 1]: 100 faces first
+            with _fs.staged_folder(path) as staging:
+                for i, image in enumerate(grey):
+                    cls = staging / ("face" if i < 100 else "not_face")
+                    cls.mkdir(exist_ok=True)
+                    Image.fromarray(np.round(image * 255).astype(np.uint8)).save(cls / f"{i:03d}.png")
     return path
 
 

@@ -18,7 +18,7 @@ import keras
 import numpy as np
 
 from kitlib import _fs, evaluate, integrity, progress, runtime
-from kitlib.data import datasets
+from kitlib.data import loaders
 from kitlib.models import hub
 
 RECIPE = 3  # bump when the training below changes: 2 = seeded head, early stopping; 3 = text: mean of the token vectors
@@ -182,13 +182,13 @@ def _train(kind: str, cfg: runtime.Config) -> tuple[keras.Model, dict[str, Any]]
     with evaluate.stopwatch() as timer, progress.working(f"training the {kind} classifier (once per profile)"):
         if kind == "text":
             seq_length = cfg.pick(smoke=32, cpu=128, gpu=256)
-            data = datasets.load_text("imdb", cfg, batch_size=32, verbose=False, **split_sizes(kind, cfg))
+            data = loaders.load_text("imdb", cfg, batch_size=32, verbose=False, **split_sizes(kind, cfg))
             model, backbone = text_model(cfg, seq_length)
             extra = {"seq_length": seq_length}
         else:
             image_size = cfg.pick(smoke=96, cpu=160, gpu=224)
-            data = datasets.load_images("cats_and_dogs", cfg, image_size=image_size, verbose=False,
-                                        **split_sizes(kind, cfg))
+            data = loaders.load_images("cats_and_dogs", cfg, image_size=image_size, verbose=False,
+                                       **split_sizes(kind, cfg))
             model, backbone = image_model(cfg, image_size)
             extra = {"image_size": image_size, "class_names": list(data.class_names)}
         accuracy = _train_head(model, data.dataset("train", shuffle=False), data.val, MAX_EPOCHS, cfg.seed)

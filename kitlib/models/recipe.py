@@ -21,7 +21,8 @@ import keras
 import numpy as np
 
 from kitlib import evaluate, runtime
-from kitlib.data import datasets, images
+from kitlib.data import images
+from kitlib.data.containers import ImageData, LabelledSplits
 from kitlib.models import finetuned
 
 
@@ -81,11 +82,11 @@ def probabilities(model: keras.Model, inputs: Any) -> np.ndarray:
     return np.concatenate([1 - p, p], axis=1) if p.shape[-1] == 1 else p
 
 
-def baseline_model(data: datasets.LabelledSplits, seed: int) -> tuple[str, keras.Model]:
+def baseline_model(data: LabelledSplits, seed: int) -> tuple[str, keras.Model]:
     """The model to beat, without pre-training: lesson 01's bag of embeddings, or lesson 05's small CNN from scratch."""
     k = len(data.class_names)
     units, activation = (1, "sigmoid") if k == 2 else (k, "softmax")
-    if isinstance(data, datasets.ImageData):
+    if isinstance(data, ImageData):
         size = data.image_size
         layers = [keras.Input((size, size, 3))]
         for i, filters in enumerate((16, 32, 64)):
@@ -112,13 +113,13 @@ def baseline_model(data: datasets.LabelledSplits, seed: int) -> tuple[str, keras
     return name, model
 
 
-def run(data: datasets.LabelledSplits, cfg: runtime.Config, settings: Settings | None = None,
+def run(data: LabelledSplits, cfg: runtime.Config, settings: Settings | None = None,
         verbose: bool = True) -> Run:
     """A baseline without pre-training, then the frozen backbone + new head, then the top of the backbone fine-tuned."""
     settings = settings or Settings.for_profile(cfg)
     finetuned.require_training_examples(len(data.labels("train")))
     k = len(data.class_names)
-    task = "image" if isinstance(data, datasets.ImageData) else "text"
+    task = "image" if isinstance(data, ImageData) else "text"
     say = print if verbose else (lambda *_: None)
     train, test = data.dataset("train", shuffle=False), data.dataset("test", shuffle=False)
     seconds = {}
@@ -209,7 +210,7 @@ def export(result: Run, folder: Path | str) -> dict[str, Path]:
     return paths
 
 
-def write_report(result: Run, data: datasets.LabelledSplits, folder: Path | str) -> Path:
+def write_report(result: Run, data: LabelledSplits, folder: Path | str) -> Path:
     """A short Markdown report in `folder`: data, classes, sizes, per-class scores, confusion matrix (PNG)."""
     import matplotlib
 
