@@ -42,6 +42,7 @@ CHECK_CALL = re.compile(r"kitlib\.checks\.(?!build\b)(\w+)\(")
 PASSED = "Check passed"
 DONE = "kitlib-check-done"  # + the nonce of one run of one graded cell: printed only after its code returned
 MAX_SUBMISSION_BYTES = 64 << 20
+MAX_MESSAGE_BYTES = 64 << 20  # a larger kernel message is refused by zmq (the cell then times out)
 
 
 def lesson_number(path: Path) -> str:
@@ -238,17 +239,25 @@ def launcher(host: Path, profile: str, limits: sandbox.Limits) -> list[str]:
     return [*prefix, sys.executable, "-I", "-S", sandbox.__file__, json.dumps(config)]
 
 
-def kernel_manager(host: Path, profile: str, limits: sandbox.Limits) -> Any:
-    """A jupyter_client AsyncKernelManager whose kernel starts in a sandbox and talks over Unix sockets."""
+def kernel_manager_class(host: Path, profile: str, limits: sandbox.Limits) -> type:
+    """A jupyter_client AsyncKernelManager class whose kernel starts in a sandbox and talks over Unix sockets.
+
+    The notebook client makes and owns the manager, so it always shuts the kernel down, killing `unshare` and with
+    it the sandbox's PID namespace."""
     import zmq.asyncio
     from jupyter_client.manager import AsyncKernelManager
 
     command = launcher(host, profile, limits)
     context = zmq.asyncio.Context()
-    context.setsockopt(zmq.MAXMSGSIZE, 4 * limits.output_bytes + (1 << 20))  # one message cannot flood the grader
+    context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)  # one message cannot flood the grader
 
     class SandboxedKernel(AsyncKernelManager):
-        """A kernel started through the sandbox script, with the size-capped zmq context."""
+        """A kernel started through the sandbox script, over Unix sockets, with the size-capped zmq context."""
+
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.transport, self.ip = "ipc", str(host / "runtime" / "kernel")
+            self.connection_file, self.context = str(host / "runtime" / "kernel.json"), context
 
         def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
             return [*command, *super().format_kernel_cmd(extra_arguments)]
@@ -262,9 +271,7 @@ def kernel_manager(host: Path, profile: str, limits: sandbox.Limits) -> Any:
                 os.chown(self.connection_file, sandbox.NOBODY, sandbox.NOBODY)
             return written
 
-    runtime = host / "runtime"
-    return SandboxedKernel(kernel_name="python3", transport="ipc", ip=str(runtime / "kernel"),
-                           connection_file=str(runtime / "kernel.json"), context=context)
+    return SandboxedKernel
 
 
 @dataclasses.dataclass
@@ -327,7 +334,7 @@ def _prepare(path: Path, lesson_nb: dict, lesson: str) -> tuple[Any, list[str], 
     except OSError as exc:
         return None, [], f"not a notebook (cannot read it: {exc.strerror or exc})"
     except notebooks.NotebookError as exc:
-        return None, [], str(exc).replace(path.name + " ", "", 1)
+        return None, [], str(exc).replace(f"{path.name} is ", "", 1)
     cells = submitted.cells
     expected = graded_cells(lesson_nb, lesson)
     positions = _graded_positions(cells, expected)
@@ -456,9 +463,10 @@ def grade_one(path: Path, lesson_nb: dict, lesson: str, profile: str, timeout: f
     with tempfile.TemporaryDirectory(prefix="kitlib-grade-") as tmp:
         host = Path(tmp)
         os.chmod(host, 0o711)
-        km = kernel_manager(host, profile, limits)
-        client = _client_class()(notebook, km=km, timeout=int(timeout), allow_errors=True, cap=limits.output_bytes,
-                                 nonces=nonces, resources={"metadata": {"path": str(host)}})
+        client = _client_class()(notebook, kernel_manager_class=kernel_manager_class(host, profile, limits),
+                                 kernel_name="python3", timeout=int(timeout), allow_errors=True,
+                                 shutdown_kernel="immediate", cap=limits.output_bytes, nonces=nonces,
+                                 resources={"metadata": {"path": str(host)}})
         log = open(host / "kernel.log", "wb")  # noqa: SIM115  (closed below; the kernel's FSIZE limit caps it)
         try:
             with client.setup_kernel(stdout=log, stderr=log):
@@ -488,7 +496,7 @@ def grade_one(path: Path, lesson_nb: dict, lesson: str, profile: str, timeout: f
 
 def _crash_reason(log: str) -> str:
     """One line saying why the kernel stopped early."""
-    lines = [line for line in log.strip().splitlines() if line.strip() and "WARNING" not in line]
+    lines = [line for line in log.strip().splitlines() if re.match(r"^\w*(Error|Exception|Killed)\b", line.strip())]
     return f"crashed: the kernel died ({lines[-1][:200]})" if lines else "crashed: the kernel died"
 
 

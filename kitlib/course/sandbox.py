@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import resource
+import signal
 import subprocess
 import sys
 
@@ -25,6 +26,7 @@ NOBODY = 65534
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
 MNT_DETACH = 2
 CLONE_NEWUSER = 0x10000000
+PR_SET_PDEATHSIG = 1
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
 
 
@@ -60,7 +62,7 @@ def _mount(source: str | None, target: str, fstype: str | None, flags: int, data
            f"mount {source} on {target}")
 
 
-def _bind(source: str, target: str, writable: bool = False) -> None:
+def _bind(source: str, target: str, writable: bool = False, device: bool = False) -> None:
     """Bind `source` at `target` (created), read-only unless `writable`; symlinks are copied as links."""
     if os.path.islink(source) and os.path.dirname(os.path.abspath(source)) == "/":
         os.symlink(os.readlink(source), target)
@@ -71,7 +73,7 @@ def _bind(source: str, target: str, writable: bool = False) -> None:
         os.makedirs(os.path.dirname(target), exist_ok=True)
         open(target, "a").close()  # noqa: SIM115
     _mount(source, target, None, MS_BIND)
-    flags = MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | (0 if writable else MS_RDONLY)
+    flags = MS_REMOUNT | MS_BIND | MS_NOSUID | (0 if device else MS_NODEV) | (0 if writable else MS_RDONLY)
     _mount(None, target, None, flags)
 
 
@@ -88,7 +90,7 @@ def _build_root(config: dict) -> None:
     _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV)
     os.makedirs(root + "/dev")
     for device in ("null", "zero", "full", "random", "urandom"):
-        _bind("/dev/" + device, root + "/dev/" + device, writable=True)
+        _bind("/dev/" + device, root + "/dev/" + device, writable=True, device=True)
     for folder, mode in (("/tmp", 0o1777), ("/dev/shm", 0o1777), ("/work", 0o755), ("/home/student", 0o755)):
         os.makedirs(root + folder, exist_ok=True)
         os.chmod(root + folder, mode)
@@ -134,6 +136,7 @@ def main(config: dict, command: list[str]) -> None:
         subprocess.run(["ip", "link", "set", "lo", "up"], capture_output=True, check=False)
         _build_root(config)
         _drop_privileges(not config["user_namespace"])
+        _check(_libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL), "keep the parent-death signal")  # setuid cleared it
     os.chdir(config["workdir"])
     apply_limits(config["limits"])
     os.execvpe(command[0], command, config["env"])
