@@ -142,12 +142,14 @@ def stamp_repository(args: argparse.Namespace) -> int:
 
 def release_notebooks(args: argparse.Namespace) -> int:
     """Write student copies of the lessons, solutions replaced by stubs."""
+    if not Path(args.src).is_dir():
+        raise SystemExit(f"--src {args.src} is not a folder: give the folder that holds the instructor notebooks.")
     notebooks = sorted(Path(args.src).glob("*.ipynb"))
     if not notebooks:
         raise SystemExit(f"No notebooks in {args.src}.")
     try:
         written = release.release(notebooks, Path(args.out))
-    except release.ReleaseError as exc:
+    except (release.ReleaseError, OSError) as exc:
         raise SystemExit(str(exc)) from None
     for path in written:
         print(f"student copy: {path}")
@@ -157,7 +159,12 @@ def release_notebooks(args: argparse.Namespace) -> int:
 def mark_cells(args: argparse.Namespace) -> int:
     """Write (or with --check, verify) the nbgrader metadata of the lessons."""
     paths = [Path(p) for p in args.notebooks] or sorted(Path("notebooks").glob("[0-9][0-9]_*.ipynb"))
-    stale = grading.mark_files(paths, check=args.check)
+    if not paths:
+        raise SystemExit("No lessons to mark: run from the checkout (notebooks/NN_*.ipynb) or name the files.")
+    try:
+        stale = grading.mark_files(paths, check=args.check)
+    except (ValueError, OSError) as exc:  # not a lesson name, not a notebook, not writable
+        raise SystemExit(str(exc)) from None
     for path in stale:
         print(f"{'out of date' if args.check else 'marked'}: {path}")
     if args.check and stale:
