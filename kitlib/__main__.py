@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from kitlib import _fs, evaluate, runtime
-from kitlib.course import grading, release, runner
+from kitlib.course import grading, release, runner, sandbox
 from kitlib.data import datasets, downloads, pack
 
 
@@ -142,12 +142,14 @@ def stamp_repository(args: argparse.Namespace) -> int:
 
 def release_notebooks(args: argparse.Namespace) -> int:
     """Write student copies of the lessons, solutions replaced by stubs."""
+    if not Path(args.src).is_dir():
+        raise SystemExit(f"--src {args.src} is not a folder: give the folder that holds the instructor notebooks.")
     notebooks = sorted(Path(args.src).glob("*.ipynb"))
     if not notebooks:
         raise SystemExit(f"No notebooks in {args.src}.")
     try:
         written = release.release(notebooks, Path(args.out))
-    except release.ReleaseError as exc:
+    except (release.ReleaseError, OSError) as exc:
         raise SystemExit(str(exc)) from None
     for path in written:
         print(f"student copy: {path}")
@@ -157,7 +159,12 @@ def release_notebooks(args: argparse.Namespace) -> int:
 def mark_cells(args: argparse.Namespace) -> int:
     """Write (or with --check, verify) the nbgrader metadata of the lessons."""
     paths = [Path(p) for p in args.notebooks] or sorted(Path("notebooks").glob("[0-9][0-9]_*.ipynb"))
-    stale = grading.mark_files(paths, check=args.check)
+    if not paths:
+        raise SystemExit("No lessons to mark: run from the checkout (notebooks/NN_*.ipynb) or name the files.")
+    try:
+        stale = grading.mark_files(paths, check=args.check)
+    except (ValueError, OSError) as exc:  # not a lesson name, not a notebook, not writable
+        raise SystemExit(str(exc)) from None
     for path in stale:
         print(f"{'out of date' if args.check else 'marked'}: {path}")
     if args.check and stale:
@@ -170,7 +177,9 @@ def grade(args: argparse.Namespace) -> int:
     """Grade a folder of submissions against one lesson and write the gradebook."""
     try:
         lesson = grading.find_lesson(args.lesson, Path(args.notebooks))
-        rows = grading.grade(Path(args.submissions), lesson, Path(args.out), args.profile, args.timeout)
+        limits = sandbox.Limits(memory_bytes=int(args.memory_gb * (1 << 30)), processes=args.processes,
+                                cpu_seconds=int(args.timeout) + 5)
+        rows = grading.grade(Path(args.submissions), lesson, Path(args.out), args.profile, args.timeout, limits)
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
     print(f"gradebook: {Path(args.out) / 'gradebook.csv'}, summary: {Path(args.out) / 'summary.md'} "
@@ -266,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     grade_cmd.add_argument("--profile", default="smoke", choices=runtime.PROFILES)
     grade_cmd.add_argument("--timeout", type=float, default=600, help="seconds per submission (default 600)")
     grade_cmd.add_argument("--out", default="gradebook", help="folder for gradebook.csv and summary.md")
+    grade_cmd.add_argument("--memory-gb", type=float, default=4, help="address space per submission (default 4)")
+    grade_cmd.add_argument("--processes", type=int, default=256,
+                           help="processes and threads per submission's user (default 256)")
     grade_cmd.set_defaults(run=grade)
     tune_cmd = commands.add_parser("finetune", help="fine-tune on your own file or class folders, export, report")
     tune_cmd.add_argument("source", help="a CSV / TSV / JSON-lines file or a folder of class sub-folders")

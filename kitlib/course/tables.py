@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from kitlib import _fs
+from kitlib.course import notebooks
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_FILE = "docs/_executed/run.json"
@@ -202,18 +203,17 @@ def update_time_lines(run: dict[str, Any], root: Path = ROOT, check: bool = Fals
         path = root / "notebooks" / name
         if info.get("error") or not path.is_file():
             continue
-        text = path.read_text(encoding="utf-8")
-        notebook = json.loads(text)
+        notebook = notebooks.read(path)
         cell = notebook["cells"][0]
-        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        source = notebooks.source(cell)
         date = run.get("remeasured", {}).get(name, {}).get("date", run["date"])
         took = duration(info["seconds"])
         new = "\n".join(time_line(line, took, date, info.get("datasets", [])) if line.startswith("**Time:**")
                         else line for line in source.split("\n"))
         if new == source:
             continue
-        cell["source"] = new.splitlines(keepends=True) if isinstance(cell["source"], list) else new
+        cell["source"] = new
         changed.append(path)
         if not check:
-            _fs.write_atomically(path, json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+            notebooks.write(path, notebook)
     return changed
