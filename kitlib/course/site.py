@@ -35,8 +35,8 @@ from kitlib.course.repository import repository_url
 
 ROOT = Path(__file__).resolve().parents[2]  # a checkout: README.md, docs/, notebooks/
 LESSON_GLOB = "[0-9][0-9]_*.ipynb"
-PAGES = {"README.md": "index.md", "docs/teaching_guide.md": "teaching_guide.md", "docs/results.md": "results.md",
-         "CONTRIBUTING.md": "contributing.md"}
+PAGES = {"README.md": "index.md", "docs/teaching_guide.md": "teaching_guide.md", "docs/data.md": "data.md",
+         "docs/results.md": "results.md", "CONTRIBUTING.md": "contributing.md"}
 FILES = "_files"  # the downloads' staging folder: `{download}` copies them into the site's _downloads/
 LINK = re.compile(r"(!?\[([^\]]*)\]\()([^)\s]+)(\))")  # Markdown inline links and images: [text](target)
 
@@ -161,7 +161,7 @@ def assemble(executed: Path, staging: Path, root: Path = ROOT, partial: bool = F
         if page == "index.md":
             toc = "\n".join(f"lessons/{p.stem}" for p in present)
             text += (f"\n\n```{{toctree}}\n:hidden:\n:caption: Lessons\n\n{toc}\n```\n\n"
-                     "```{toctree}\n:hidden:\n:caption: Course\n\nteaching_guide\nresults\ncontributing\n```\n")
+                     "```{toctree}\n:hidden:\n:caption: Course\n\nteaching_guide\ndata\nresults\ncontributing\n```\n")
         (staging / page).write_text(text, encoding="utf-8")
     (staging / FILES / "lessons").mkdir(parents=True, exist_ok=True)
     for path in present:
