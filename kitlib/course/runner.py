@@ -80,7 +80,7 @@ def _provenance(run: Run, started: datetime.datetime, records: list[dict]) -> di
         "profile": run.profile,
         "datasets": sorted({r["dataset"] for r in records}),
         "models": sorted({r["model"] for r in records}),
-        "data_dir": data_dir if data_dir else "-",
+        "data_dir": Path(data_dir).name if data_dir else "-",  # the folder's name: no machine's path in a table
         "offline": runtime.env_flag("KITLIB_OFFLINE"),
         "machine": evaluate.machine(),
         "date": started.isoformat(timespec="seconds"),

@@ -61,7 +61,8 @@ def value(metric: str, number: float) -> str:
 def header(run: dict[str, Any]) -> str:
     """One line naming the run: profile, date, machine, the kit's commit, where the data came from."""
     first = next(iter(run.get("notebooks", {}).values()), {})
-    data = f"`KITLIB_DATA_DIR={first['data_dir']}`" if first.get("data_dir", "-") != "-" else "no data folder"
+    folder = first.get("data_dir", "-")
+    data = f"the official archives in a folder `{Path(folder).name}` (`KITLIB_DATA_DIR`)" if folder != "-" else "no data folder"
     offline = (", offline (pre-trained models: the offline pack's stand-ins)" if first.get("offline")
                else ", network allowed (each row names the model it used: TF Hub's, or a stand-in where unreachable)")
     remeasured = run.get("remeasured", {})
@@ -103,7 +104,7 @@ def results_block(run: dict[str, Any], every_metric: bool) -> str:
     rows = ["| lesson | data | model | metric | result | test examples | whole notebook |", "| --- " * 7 + "|"]
     shown: set[str] = set()
     for r in _newest(run.get("records", [])):
-        if not every_metric and "test_accuracy" not in r["metric"]:
+        if not every_metric and r["metric"] != "test_accuracy":
             continue
         notebook = "" if r["lesson"] in shown else _notebook_cell(timed.get(r["lesson"]))
         shown.add(r["lesson"])
