@@ -31,7 +31,7 @@ import keras
 import numpy as np
 
 from kitlib import _fs, evaluate, runtime
-from kitlib.data import datasets
+from kitlib.data import datasets, owndata
 from kitlib.models import finetuned
 
 MARKER = ".kitlib-output.json"  # in an output folder the kit wrote: the names it wrote there
@@ -325,7 +325,7 @@ def _require_splits(data: datasets.LabelledSplits) -> None:
     """Refuse, before any training, splits too small to train, choose epochs on, or test."""
     counts = {split: len(data.labels(split)) for split in ("train", "val", "test")}
     if counts["train"] < 10 or not counts["val"] or not counts["test"]:
-        raise ValueError(f"{data.name}: the recipe needs at least 10 training examples and a non-empty validation "
+        raise owndata.DataFileError(f"{data.name}: the recipe needs at least 10 training examples and a non-empty validation "
                          "and test split (sizes: " + ", ".join(f"{s} {n}" for s, n in counts.items())
                          + "). Add examples (a few more per class), or give a validation or test file.")
 
@@ -538,7 +538,8 @@ def loading_code(result: Run, folder: Path) -> dict[str, str]:
                                                  "without it\n" if result.task == "text" else "")
                   + f"\nserve = tf.saved_model.load({serving!r}).signatures[\"serving_default\"]\n{read}"
                   f"out = {saved_call}\n"
-                  "print([label.decode() for label in out[\"label\"].numpy()], out[\"probabilities\"].numpy().tolist())\n")
+                  "print([label.decode() for label in out[\"label\"].numpy()])  # the predicted classes\n"
+                  "print(out[\"probabilities\"].numpy().tolist())  # one column per class, as in out[\"classes\"]\n")
     return {"keras": keras_code, "savedmodel": saved_code}
 
 
