@@ -530,7 +530,8 @@ def loading_code(result: Run, folder: Path) -> dict[str, str]:
     keras_code = (f"import keras\n{keras_imports}import tensorflow as tf\n\nimport kitlib\n\n"
                   "# the kit's layers are the custom objects the file needs; safe_mode stays on\n"
                   "custom = {\"kitlib>HubLayer\": kitlib.HubLayer, \"kitlib>BertPreprocessor\": kitlib.BertPreprocessor}\n"
-                  f"model = keras.saving.load_model({keras_file!r}, custom_objects=custom)\n{size}"
+                  f"model = keras.saving.load_model({keras_file!r}, custom_objects=custom, compile=False)  "
+                  f"# to predict; compile again to train on\n{size}"
                   f"probabilities = {keras_call}  # {shape}\n"
                   "print(probabilities.tolist())\n")
     saved_code = ("import tensorflow as tf\n" + ("import tensorflow_text  # noqa: F401  registers the text ops "
