@@ -433,12 +433,13 @@ def load_text(
     label_column: str | None = None,
     encoding: str = "utf-8",
     test_file: str | Path | None = None,
+    val_file: str | Path | None = None,
 ) -> TextData:
     """Load labelled text by name (lesson 00) or from your own file or folder (lesson 12), sized by the profile.
 
     Offline, IMDB falls back to the offline pack's Rotten Tomatoes snippets. A path is your own data: a CSV,
     TSV or JSON-lines file with a text and a label column (found by their usual names, or named by
-    `text_column` / `label_column`; `test_file` adds a test file), or a folder with one sub-folder of .txt
+    `text_column` / `label_column`; `test_file` and `val_file` add a test and a validation file), or a folder with one sub-folder of .txt
     files per class, optionally under train/ (val/) test/. Any number of classes.
     """
     sizes = {
@@ -449,7 +450,7 @@ def load_text(
     seed = _seed(seed, cfg)
     rng = np.random.default_rng(seed)
     if owndata.is_path(name):
-        labelled = owndata.read_text_source(name, text_column, label_column, encoding, test_file)
+        labelled = owndata.read_text_source(name, text_column, label_column, encoding, test_file, val_file)
         title, source, splits, classes = _own_splits(labelled, cfg, sizes, rng, seed)
         data = TextData(Path(name).stem, title, source, splits, batch_size or (cfg.batch_size if cfg else 64), seed,
                         classes)
