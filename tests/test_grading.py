@@ -92,7 +92,7 @@ def test_nbgrader_generate_assignment_accepts_every_lesson_and_matches_the_stude
     (course / "nbgrader_config.py").write_text(
         "c = get_config()\n"
         f"c.CourseDirectory.root = {str(course)!r}\n"
-        f"c.ClearSolutions.code_stub = {{'python': {grading.CODE_STUB!r}}}\n", encoding="utf-8")
+        f"c.ClearSolutions.code_stub = {{'python': {release.STUB!r}}}\n", encoding="utf-8")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     done = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", "kit", "--force"],
                           cwd=course, env=env, capture_output=True, text=True, timeout=300)  # runs `alembic`
