@@ -57,20 +57,21 @@ def load_text(
     label_column: str | None = None,
     encoding: str = "utf-8",
     test_file: str | Path | None = None,
+    val_file: str | Path | None = None,
 ) -> TextData:
     """Load labelled text by name (lesson 00) or from your own file or folder (lesson 12), sized by the profile.
 
     Sizes and batch size default to the profile's (None: the profile's); validation is carved from IMDB's train
     folder. Without a network, IMDB falls back to the offline pack's Rotten Tomatoes snippets. A path is your own
     data: a CSV, TSV or JSON-lines file with a text and a label column (found by their usual names, or named by
-    `text_column` / `label_column`; `test_file` adds a test file), or a folder with one sub-folder of .txt files
+    `text_column` / `label_column`; `test_file` and `val_file` add a test and a validation file), or a folder with one sub-folder of .txt files
     per class, optionally under train/ (val/) test/. Any number of classes.
     """
     sizes = splits.sizes(cfg, train_size, val_size, test_size)
     seed, batch = splits.seed(cfg, seed), splits.batch_size(cfg, batch_size)
     rng = np.random.default_rng(seed)
     if owndata.is_path(name):
-        labelled = owndata.read_text_source(name, text_column, label_column, encoding, test_file)
+        labelled = owndata.read_text_source(name, text_column, label_column, encoding, test_file, val_file)
         found = _own_splits(labelled, cfg, sizes, rng, seed)
         return TextData(Path(name).stem, found.title, found.source, found.splits, batch, seed,
                         found.class_names).report(verbose)

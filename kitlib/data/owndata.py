@@ -445,8 +445,9 @@ def read_folder(root: Path | str, suffixes: Sequence[str], what: str) -> Labelle
 
 
 def read_text_source(source: Path | str, text_column: str | None = None, label_column: str | None = None,
-                     encoding: str = "utf-8", test_file: Path | str | None = None) -> Labelled:
-    """Labelled texts from a table file (plus an optional test file) or from class folders of .txt files."""
+                     encoding: str = "utf-8", test_file: Path | str | None = None,
+                     val_file: Path | str | None = None) -> Labelled:
+    """Labelled texts from a table file (plus optional test and validation files) or from class folders of .txt files."""
     path = Path(source)
     if path.is_dir():
         folders = read_folder(path, TEXT_SUFFIXES, "text (.txt)")
@@ -459,7 +460,8 @@ def read_text_source(source: Path | str, text_column: str | None = None, label_c
                 texts.append(text)
             parts[split] = (texts, labels)
         return Labelled(parts, str(path))
-    parts = {("train" if test_file else "all"): read_table(path, text_column, label_column, encoding)}
-    if test_file is not None:
-        parts["test"] = read_table(test_file, text_column, label_column, encoding)
+    parts = {("train" if test_file or val_file else "all"): read_table(path, text_column, label_column, encoding)}
+    for split, file in (("test", test_file), ("val", val_file)):
+        if file is not None:
+            parts[split] = read_table(file, text_column, label_column, encoding)
     return Labelled(parts, str(path))
