@@ -169,7 +169,9 @@ def test_exports_load_in_a_fresh_process_exactly_as_the_report_says(smoke, text_
     np.testing.assert_allclose(probs, expected, atol=1e-4)
     assert labels == [data.class_names[i] for i in expected.argmax(axis=1)]
     without = _fresh_python(saved_code.replace("import tensorflow_text", "import os as tensorflow_text"))
-    assert without.returncode != 0 and "CaseFoldUTF8" in without.stderr, "the report's import is what loading needs"
+    # which of tensorflow_text's ops TF names first (CaseFoldUTF8, WordpieceTokenizeWithOffsets, ...) varies by run
+    assert without.returncode != 0 and "Op type not registered" in without.stderr, \
+        "the report's import is what loading needs"
 
     loaded = _fresh_python(keras_code)
     assert loaded.returncode == 0, loaded.stderr[-3000:]
