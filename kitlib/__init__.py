@@ -28,6 +28,7 @@ _NAMES: dict[str, str] = {
     "mobilenet_v2_imagenet": "kitlib.models.standins", "imagenet_top_k": "kitlib.models.standins:top_k",
     "shared_classifier": "kitlib.models.finetuned:classifier", "split_sizes": "kitlib.models.finetuned",
     "train_frozen_head": "kitlib.models.finetuned",
+    "classical_baseline": "kitlib.models.classical",
     "RecipeSettings": "kitlib.models.recipe:Settings", "run_recipe": "kitlib.models.recipe:run",
     "export_recipe": "kitlib.models.recipe:export", "class_probabilities": "kitlib.models.recipe:probabilities",
     # evaluating, recording, measuring (every lesson)
