@@ -122,15 +122,14 @@ def measure(name: str, model: Any, examples: Any, accuracy: float, *, kind: str 
 
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
-    """A fixed-width text table of `measure` rows, for printing in a notebook."""
+    """A Markdown table of `measure` rows, for printing in a notebook."""
+    from kitlib.evaluate import render_table
+
     if not rows:
         return "(no rows)"
     latency_keys = [key for key in rows[0] if key.startswith("latency_b")]
-    header = f"{'model':40s} {'kind':5s} {'accuracy':>8s} {'params':>8s} {'disk':>8s} " + " ".join(
-        f"{key[len('latency_'):-len('_ms')] + ' ms':>9s}" for key in latency_keys)
-    lines = [header, "-" * len(header)]
-    for row in rows:
-        lines.append(f"{row['model'][:40]:40s} {row.get('kind', '')[:5]:5s} {row['accuracy']:8.1%} "
-                     f"{row['params_m']:7.2f}M {row['disk_mb']:6.1f}MB " +
-                     " ".join(f"{row[key]:9.1f}" for key in latency_keys))
-    return "\n".join(lines)
+    header = ["model", "kind", "accuracy", "params", "disk", *(key[len("latency_"):-len("_ms")] + " ms"
+                                                               for key in latency_keys)]
+    return render_table(header, [[row["model"], row.get("kind", ""), f"{row['accuracy']:.1%}",
+                                  f"{row['params_m']:.2f}M", f"{row['disk_mb']:.1f}MB",
+                                  *(f"{row[key]:.1f}" for key in latency_keys)] for row in rows])
