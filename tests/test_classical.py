@@ -63,3 +63,16 @@ def test_malformed_input_gets_a_clear_error() -> None:
         classical_baseline(([1, 2], labels), (texts, labels))
     with pytest.raises(TypeError, match="pair"):
         classical_baseline(texts + ["a third"], (texts, labels))
+
+
+def test_three_classes_get_one_probability_column_each() -> None:
+    rng = np.random.default_rng(3)
+    words = {0: ["awful", "terrible"], 1: ["fine", "okay"], 2: ["great", "wonderful"]}
+
+    def three(n: int) -> tuple[list[str], np.ndarray]:
+        labels = rng.integers(0, 3, n)
+        return [" ".join([*rng.choice(FILLER, 5), *rng.choice(words[y], 2)]) for y in labels], labels
+
+    model = classical_baseline(three(150), three(60))
+    texts, labels = three(60)
+    assert model.predict_proba(texts).shape == (60, 3) and np.mean(model.predict(texts) == labels) > 0.95

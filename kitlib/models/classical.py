@@ -39,6 +39,16 @@ class ClassicalBaseline:
         """The most probable class index of each raw string."""
         return self.predict_proba(texts).argmax(axis=1)
 
+    def get_weights(self) -> list[np.ndarray]:
+        """What ships: the vocabulary (in column order), the idf weights, the coefficients and intercepts."""
+        tfidf, logreg = self.pipeline.named_steps["tfidf"], self.pipeline.named_steps["logreg"]
+        vocabulary = np.array(sorted(tfidf.vocabulary_, key=tfidf.vocabulary_.get))
+        return [vocabulary, tfidf.idf_, logreg.coef_, logreg.intercept_]
+
+    def count_params(self) -> int:
+        """The fitted numbers: an idf weight per n-gram, a coefficient per n-gram and class, the intercepts."""
+        return int(sum(w.size for w in self.get_weights()[1:]))
+
     def describe(self) -> str:
         """One line: what was chosen, and its validation accuracy."""
         low, high = self.ngram_range
@@ -98,13 +108,15 @@ def classical_baseline(
     if not ngram_ranges or not cs:
         raise ValueError("ngram_ranges and cs must each list at least one setting to choose from.")
     n_classes = int(max(train_labels.max(), val_labels.max())) + 1
+    # liblinear is exact and fast for two classes (about 10x lbfgs on sparse n-grams here); lbfgs is multinomial
+    solver = "liblinear" if len(np.unique(train_labels)) == 2 else "lbfgs"
     grid, best, best_key = [], None, None
     for ngram_range in ngram_ranges:
         vectorizer = TfidfVectorizer(ngram_range=tuple(ngram_range), sublinear_tf=True, max_features=max_features)
         features = vectorizer.fit_transform(train_texts)  # fitted once per n-gram range, shared by every C
         val_features = vectorizer.transform(val_texts)
         for c in cs:
-            classifier = LogisticRegression(C=float(c), max_iter=2000).fit(features, train_labels)
+            classifier = LogisticRegression(C=float(c), solver=solver, max_iter=2000).fit(features, train_labels)
             seen = classifier.predict_proba(val_features)
             probabilities = np.full((len(val_texts), n_classes), 1e-12)
             probabilities[:, classifier.classes_] = seen
