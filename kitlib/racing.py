@@ -35,7 +35,8 @@ class Budget:
 
     def __post_init__(self) -> None:
         if self.max_epochs < 1 or self.patience < 0:
-            raise ValueError(f"Budget needs max_epochs >= 1 and patience >= 0 (got {self.max_epochs}, {self.patience}).")
+            raise ValueError(f"Budget needs max_epochs >= 1 and patience >= 0 "
+                             f"(got {self.max_epochs}, {self.patience}).")
 
     def callbacks(self) -> list[Any]:
         """Early stopping on validation with the best weights restored: the one callback set for a race."""
