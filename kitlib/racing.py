@@ -61,6 +61,8 @@ class Budget:
 def _labels(predictions: Any, name: str, n: int) -> np.ndarray:
     """Predicted class indices from labels (n,), sigmoid probabilities (n,) or (n, 1), or class probabilities (n, k)."""
     predictions = np.asarray(predictions)
+    if predictions.dtype == bool:
+        predictions = predictions.astype(int)
     if predictions.ndim == 2 and predictions.shape[1] == 1:
         predictions = predictions[:, 0]
     if predictions.ndim == 2:
