@@ -8,7 +8,7 @@ TEST_CACHE := .cache/test
 TEST_ENV := env KITLIB_DATA_DIR= KITLIB_OFFLINE=1 KITLIB_PROFILE=smoke \
 	KITLIB_CACHE=$(CURDIR)/$(TEST_CACHE)/cache KITLIB_RESULTS=$(CURDIR)/$(TEST_CACHE)/results
 
-.PHONY: setup lab test test-compat test-newest browser results site release clean
+.PHONY: setup lab lab-instructor exercises test test-compat test-newest browser results site release clean
 
 setup: $(STAMP)
 
@@ -20,8 +20,39 @@ $(STAMP): pyproject.toml kitlib/data/pack.py
 	$(BIN)/python -m kitlib pack
 	touch $(STAMP)
 
-lab: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+# `make lab` opens the learner's exercise copies (EXERCISES, git-ignored): each lesson with its solutions replaced
+# by `raise NotImplementedError()`; the full lessons, solutions included, stay in NOTEBOOKS. `make lab-instructor`
+# opens NOTEBOOKS themselves with nbgrader's menus. Both: JupyterLab's news and update checks off
+# (jupyter/settings/overrides.json), --allow-root only when run as root, and LAB_ARGS passed on, e.g.
+# `make lab LAB_ARGS="--no-browser --ServerApp.port=8899"`. The learner's lab also reads jupyter/learner
+# (JUPYTER_CONFIG_PATH, after the user's own ~/.jupyter): nbgrader's lab and server extensions off there.
+NOTEBOOKS ?= notebooks
+EXERCISES ?= exercises
+LAB_ARGS ?=
+JUPYTER_LAB = $(BIN)/jupyter lab --LabApp.app_settings_dir=$(CURDIR)/jupyter/settings \
+	$(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+
+lab: exercises
+	JUPYTER_CONFIG_PATH=$(CURDIR)/jupyter/learner$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH} \
+		$(JUPYTER_LAB) --notebook-dir=$(EXERCISES)
+
+lab-instructor: $(STAMP)
+	$(JUPYTER_LAB) --notebook-dir=$(NOTEBOOKS)
+
+# Exercise copies (`kitlib release` into a temporary folder) copied into EXERCISES only where it has none yet, so
+# a learner's work is never overwritten; delete a copy to get a fresh one (e.g. after a lesson changed).
+exercises: $(STAMP)
+	@fresh=$$(mktemp -d) && trap 'rm -rf "$$fresh"' EXIT && \
+	$(BIN)/python -m kitlib release --src $(NOTEBOOKS) --out "$$fresh" >/dev/null && \
+	mkdir -p $(EXERCISES) && \
+	for copy in "$$fresh"/*.ipynb; do \
+		name=$$(basename "$$copy"); \
+		if [ ! -e "$(EXERCISES)/$$name" ]; then cp "$$copy" "$(EXERCISES)/$$name"; \
+		elif [ "$(NOTEBOOKS)/$$name" -nt "$(EXERCISES)/$$name" ]; then \
+			echo "kept your $(EXERCISES)/$$name; $(NOTEBOOKS)/$$name is newer (delete yours to get its new version)"; \
+		fi; \
+	done; \
+	echo "exercise copies: $(EXERCISES)/ (solutions: $(NOTEBOOKS)/)"
 
 # Debian's Chromium and its driver for the browser test (tests/e2e); apt-get runs only when they are missing.
 browser:
@@ -62,24 +93,42 @@ test-newest: browser
 	rm -rf $(TEST_CACHE)-newest
 	$(subst $(TEST_CACHE),$(TEST_CACHE)-newest,$(TEST_ENV)) $(NEWEST)/bin/python -m $(SUITE)
 
-# Measure the cpu profile on real data (KITLIB_DATA_DIR, default ../shared/datasets): the executed copies, for the
+# Measure the cpu profile on real data (KITLIB_DATA_DIR, default ../shared/datasets; missing: how to fetch it): the executed copies, for the
 # site, go to docs/_executed (git-ignored: they show the datasets' reviews and photos) with run.json, the run's
 # provenance, records and cell times (committed); then the README's and docs/results.md's marked tables and
 # kitlib/timings.json are written from run.json.
 # `make results LESSONS="notebooks/03_pretraining_mlm.ipynb"` re-measures those lessons into the same run.
+DATA_DIR = $${KITLIB_DATA_DIR:-$(CURDIR)/../shared/datasets}
 results: $(STAMP)
-	KITLIB_PROFILE=cpu KITLIB_PROGRESS=0 KITLIB_DATA_DIR=$${KITLIB_DATA_DIR:-$(CURDIR)/../shared/datasets} \
+	@[ -d "$(DATA_DIR)" ] || { echo "make results measures the real datasets, and $(DATA_DIR) is not a folder:" \
+		"download and verify the archives with \`$(BIN)/python -m kitlib fetch --dest DIR\` (about 320 MB)," \
+		"then run \`KITLIB_DATA_DIR=DIR make results\`. \`make site\` builds the course without them." >&2; exit 1; }
+	KITLIB_PROFILE=cpu KITLIB_PROGRESS=0 KITLIB_DATA_DIR=$(DATA_DIR) \
 		$(BIN)/python -m kitlib bench $(or $(LESSONS),notebooks/*.ipynb) --executed docs/_executed \
 		--out docs/_executed/report.md $(if $(LESSONS),--merge)
 	$(BIN)/python -m kitlib tables
 
-# The HTML course (Sphinx + myst-nb) from the executed copies `make results` wrote: build/site/index.html.
+# The HTML course (Sphinx + myst-nb): build/site/index.html. After `make results`, from its executed copies in
+# docs/_executed (the full build); otherwise a smoke build, from a fresh clone and offline: the lessons without an
+# executed copy in SMOKE_EXECUTED are run there first in the smoke profile (offline pack, own cache), and every
+# page says it is a smoke build.
+SMOKE_EXECUTED := build/executed-smoke
+LESSON_FILES = $(wildcard notebooks/[0-9][0-9]_*.ipynb)
+lacking = $(foreach nb,$(LESSON_FILES),$(if $(wildcard $(1)/$(notdir $(nb))),,$(nb)))
 site: $(STAMP)
+ifeq ($(call lacking,docs/_executed),)
 	$(BIN)/python -m kitlib site --executed docs/_executed --out build/site
+else
+	$(if $(call lacking,$(SMOKE_EXECUTED)),env KITLIB_PROFILE=smoke KITLIB_OFFLINE=1 KITLIB_PROGRESS=0 KITLIB_DATA_DIR= \
+		KITLIB_CACHE=$(CURDIR)/.cache/site/cache KITLIB_RESULTS=$(CURDIR)/.cache/site/results \
+		$(BIN)/python -m kitlib bench $(call lacking,$(SMOKE_EXECUTED)) --executed $(SMOKE_EXECUTED) \
+		--out $(SMOKE_EXECUTED)/report.md $(if $(wildcard $(SMOKE_EXECUTED)/run.json),--merge))
+	$(BIN)/python -m kitlib site --executed $(SMOKE_EXECUTED) --out build/site
+endif
 
 # Student copies of every lesson in release/: each solution block replaced by `raise NotImplementedError()`.
 release: $(STAMP)
 	$(BIN)/python -m kitlib release --src notebooks --out release
 
 clean:
-	rm -rf $(VENV) $(COMPAT) $(NEWEST) $(TEST_CACHE) $(TEST_CACHE)-compat $(TEST_CACHE)-newest notebooks/runs notebooks/artifacts release build/site
+	rm -rf $(VENV) $(COMPAT) $(NEWEST) $(TEST_CACHE) $(TEST_CACHE)-compat $(TEST_CACHE)-newest notebooks/runs notebooks/artifacts release build/site $(SMOKE_EXECUTED)

@@ -27,7 +27,8 @@ _NAMES: dict[str, str] = {
     "save_preprocessor": "kitlib.models.textmodels",
     "mobilenet_v2_imagenet": "kitlib.models.standins", "imagenet_top_k": "kitlib.models.standins:top_k",
     "shared_classifier": "kitlib.models.finetuned:classifier", "split_sizes": "kitlib.models.finetuned",
-    "train_frozen_head": "kitlib.models.finetuned",
+    "train_frozen_head": "kitlib.models.finetuned", "TextRecipe": "kitlib.models.finetuned",
+    "ImageRecipe": "kitlib.models.finetuned",
     "classical_baseline": "kitlib.models.classical",
     "RecipeSettings": "kitlib.models.recipe:Settings", "run_recipe": "kitlib.models.recipe:run",
     "export_recipe": "kitlib.models.recipe:export", "class_probabilities": "kitlib.models.recipe:probabilities",
@@ -45,8 +46,8 @@ _NAMES: dict[str, str] = {
     "MagnitudePruning": "kitlib.compress", "layers_of": "kitlib.compress", "quantize_int8": "kitlib.compress",
     "sparsity": "kitlib.compress",
     # serving (lessons 07, 09)
-    "ModelServer": "kitlib.serving.rest", "VersionedModel": "kitlib.serving.rest",
-    "export_version": "kitlib.serving.rest", "rest_predict": "kitlib.serving.rest:predict",
+    "ModelServer": "kitlib.serving", "VersionedModel": "kitlib.serving",
+    "export_version": "kitlib.serving", "rest_predict": "kitlib.serving:predict",
     "tflite_convert": "kitlib.serving.lite:convert", "tflite_runner": "kitlib.serving.lite:runner",
     # plots
     "plot_confusion_matrix": "kitlib.plots", "plot_embedding_2d": "kitlib.plots", "plot_history": "kitlib.plots",

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from kitlib import _fs, evaluate, runtime
-from kitlib.course import grading, release, runner
+from kitlib.course import grading, release, runner, sandbox
 from kitlib.data import datasets, downloads, pack
 
 
@@ -142,12 +142,14 @@ def stamp_repository(args: argparse.Namespace) -> int:
 
 def release_notebooks(args: argparse.Namespace) -> int:
     """Write student copies of the lessons, solutions replaced by stubs."""
+    if not Path(args.src).is_dir():
+        raise SystemExit(f"--src {args.src} is not a folder: give the folder that holds the instructor notebooks.")
     notebooks = sorted(Path(args.src).glob("*.ipynb"))
     if not notebooks:
         raise SystemExit(f"No notebooks in {args.src}.")
     try:
         written = release.release(notebooks, Path(args.out))
-    except release.ReleaseError as exc:
+    except (release.ReleaseError, OSError) as exc:
         raise SystemExit(str(exc)) from None
     for path in written:
         print(f"student copy: {path}")
@@ -157,7 +159,12 @@ def release_notebooks(args: argparse.Namespace) -> int:
 def mark_cells(args: argparse.Namespace) -> int:
     """Write (or with --check, verify) the nbgrader metadata of the lessons."""
     paths = [Path(p) for p in args.notebooks] or sorted(Path("notebooks").glob("[0-9][0-9]_*.ipynb"))
-    stale = grading.mark_files(paths, check=args.check)
+    if not paths:
+        raise SystemExit("No lessons to mark: run from the checkout (notebooks/NN_*.ipynb) or name the files.")
+    try:
+        stale = grading.mark_files(paths, check=args.check)
+    except (ValueError, OSError) as exc:  # not a lesson name, not a notebook, not writable
+        raise SystemExit(str(exc)) from None
     for path in stale:
         print(f"{'out of date' if args.check else 'marked'}: {path}")
     if args.check and stale:
@@ -170,7 +177,9 @@ def grade(args: argparse.Namespace) -> int:
     """Grade a folder of submissions against one lesson and write the gradebook."""
     try:
         lesson = grading.find_lesson(args.lesson, Path(args.notebooks))
-        rows = grading.grade(Path(args.submissions), lesson, Path(args.out), args.profile, args.timeout)
+        limits = sandbox.Limits(memory_bytes=int(args.memory_gb * (1 << 30)), processes=args.processes,
+                                cpu_seconds=int(args.timeout) + 5)
+        rows = grading.grade(Path(args.submissions), lesson, Path(args.out), args.profile, args.timeout, limits)
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
     print(f"gradebook: {Path(args.out) / 'gradebook.csv'}, summary: {Path(args.out) / 'summary.md'} "
@@ -179,33 +188,50 @@ def grade(args: argparse.Namespace) -> int:
 
 
 def finetune(args: argparse.Namespace) -> int:
-    """Lesson 12's recipe on a file or folder: train, export, record the result, write a Markdown report."""
+    """Lesson 12's recipe on a file or folder: train, then write model, export and report into --out together."""
     from kitlib.data import owndata
-    from kitlib.models import recipe
+    from kitlib.models import finetuned, recipe
 
     cfg = runtime.setup(profile=args.profile)
-    settings = recipe.Settings.for_profile(cfg)
-    out = Path(args.out) if args.out else Path("finetuned") / Path(args.source).stem
-    print(f"[1/5] reading {args.source} ({args.task})")
+    if args.task == "image" and (args.test_file or args.val_file or args.seq_length):
+        raise SystemExit("--test-file, --val-file and --seq-length are for --task text; image data gives its splits "
+                         "as train/ val/ test/ folders.")
     try:
-        if args.task == "text":
-            data = datasets.load_text(args.source, cfg, text_column=args.text_column, label_column=args.label_column,
-                                      encoding=args.encoding)
-        else:
-            data = datasets.load_images(args.source, cfg, image_size=settings.image_size)
-    except owndata.DataFileError as exc:
+        settings = recipe.Settings.for_profile(cfg, seq_length=args.seq_length, max_examples=args.max_examples)
+    except ValueError as exc:
         raise SystemExit(str(exc)) from None
-    print(f"[2/5] training: {len(data.class_names)} classes, {len(data.labels('train')):,} training examples")
-    result = recipe.run(data, cfg, settings)
-    print(f"[3/5] exporting to {out}")
-    paths = recipe.export(result, out)
-    print(f"  {paths['keras']}\n  {paths['serving']} (SavedModel, signature serving_default)")
+    spec, profile = settings.for_task(args.task), finetuned.TextRecipe.for_profile(cfg)
+    default_cap = (profile if args.task == "text" else finetuned.ImageRecipe.for_profile(cfg)).max_examples
+    print(f"{cfg.profile} profile: --max-examples {spec.max_examples or 'all'} (default {default_cap or 'all'}; "
+          "0 for every example)" + (f", --seq-length {spec.seq_length} (default {profile.seq_length})"
+                                    if args.task == "text" else ""))
+    out = Path(args.out) if args.out else Path("finetuned") / Path(args.source).stem
+    data_paths = [Path(p) for p in (args.source, args.test_file, args.val_file) if p]
+    try:
+        with recipe.output_folder(out, force=args.force, protected=data_paths) as staging:
+            print(f"[1/5] reading {args.source} ({args.task})")
+            sizes = {"train_size": spec.max_examples}
+            if args.task == "text":
+                data = datasets.load_text(args.source, cfg, text_column=args.text_column,
+                                          label_column=args.label_column, encoding=args.encoding,
+                                          test_file=args.test_file, val_file=args.val_file, **sizes)
+            else:
+                data = datasets.load_images(args.source, cfg, image_size=spec.image_size, **sizes)
+            print(f"[2/5] training: {len(data.class_names)} classes, {len(data.labels('train')):,} training, "
+                  f"{len(data.labels('val')):,} validation and {len(data.labels('test')):,} test examples")
+            result = recipe.run(data, cfg, settings)
+            print(f"[3/5] exporting (staged in {staging})")
+            recipe.write_exports(result, staging)
+            print("[4/5] writing the report")
+            recipe.write_report(result, data, staging, location=out.absolute())
+    except (owndata.DataFileError, recipe.OutputFolderError, _fs.StorageError) as exc:
+        raise SystemExit(str(exc)) from None
+    print(f"[5/5] written together into {out}:\n  {out / 'model.keras'}\n  {out / 'serving'} (SavedModel, signature "
+          f"serving_default)\n  {out / 'report.md'} (how to load both)")
     evaluate.record_result(cfg, "12", "test_accuracy", result.accuracy, dataset=data.name,
-                           model=f"{result.backbone}, fine-tuned top", seconds=sum(result.seconds.values()),
+                           model=f"{result.backbone}, fine-tuned", seconds=sum(result.seconds.values()),
                            n_test=len(result.y_test))
-    print(f"[4/5] result recorded in {cfg.results_dir}")
-    report = recipe.write_report(result, data, out)
-    print(f"[5/5] report: {report}")
+    print(f"  result recorded in {cfg.results_dir}")
     return 0
 
 
@@ -266,6 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     grade_cmd.add_argument("--profile", default="smoke", choices=runtime.PROFILES)
     grade_cmd.add_argument("--timeout", type=float, default=600, help="seconds per submission (default 600)")
     grade_cmd.add_argument("--out", default="gradebook", help="folder for gradebook.csv and summary.md")
+    grade_cmd.add_argument("--memory-gb", type=float, default=4, help="address space per submission (default 4)")
+    grade_cmd.add_argument("--processes", type=int, default=256,
+                           help="processes and threads per submission's user (default 256)")
     grade_cmd.set_defaults(run=grade)
     tune_cmd = commands.add_parser("finetune", help="fine-tune on your own file or class folders, export, report")
     tune_cmd.add_argument("source", help="a CSV / TSV / JSON-lines file or a folder of class sub-folders")
@@ -275,6 +304,16 @@ def main(argv: list[str] | None = None) -> int:
     tune_cmd.add_argument("--text-column", help="the text column of a table (default: found by its name)")
     tune_cmd.add_argument("--label-column", help="the label column of a table (default: found by its name)")
     tune_cmd.add_argument("--encoding", default="utf-8", help="the table's text encoding (default: utf-8)")
+    tune_cmd.add_argument("--test-file", help="your test table: the report scores the model on it (default: a "
+                                              "test split carved from SOURCE)")
+    tune_cmd.add_argument("--val-file", help="your validation table, on which the epochs are chosen (default: carved "
+                                             "from SOURCE)")
+    tune_cmd.add_argument("--max-examples", type=int, help="training examples used at most, 0 for all (default: the "
+                                                           "profile's, printed at the start)")
+    tune_cmd.add_argument("--seq-length", type=int, help="word pieces per text: longer is slower and can be more "
+                                                         "accurate (default: the profile's, printed at the start)")
+    tune_cmd.add_argument("--force", action="store_true", help="replace an --out folder that holds files the kit "
+                                                               "did not write (they are deleted)")
     tune_cmd.set_defaults(run=finetune)
     args = parser.parse_args(argv)
     return args.run(args)

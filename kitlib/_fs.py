@@ -86,8 +86,10 @@ def write_atomically(target: Path, text: str) -> None:
 
 
 @contextlib.contextmanager
-def one_at_a_time(target: Path) -> Iterator[None]:
+def one_at_a_time(target: Path, wait: bool = True) -> Iterator[None]:
     """Hold an exclusive lock on `target`: another kernel building the same cache entry waits, then reuses it.
+
+    With `wait=False` a lock held elsewhere raises `BlockingIOError` at once instead (a second `finetune --out`).
 
     Two lessons open at once (or two test workers) would otherwise both export a stand-in or train a shared model,
     and the second to finish would replace the folder the first is reading. Advisory `flock` locks (Linux, macOS)
@@ -107,13 +109,17 @@ def one_at_a_time(target: Path) -> Iterator[None]:
     except OSError as exc:
         raise storage_error(exc, f"create a lock file in {locks}") from exc
     with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         yield
 
 
 @contextlib.contextmanager
 def staged_folder(target: Path) -> Iterator[Path]:
-    """Yield a marked staging folder beside `target` that replaces it at once on success and vanishes on error."""
+    """Yield a marked staging folder beside `target` that replaces it at once on success and vanishes on error.
+
+    The old `target` is renamed aside (under a marked staging name) before the new one is renamed in, and only then
+    deleted: at no moment is half of either folder in place, and what a kill leaves is cleaned by the next writer.
+    """
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         clean_stale(target.parent, target.name)
@@ -122,8 +128,13 @@ def staged_folder(target: Path) -> Iterator[Path]:
         raise storage_error(exc, f"create a folder in {target.parent}") from exc
     try:
         yield staging
-        if target.exists():
-            shutil.rmtree(target)
+        aside = target.parent / f"{staging_prefix(target)}replaced"
+        if target.exists() or target.is_symlink():
+            os.replace(target, aside)
         os.replace(staging, target)
+        if aside.is_dir() and not aside.is_symlink():
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            aside.unlink(missing_ok=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -13,7 +13,8 @@ from typing import Any, Callable, Iterator
 import keras
 import numpy as np
 
-PRUNABLE = ("Dense", "Conv2D", "Conv1D", "DepthwiseConv2D", "EinsumDense")
+PRUNABLE = (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.DepthwiseConv2D,
+            keras.layers.EinsumDense)
 
 
 def polynomial_sparsity(step: int, final_sparsity: float, begin_step: int, end_step: int,
@@ -43,11 +44,11 @@ def layers_of(model: Any) -> Iterator[Any]:
 
 
 def quantize_int8(model: Any, only: Callable[[Any], bool]) -> list[str]:
-    """Quantise the layers `only` picks to int8 in place (lesson 07); return their names.
+    """Quantise the layers `only` picks to int8 in place (lesson 07); return the names of those now in int8.
 
     `model.quantize("int8", filters=only)` where Keras has `filters` (3.11 and later); on older Keras 3 each
     picked layer is quantised with its own public `layer.quantize("int8")`, the model's compiled functions are
-    reset so the next call traces the int8 path, and a note says so.
+    rebuilt (`make_*_function(force=True)`) so the next call traces the int8 path, and a note says so.
     """
     picked = [layer for layer in layers_of(model) if only(layer) and hasattr(layer, "quantize")]
     try:
@@ -59,14 +60,15 @@ def quantize_int8(model: Any, only: Callable[[Any], bool]) -> list[str]:
               "layers one by one")
         for layer in picked:
             layer.quantize("int8")
-        model.train_function = model.test_function = model.predict_function = None
-    return [layer.name for layer in picked]
+        for make in (model.make_train_function, model.make_test_function, model.make_predict_function):
+            make(force=True)
+    return [layer.name for layer in picked if getattr(layer, "quantization_mode", None) == "int8"]
 
 
 def prunable_kernels(model: Any) -> list[Any]:
     """The kernels (not biases or norms) of the model's Dense and convolution layers."""
     return [layer.kernel for layer in layers_of(model)
-            if type(layer).__name__ in PRUNABLE and getattr(layer, "kernel", None) is not None]
+            if isinstance(layer, PRUNABLE) and getattr(layer, "kernel", None) is not None]
 
 
 def sparsity(model: Any) -> float:

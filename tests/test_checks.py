@@ -90,7 +90,6 @@ def write_with_padding(folder: Path, vectors, vocabulary) -> None:
 
 
 def write_with_header(folder: Path, vectors, vocabulary) -> None:
-    write_ok(folder, vectors, ["word"] + vocabulary)
     write_ok(folder, vectors, vocabulary)
     (folder / "metadata.tsv").write_text("word\n" + "".join(w + "\n" for w in vocabulary[1:]))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import kitlib
@@ -40,22 +42,29 @@ def test_doctor_reports_pack_and_sources(kit_env, monkeypatch, capsys) -> None:
     assert "offline pack: complete" in out and "imdb: not available" in out and "rotten_tomatoes" in out
 
 
-def test_finetune_trains_exports_records_and_reports_on_a_csv(kit_env, capsys) -> None:
-    rows = [f'"{text} {i}",{label}' for i in range(25) for label, text in
-            (("pos", "a wonderful moving film"), ("neg", "a dull boring mess"), ("plot", "the story follows a man"))]
-    source = kit_env / "mine.csv"
-    source.write_text("review,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+def test_finetune_trains_exports_records_and_reports_on_the_learners_test_file(kit_env, capsys) -> None:
+    def table(name: str, n: int, offset: int = 0) -> Path:
+        rows = [f'"{text} {i + offset}",{label}' for i in range(n) for label, text in
+                (("pos", "a wonderful moving film"), ("neg", "a dull boring mess"), ("plot", "the story follows a man"))]
+        path = kit_env / name
+        path.write_text("review,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+        return path
+
+    source, test, val = table("mine.csv", 25), table("test.csv", 7, 100), table("dev.csv", 4, 200)
     out = kit_env / "out"
     assert cli.main(["finetune", str(source), "--task", "text", "--profile", "smoke", "--out", str(out),
-                     "--label-column", "label"]) == 0
+                     "--label-column", "label", "--test-file", str(test), "--val-file", str(val)]) == 0
     printed = capsys.readouterr().out
     assert all(f"[{i}/5]" in printed for i in range(1, 6)), printed
+    assert "75 training, 12 validation and 21 test examples" in printed, "every training row trains: the splits are given"
     assert (out / "model.keras").is_file() and (out / "serving" / "saved_model.pb").is_file()
     report = (out / "report.md").read_text()
-    assert "classes (3): neg, plot, pos" in report and "| plot |" in report and "confusion_matrix.png" in report
+    assert "sizes: train 75, val 12, test 21" in report and "## Stages on the test split (21 examples)" in report
+    assert "classes (3): `neg`, `plot`, `pos`" in report and "| plot |" in report and "confusion_matrix.png" in report
+    assert "import tensorflow_text" in report and str(out.absolute() / "serving") in report
     assert (out / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
     records = kitlib.load_results(kit_env / "results", "smoke")
-    assert [(r["lesson"], r["metric"], r["dataset"]) for r in records] == [("12", "test_accuracy", "mine")]
+    assert [(r["lesson"], r["metric"], r["dataset"], r["n_test"]) for r in records] == [("12", "test_accuracy", "mine", 21)]
 
 
 def test_finetune_names_the_bad_file(kit_env) -> None:

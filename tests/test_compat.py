@@ -28,7 +28,10 @@ def test_the_compat_environment_installs_exactly_the_declared_floors() -> None:
 
 def test_make_test_compat_builds_its_environment_from_the_minimum_extra() -> None:
     makefile = (ROOT / "Makefile").read_text()
-    assert re.search(r"^test-compat:", makefile, re.M) and '.[minimum]' in makefile
+    recipe = re.search(r"^test-compat:.*\n((?:\t.*\n)+)", makefile, re.M)
+    assert recipe, "the Makefile has a test-compat target"
+    installs = [line for line in recipe.group(1).splitlines() if "pip install" in line]
+    assert any(re.search(r"\$\(COMPAT\)/bin/python -m pip install .*-e \"\.\[minimum\]\"", line) for line in installs), installs
 
 
 def test_runtime_reads_the_same_floors_from_the_installed_metadata() -> None:

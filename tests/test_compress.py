@@ -64,7 +64,10 @@ def test_quantize_int8_falls_back_to_layer_by_layer_on_keras_without_filters(mon
         return m
 
     native = model()
-    assert len(compress.quantize_int8(native, only=lambda layer: isinstance(layer, keras.layers.Dense))) == 2
+    quantised = compress.quantize_int8(native, only=lambda layer: isinstance(layer, keras.layers.Dense))
+    modes = {layer.name: getattr(layer, "quantization_mode", None) for layer in native.layers}
+    assert sorted(quantised) == sorted(n for n, mode in modes.items() if mode == "int8") and len(quantised) == 2
+    assert modes[native.layers[1].name] is None, "the Embedding is not picked"
     old = model()
     names = [layer.name for layer in old.layers if isinstance(layer, keras.layers.Dense)]
 

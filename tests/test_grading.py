@@ -29,8 +29,7 @@ def _write(path: Path, notebook: dict) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def mini_lesson(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def build_mini_lesson(folder: Path) -> Path:
     """Lesson 01's two real exercises (solution and check cells) with a cheap closing assertion, marked."""
     source = json.loads((ROOT / "notebooks" / "01_word_embeddings.ipynb").read_text(encoding="utf-8"))
     exercise_cells = []
@@ -39,14 +38,21 @@ def mini_lesson(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if cell["cell_type"] == "code" and (release.BEGIN in text or "kitlib.checks." in text):
             exercise_cells.append(_code(text))
     assert len(exercise_cells) == 4, "lesson 01 should have two solution cells and two check cells"
-    notebook = {"nbformat": 4, "nbformat_minor": 5, "metadata": source["metadata"], "cells": [
+    notebook = {"nbformat": 4, "nbformat_minor": 5, "metadata": source["metadata"], "cells": [  # ids set below
         {"cell_type": "markdown", "metadata": {}, "source": ["# Lesson 01, the exercises only\n"]},
         _code("import numpy as np\nfrom pathlib import Path\nimport kitlib\n"),
         *exercise_cells,
         _code("assert nearest_neighbours('b', np.eye(3)[[0, 1, 1]], ['a', 'b', 'c'], 1) == ['c']\n"),
     ]}
-    folder = tmp_path_factory.mktemp("lesson")
+    for number, cell in enumerate(notebook["cells"]):
+        cell["id"] = f"c{number}"
     return _write(folder / "01_exercises.ipynb", grading.mark(notebook, "01"))
+
+
+@pytest.fixture(scope="module")
+def mini_lesson(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The small marked lesson the gradebook tests grade against."""
+    return build_mini_lesson(tmp_path_factory.mktemp("lesson"))
 
 
 def test_lessons_carry_the_nbgrader_metadata_the_mark_command_writes() -> None:
@@ -68,7 +74,7 @@ def test_every_exercise_gets_a_solution_cell_and_a_graded_check() -> None:
 def test_mark_finds_cells_by_content_and_is_idempotent(mini_lesson: Path) -> None:
     notebook = json.loads(mini_lesson.read_text(encoding="utf-8"))
     ids = [c["metadata"].get("nbgrader", {}).get("grade_id") for c in notebook["cells"]]
-    assert ids == ["l01-text-0", None, "l01-ex1-solution", "l01-ex1-nearest_neighbours",
+    assert ids == ["l01-text-c0", None, "l01-ex1-solution", "l01-ex1-nearest_neighbours",
                    "l01-ex2-solution", "l01-ex2-projector_export", "l01-closing"]
     assert grading.mark(notebook, "01") == notebook
     assert main(["mark", "--check", str(mini_lesson)]) == 0
@@ -86,7 +92,7 @@ def test_nbgrader_generate_assignment_accepts_every_lesson_and_matches_the_stude
     (course / "nbgrader_config.py").write_text(
         "c = get_config()\n"
         f"c.CourseDirectory.root = {str(course)!r}\n"
-        f"c.ClearSolutions.code_stub = {{'python': {grading.CODE_STUB!r}}}\n", encoding="utf-8")
+        f"c.ClearSolutions.code_stub = {{'python': {release.STUB!r}}}\n", encoding="utf-8")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     done = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", "kit", "--force"],
                           cwd=course, env=env, capture_output=True, text=True, timeout=300)  # runs `alembic`
@@ -152,7 +158,7 @@ def test_gradebook_verdicts(graded: tuple[Path, dict[str, dict]]) -> None:
 def test_summary_gives_pass_rates(graded: tuple[Path, dict[str, dict]]) -> None:
     out, _ = graded
     summary = (out / "summary.md").read_text(encoding="utf-8")
-    assert "| ex1-nearest_neighbours | 3/6 | 50% |" in summary
+    assert "| ex1-nearest\\_neighbours | 3/6 | 50% |" in summary
     assert "| closing | 1/6 | 17% |" in summary
 
 
@@ -166,16 +172,24 @@ def test_wrong_lesson_is_reported_not_graded(mini_lesson: Path, tmp_path: Path) 
     assert rows[0].seconds == 0.0  # nothing was run
 
 
-def test_submissions_run_without_network_or_instructor_environment(tmp_path: Path) -> None:
+def test_submissions_run_without_network_or_instructor_environment(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    planted = {"KITLIB_DATA_DIR": str(tmp_path / "instructor-data"), "AWS_SECRET_ACCESS_KEY": "planted-secret",
+               "GITHUB_TOKEN": "ghp_planted", "HF_TOKEN": "hf_planted"}
+    for name, value in planted.items():
+        monkeypatch.setenv(name, value)
     env = grading.clean_environment(tmp_path, "smoke")
     assert env["KITLIB_OFFLINE"] == "1" and env["KITLIB_CACHE"].startswith(str(tmp_path))
-    assert not {"KITLIB_DATA_DIR", "AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN"} & set(env)
-    prefix = grading._isolation_prefix()
+    assert not set(planted) & set(env)
+    assert not [v for v in env.values() if "planted" in v]
+    prefix, _ = grading.isolation()
     if not prefix:
-        pytest.skip("this machine cannot make a network namespace (unshare)")
-    probe = "import socket; s = socket.socket(); s.settimeout(3); print(s.connect_ex(('192.0.2.1', 80)))"
-    done = subprocess.run([*prefix, sys.executable, "-c", probe], capture_output=True, text=True, timeout=30)
-    assert done.stdout.strip() == "101", done.stdout + done.stderr  # ENETUNREACH: no route out
+        pytest.skip("this machine cannot create namespaces with unshare (no user namespaces, not root)")
+    probe = ("import os, socket; s = socket.socket(); s.settimeout(3); "
+             "print(s.connect_ex(('192.0.2.1', 80)), sorted(k for k in os.environ if 'planted' in os.environ[k]))")
+    command = grading.launcher(tmp_path, "smoke", grading.sandbox.Limits())
+    done = subprocess.run([*command, sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "101 []", done.stdout + done.stderr  # ENETUNREACH: no route out, no secrets
 
 
 def test_bad_arguments_say_what_to_pass(tmp_path: Path) -> None:

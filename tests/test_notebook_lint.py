@@ -35,6 +35,18 @@ def test_lessons_exist_in_order() -> None:
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_language_info_is_the_kernels_so_opening_does_not_mark_the_lesson_modified(path: Path) -> None:
+    """JupyterLab writes the kernel's `language_info` into the notebook when it starts: anything else stored
+    marks the lesson modified as it opens (tests/e2e checks the tab). Only the Python version may differ."""
+    from ipykernel.ipkernel import IPythonKernel
+
+    stored = json.loads(path.read_text(encoding="utf-8"))["metadata"]["language_info"]
+    kernel = dict(IPythonKernel.language_info)
+    assert {k: v for k, v in stored.items() if k != "version"} == {k: v for k, v in kernel.items() if k != "version"}
+    assert re.fullmatch(r"3\.\d+\.\d+", stored.get("version", "")), stored
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_outputs_are_stripped(path: Path) -> None:
     for cell in cells(path, "code"):
         assert cell["outputs"] == [] and cell["execution_count"] is None, source(cell)[:60]

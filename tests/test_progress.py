@@ -216,7 +216,7 @@ def test_a_real_kernel_announces_a_measured_cell_before_running_it(kit_env: Path
     measured = {"cpu": {"date": "2026-11-29", "machine": "AMD EPYC, 2 cores", "commit": "abc",
                         "cells": {progress.cell_key("slow = sum(range(10))\nprint(slow)"): {"lesson": "03", "took": "4.2 min"}}}}
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in (
-        f"import kitlib\nkitlib.progress.measured_cells = lambda: {measured!r}\ncfg = kitlib.setup('cpu', verbose=False)",
+        f"import kitlib\nimport kitlib.progress\nkitlib.progress.measured_cells = lambda: {measured!r}\ncfg = kitlib.setup('cpu', verbose=False)",
         "slow = sum(range(10))\nprint(slow)", "quick = 1")])
     nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3").execute()
     outputs = ["".join(o.get("text", "") for o in cell.outputs) for cell in notebook.cells]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -95,5 +96,69 @@ def test_an_instructor_notebook_is_never_overwritten(tmp_path: Path) -> None:
 def test_an_unreadable_notebook_is_named(tmp_path: Path) -> None:
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "broken.ipynb").write_text("{not json", encoding="utf-8")
-    with pytest.raises(SystemExit, match="broken.ipynb is not a readable notebook"):
+    with pytest.raises(SystemExit, match=r"broken.ipynb is not a notebook \(NotJSONError"):
         main(["release", "--src", str(tmp_path / "src"), "--out", str(tmp_path / "out")])
+
+
+def _released_text(tmp_path: Path, nb: dict) -> str:
+    """Release one notebook through the CLI and return the student copy's text."""
+    src = write(tmp_path / "src", "09_lesson.ipynb", nb)
+    assert main(["release", "--src", str(src.parent), "--out", str(tmp_path / "out")]) == 0
+    return (tmp_path / "out" / "09_lesson.ipynb").read_text(encoding="utf-8")
+
+
+def test_solution_text_in_an_attachment_or_cell_metadata_is_refused(tmp_path: Path) -> None:
+    import base64
+
+    with_attachment = json.loads(json.dumps(GOOD))
+    payload = base64.b64encode(f"notes: {SECRET}\n".encode()).decode()
+    with_attachment["cells"][0]["attachments"] = {"notes.txt": {"text/plain": payload}}
+    with pytest.raises(SystemExit, match=r"cell 1 \(markdown\) at attachments/notes.txt/text/plain"):
+        main(["release", "--src", str(write(tmp_path / "a", "09_a.ipynb", with_attachment).parent),
+              "--out", str(tmp_path / "out_a")])
+    with_metadata = json.loads(json.dumps(GOOD))
+    with_metadata["cells"][1]["metadata"]["note"] = f"the answer: {SECRET}"
+    with pytest.raises(SystemExit, match=r"cell 2 \(code\) at metadata/note"):
+        main(["release", "--src", str(write(tmp_path / "b", "09_b.ipynb", with_metadata).parent),
+              "--out", str(tmp_path / "out_b")])
+    assert not list((tmp_path / "out_a").glob("*.ipynb")) and not list((tmp_path / "out_b").glob("*.ipynb"))
+
+
+def test_widget_state_and_outputs_are_not_copied(tmp_path: Path) -> None:
+    nb = json.loads(json.dumps(GOOD))
+    nb["metadata"]["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {"w": {"value": SECRET}}}}
+    nb["cells"][1]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": [SECRET + "\n"]}]
+    text = _released_text(tmp_path, nb)
+    assert SECRET not in text and "widget-state" not in text and release.STUB in text
+
+
+@pytest.mark.parametrize("marker, named", [
+    ("### BEGIN\u200b SOLUTION", "U+200B ZERO WIDTH SPACE"),
+    ("### BEGIN S\u039fLUTION", "U+039F GREEK CAPITAL LETTER OMICRON"),
+    ("### \uff22\uff25\uff27\uff29\uff2e SOLUTION", "FULLWIDTH LATIN CAPITAL LETTER B"),
+    ("### BEGIN SOLUTION\u2060", "U+2060 WORD JOINER"),
+], ids=["zero-width-space", "greek-omicron", "fullwidth-nfkc", "word-joiner-after"])
+def test_disguised_markers_are_refused_naming_the_characters(tmp_path: Path, marker: str, named: str) -> None:
+    nb = notebook(("code", f"def f():\n    {marker}\n    {SECRET}\n    ### END SOLUTION\n"))
+    src = write(tmp_path / "src", "09_lesson.ipynb", nb)
+    with pytest.raises(SystemExit, match=rf"09_lesson.ipynb, cell 1 .*{re.escape(named)}"):
+        main(["release", "--src", str(src.parent), "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out" / "09_lesson.ipynb").exists()
+
+
+def test_cli_misuse_is_a_sentence_not_a_traceback(tmp_path: Path) -> None:
+    notes = write(tmp_path, "notes.ipynb", GOOD)
+    with pytest.raises(SystemExit, match="not a lesson file: lesson notebooks are named NN_slug.ipynb"):
+        main(["mark", str(notes)])
+    with pytest.raises(SystemExit, match="cannot be read as a notebook"):
+        main(["mark", str(tmp_path / "01_missing.ipynb")])
+    src = write(tmp_path / "src", "09_lesson.ipynb", GOOD)
+    (tmp_path / "file").write_text("x", encoding="utf-8")
+    with pytest.raises(SystemExit, match="is a file, not a folder"):
+        main(["release", "--src", str(src.parent), "--out", str(tmp_path / "file")])
+    with pytest.raises(SystemExit, match="is not a folder"):
+        main(["release", "--src", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")])
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked" / "out").write_text("", encoding="utf-8")
+    with pytest.raises(SystemExit, match="Cannot create the output folder"):
+        main(["release", "--src", str(src.parent), "--out", str(tmp_path / "locked" / "out" / "deeper")])

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kitlib.serving import rest as serving
+from kitlib import serving
 from conftest import http_json
 
 

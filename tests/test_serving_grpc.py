@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import grpc
@@ -10,8 +11,9 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from kitlib.serving import rest as serving
+from kitlib import serving
 from kitlib.serving.grpc import GrpcServer
+from tests.test_serving_limits import pixels_model, png  # noqa: F401 - pixels_model is a fixture
 from tests.test_serving_versions import save_version
 
 
@@ -62,3 +64,41 @@ def test_errors_are_grpc_status_codes(stub) -> None:
         stub.Predict(bad, timeout=30)
     assert missing_input.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "missing inputs" in missing_input.value.details()
     assert tf.make_ndarray(stub.Predict(request(), timeout=30).outputs["tag_length"]).tolist() == [3, 3]  # still serving
+
+
+def test_a_huge_shape_with_one_value_is_refused_before_it_is_built(stub) -> None:
+    bomb = request()
+    bomb.inputs["sensor"].CopyFrom(tf.make_tensor_proto(1.0, shape=[25_000_000, 2, 2]))  # 100M floats from one value
+    start = time.monotonic()
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.Predict(bomb, timeout=30)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT and time.monotonic() - start < 5
+    assert "declares shape [25000000, 2, 2], 100000000 values; the server takes at most 4194304" in \
+        refused.value.details()
+
+
+def test_shapes_must_match_the_values_and_bytes_sent(stub) -> None:
+    short_bytes = request()
+    short_bytes.inputs["sensor"].tensor_shape.dim[0].size = 3  # 3x2x2 declared, the bytes of 2x2x2 sent
+    few_values = request()
+    few_values.inputs["tag"].tensor_shape.dim[0].size = 5  # 5 strings declared, 2 sent
+    for bad, message in ((short_bytes, "(48 bytes of float32) but carries 32 bytes"),
+                         (few_values, "declares shape [5] (5 values) but carries 2")):
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.Predict(bad, timeout=30)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT and message in refused.value.details()
+    splat = request()  # TensorFlow's own compact form of a filled tensor: one value for the whole shape
+    splat.inputs["sensor"].CopyFrom(tf.make_tensor_proto(2.0, shape=[2, 2, 2]))
+    assert np.allclose(tf.make_ndarray(stub.Predict(splat, timeout=30).outputs["sensor_max"]), [2.0, 2.0])
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_the_pixel_cap_holds_over_grpc(pixels_model: Path) -> None:
+    message = predict_pb2.PredictRequest()
+    message.model_spec.name = "pixels"
+    message.inputs["images"].CopyFrom(tf.make_tensor_proto([png(10_000, 10_000)]))
+    with GrpcServer({"pixels": serving.SignaturePredictor(pixels_model)}) as server:
+        with grpc.insecure_channel(server.target) as channel:
+            with pytest.raises(grpc.RpcError) as refused:
+                prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(message, timeout=30)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "(10000x10000)" in refused.value.details()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 
-from kitlib.serving import rest as serving
+from kitlib import serving
 from conftest import http_json
 
 # api_rest.md's example signature: three named inputs of different types and shapes.
@@ -136,7 +136,6 @@ def test_a_broken_new_version_leaves_the_others_serving(base: Path, tmp_path: Pa
     assert list(model.errors) == [2]
 
     def failing_export(path: Path) -> None:
-        path.mkdir()
         (path / "saved_model.pb").write_bytes(b"half written")
         raise RuntimeError("export failed")
 

@@ -106,12 +106,54 @@ def test_each_lesson_page_names_its_run(built_site: Any) -> None:
             assert field in note, f"{name}: {field!r} missing from the run note"
 
 
-def test_readme_links_outside_the_site_go_to_the_repository(built_site: Any) -> None:
+def test_lessons_not_built_are_named_not_linked(built_site: Any) -> None:
     home = Page(built_site.html / "index.html")
-    repo = repository.repository_url()
+    text = (built_site.html / "index.html").read_text(encoding="utf-8")
     unbuilt = [p.name for p in sorted((ROOT / "notebooks").glob(site.LESSON_GLOB)) if p.name not in SITE_LESSONS]
+    assert unbuilt, "the site test builds every lesson: nothing to check"
     for name in unbuilt:
-        assert f"{repo}/blob/main/notebooks/{name}" in home.links, name
+        assert not [url for url in home.links if name in url], f"{name} is linked though it has no page"
+    assert "LSTM baseline" in text, "the unbuilt lesson's link text stays"
+    assert f"{repository.repository_url()}/blob/main/docs/teaching_guide.md" not in home.links, "a page, not GitHub"
+
+
+def test_each_lesson_page_offers_the_stored_lesson_and_its_exercise_copy(built_site: Any) -> None:
+    for name in SITE_LESSONS:
+        page_path = built_site.html / "lessons" / name.replace(".ipynb", ".html")
+        files = [url for url in Page(page_path).links if url.endswith(f"/{name}") and "_downloads/" in url]
+        assert len(files) == 2, files
+        stored = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+        got = [nbformat.read(page_path.parent / unquote(url), as_version=4) for url in files]
+        lesson, exercise = sorted(got, key=lambda nb: "### BEGIN SOLUTION" not in json_of(nb))
+        assert [c.source for c in lesson.cells] == [c.source for c in stored.cells], "the lesson as stored"
+        assert not any(c.get("outputs") for c in lesson.cells), "no executed outputs (the datasets' reviews)"
+        if "### BEGIN SOLUTION" in json_of(stored):
+            assert "### BEGIN SOLUTION" not in json_of(exercise) and "raise NotImplementedError()" in json_of(exercise)
+
+
+def json_of(notebook: Any) -> str:
+    return nbformat.writes(notebook)
+
+
+def test_a_smoke_build_says_so_on_every_page(built_site: Any) -> None:
+    pages = sorted(built_site.html.glob("*.html")) + sorted(built_site.html.glob("lessons/*.html"))
+    content = [p for p in pages if p.name not in ("search.html", "genindex.html")]
+    assert len(content) >= 5, content
+    for path in content:
+        assert "Smoke build:" in path.read_text(encoding="utf-8"), f"{path.name} has no smoke-build banner"
+
+
+def test_the_run_note_names_a_data_folder_without_the_machine_path() -> None:
+    run = {"profile": "cpu", "data_dir": "/srv/classroom/../shared/datasets", "datasets": [], "models": ["BiLSTM"]}
+    note = site.provenance_note(run)
+    assert "data folder `datasets`" in note and "/srv" not in note, note
+    assert "no result record names one" in note and "none recorded" not in note, note
+
+
+def test_wide_tables_scroll_inside_the_column(built_site: Any) -> None:
+    css = (built_site.html / "_static" / "kitlib.css").read_text(encoding="utf-8")
+    assert "overflow-x: auto" in css
+    assert "_static/kitlib.css" in (built_site.html / "results.html").read_text(encoding="utf-8")
 
 
 def test_refuses_missing_lessons_and_error_outputs(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ def record(lesson: str, metric: str, value: float, model: str, dataset: str = "i
 
 
 def provenance(seconds: float, error: str | None = None) -> dict[str, Any]:
-    return {"profile": "cpu", "data_dir": "/data", "offline": True, "seconds": seconds, "error": error,
+    return {"profile": "cpu", "data_dir": "/home/someone/archives", "offline": True, "seconds": seconds, "error": error,
             "machine": "AMD EPYC, 2 cores, Linux", "date": "2026-11-28T20:00:00+00:00", "commit": "abc123def456"}
 
 
@@ -71,7 +71,7 @@ def test_tables_are_written_from_the_run_and_only_between_markers(checkout: Path
     assert "80.0%" not in readme and "p50_latency" not in readme and "val_accuracy" not in readme, \
         "README: the newest test accuracies only"
     assert ("cpu profile, measured 2026-11-28 on AMD EPYC, 2 cores, Linux, kit commit `abc123def456`; "
-            "data: `KITLIB_DATA_DIR=/data`, offline") in readme
+            "data: the official archives in a folder `archives` (`KITLIB_DATA_DIR`), offline") in readme
     assert outside(readme) == outside(before["README.md"]), "the prose around the tables is untouched"
     results = (checkout / "docs/results.md").read_text(encoding="utf-8")
     assert "| 02 | imdb | BiLSTM-64 | p50_latency_ms_text | 33.2 ms | 25,000 |  |" in results

@@ -67,8 +67,16 @@ def test_pooled_output_is_the_masked_mean(exported: dict[str, str]) -> None:
     mean = (out["sequence_output"].numpy() * mask).sum(1) / mask.sum(1)
     assert out["pooled_output"].shape == (3, 384)
     assert np.allclose(out["pooled_output"], mean, atol=1e-5)
-    a, b = encoder(dict(inputs), training=False)["pooled_output"], encoder(dict(inputs), training=False)["pooled_output"]
-    assert np.allclose(a, b), "inference is deterministic"
+
+def test_the_layer_passes_training_through_to_the_encoder(exported: dict[str, str]) -> None:
+    """Inference is deterministic and training mode runs the encoder's dropout: `training` reaches the SavedModel."""
+    preprocessor = tf.saved_model.load(exported["preprocessor"])
+    encoder = hub.HubLayer(exported["encoder"], trainable=True, output_key="pooled_output")
+    inputs = dict(preprocessor.bert_pack_inputs([preprocessor.tokenize(tf.constant(SENTENCES))], seq_length=32))
+    a, b = (encoder(inputs, training=False).numpy() for _ in range(2))
+    assert np.array_equal(a, b), "inference is deterministic"
+    c, d = (encoder(inputs, training=True).numpy() for _ in range(2))
+    assert not np.allclose(c, a) and not np.allclose(c, d), "training=True must run the encoder's dropout"
 
 
 def classifier(exported: dict[str, str], seq_length: int) -> keras.Model:

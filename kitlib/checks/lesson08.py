@@ -22,6 +22,15 @@ def _describe(parameter: Any) -> str:
             f"sampling={config.get('sampling')}")
 
 
+def _kind(make: str) -> type:
+    """The class of a hyperparameter that `HyperParameters().<make>` declares (KerasTuner's public API only)."""
+    import keras_tuner
+
+    hp = keras_tuner.HyperParameters()
+    getattr(hp, make)("x", *{"Float": (0.0, 1.0), "Int": (0, 1), "Choice": ([0, 1],), "Boolean": ()}[make])
+    return type(hp.space[0])
+
+
 def _values(parameter: Any) -> list | None:
     """The values a Choice offers, or None for any other kind of hyperparameter."""
     return list(parameter.get_config()["values"]) if "values" in parameter.get_config() else None
@@ -41,7 +50,7 @@ def search_space(fn: Callable[[Any], dict], unfreeze_choices: Sequence[int]) -> 
     expect(want <= set(space), "Each knob must be declared on `hp` under its own name, so the tuner can vary it.",
            sorted(want), sorted(space), "e.g. hp.Float('learning_rate', ...), hp.Choice('batch_size', ...).")
     lr = space["learning_rate"].get_config()
-    expect(isinstance(space["learning_rate"], keras_tuner.engine.hyperparameters.Float) and lr["sampling"] == "log",
+    expect(isinstance(space["learning_rate"], _kind("Float")) and lr["sampling"] == "log",
            "Learning rates matter by orders of magnitude: sample them on a log scale.",
            "hp.Float('learning_rate', 1e-5, 1e-2, sampling='log')", _describe(space["learning_rate"]),
            "Pass sampling='log'.")
@@ -52,7 +61,7 @@ def search_space(fn: Callable[[Any], dict], unfreeze_choices: Sequence[int]) -> 
     config = dropout.get_config()
     low, high = ((min(_values(dropout)), max(_values(dropout))) if _values(dropout)
                  else (config.get("min_value"), config.get("max_value")))
-    expect(isinstance(dropout, (keras_tuner.engine.hyperparameters.Float, keras_tuner.engine.hyperparameters.Choice))
+    expect(isinstance(dropout, (_kind("Float"), _kind("Choice")))
            and low is not None and np.isclose(low, 0.0) and np.isclose(high, 0.5),
            "Dropout is a fraction from 0 (none) to 0.5.", "hp.Float('dropout', 0.0, 0.5, step=0.1) "
            "(or a Choice from 0.0 to 0.5)", _describe(dropout), "hp.Float('dropout', 0.0, 0.5, step=0.1)")

@@ -127,4 +127,4 @@ def serving_request(fn: Callable[[list[bytes]], dict]) -> None:
             hint = "Encode each image once, in the order given, with base64.b64encode(data).decode('ascii')."
         expect(decoded == image, "Each value must be standard base64 (RFC 4648, the alphabet with + and /) of the "
                "original bytes, in order.", base64.b64encode(image).decode("ascii"), text, hint)
-    passed("a request TensorFlow Serving (and kitlib.serving.rest) understands.")
+    passed("a request TensorFlow Serving (and kitlib.serving) understands.")

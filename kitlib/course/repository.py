@@ -11,6 +11,8 @@ import re
 import tomllib
 from pathlib import Path
 
+from kitlib import _fs
+
 ROOT = Path(__file__).resolve().parents[2]
 NAME = r"[A-Za-z0-9_.-]+"
 # (files, pattern, replacement given "owner/name"): each place the URL appears, and how it is written there.
@@ -50,5 +52,5 @@ def stamp(root: Path = ROOT, check: bool = False) -> list[Path]:
     changed = [path for path, text in edits.items() if text != path.read_text(encoding="utf-8")]
     if not check:
         for path in changed:
-            path.write_text(edits[path], encoding="utf-8")
+            _fs.write_atomically(path, edits[path])
     return changed

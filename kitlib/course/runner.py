@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from kitlib import _fs, evaluate, progress, runtime
+from kitlib.course import notebooks
 
 # Appended to the notebook's copy: the profile its own `kitlib.setup` resolved, or "-" if it made no cfg.
 PROFILE_PROBE = 'print("kitlib-profile:", getattr(globals().get("cfg"), "profile", "-"))'
@@ -68,8 +69,7 @@ def long_cells(cells: list) -> dict[str, float]:
     for cell in cells:
         seconds = cell_seconds(cell) if cell["cell_type"] == "code" else None
         if seconds is not None and seconds > progress.LONG:
-            source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-            timed[progress.cell_key(source)] = round(seconds, 1)
+            timed[progress.cell_key(notebooks.source(cell))] = round(seconds, 1)
     return timed
 
 
@@ -80,7 +80,7 @@ def _provenance(run: Run, started: datetime.datetime, records: list[dict]) -> di
         "profile": run.profile,
         "datasets": sorted({r["dataset"] for r in records}),
         "models": sorted({r["model"] for r in records}),
-        "data_dir": data_dir if data_dir else "-",
+        "data_dir": Path(data_dir).name if data_dir else "-",  # the folder's name: no machine's path in a table
         "offline": runtime.env_flag("KITLIB_OFFLINE"),
         "machine": evaluate.machine(),
         "date": started.isoformat(timespec="seconds"),
@@ -92,15 +92,11 @@ def _provenance(run: Run, started: datetime.datetime, records: list[dict]) -> di
 
 def _keep(notebook: object, run: Run, folder: Path) -> Path:
     """Write the executed copy (probe cell dropped, provenance in the metadata) atomically into `folder`."""
-    import nbformat
-
     notebook.cells.pop()  # the profile probe
     notebook.metadata["kitlib_run"] = run.provenance
     target = folder / run.path.name
     folder.mkdir(parents=True, exist_ok=True)
-    staging = target.with_name(f".{target.name}.partial")
-    nbformat.write(notebook, str(staging))
-    os.replace(staging, target)
+    notebooks.write(target, notebook)
     return target
 
 
@@ -114,7 +110,7 @@ def run_notebook(path: Path, timeout: float = 3600, executed: Path | None = None
         DeadKernelError,
     )
 
-    notebook = nbformat.read(path, as_version=4)
+    notebook = notebooks.read(path)
     notebook.cells.append(nbformat.v4.new_code_cell(PROFILE_PROBE))
     client = nbclient.NotebookClient(
         notebook, timeout=int(timeout), kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}

@@ -8,14 +8,19 @@ any broken cross-reference (`-W`), all offline. It installs from PyPI alone (Jup
 mystmd, needs Node), and it is one toolchain where mkdocs-material + mkdocs-jupyter would pair MkDocs with
 an nbconvert export into it.
 
-The sources the site is built from are assembled in a staging folder: the README's overview as the home
-page, the teaching guide, the results tables, and each lesson's executed copy with a first note that says
-which run produced it (profile, data, model, machine, date, the kit's commit). Links between these files
-are rewritten to the pages; links to other files in the repository go to the repository on GitHub.
+The sources the site is built from are assembled in a staging folder: the README (the learner's page) as
+the home page, the teaching guide, the maintainers' guide, the results tables, and each lesson's executed copy
+with a first note that says which run produced it (profile, data, model, machine, date, the kit's commit) and
+offers two downloads: the lesson as the repository stores it (outputs stripped) and its exercise copy
+(solutions replaced, as `make lab` opens it). The executed copies are never offered for download: they show
+the datasets' reviews and photos. A site built from smoke-profile runs (`make site` without `make results`)
+says so in a banner on every page. Links between these files are rewritten to the pages; a lesson that is not
+in the build is named, not linked; links to other files go to the repository on GitHub.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import shutil
 import subprocess
@@ -25,26 +30,39 @@ from pathlib import Path
 
 import nbformat
 
+from kitlib.course import release
 from kitlib.course.repository import repository_url
 
 ROOT = Path(__file__).resolve().parents[2]  # a checkout: README.md, docs/, notebooks/
 LESSON_GLOB = "[0-9][0-9]_*.ipynb"
-PAGES = {"README.md": "index.md", "docs/teaching_guide.md": "teaching_guide.md", "docs/results.md": "results.md"}
-LINK = re.compile(r"(\]\()([^)\s]+)(\))")  # Markdown inline links and images: [text](target)
+PAGES = {"README.md": "index.md", "docs/teaching_guide.md": "teaching_guide.md", "docs/data.md": "data.md",
+         "docs/results.md": "results.md", "CONTRIBUTING.md": "contributing.md"}
+FILES = "_files"  # the downloads' staging folder: `{download}` copies them into the site's _downloads/
+LINK = re.compile(r"(!?\[([^\]]*)\]\()([^)\s]+)(\))")  # Markdown inline links and images: [text](target)
 
 CONF = '''\
 project = "Keras pre-training and fine-tuning kit"
 extensions = ["myst_nb"]
 html_theme = "sphinx_book_theme"
 html_title = project
-html_theme_options = {{"repository_url": {repo!r}, "use_repository_button": True, "home_page_in_toc": True}}
+html_theme_options = {options!r}
 nb_execution_mode = "off"  # the pages show the stored outputs of the executed copies
 myst_heading_anchors = 3  # the README's [Results](#results) style links
 myst_enable_extensions = ["dollarmath"]
-exclude_patterns = ["_build"]
-html_copy_source = False  # the executed notebooks are in the pages already; no second copy under _sources/
+exclude_patterns = ["_build", "{files}/**"]
+html_copy_source = False  # never the executed copies for download: each lesson page offers its own files
 html_show_sourcelink = False
+html_static_path = ["_static"]
+html_css_files = ["kitlib.css"]
 '''
+# Wide tables (the results) scroll inside their own box instead of running past the column; cells wrap.
+CSS = """\
+.bd-article table { display: block; max-width: 100%; overflow-x: auto; }
+.bd-article table td, .bd-article table th { white-space: normal; min-width: 4em; }
+"""
+SMOKE_BANNER = ("Smoke build: every lesson ran in the smoke profile (a small slice of the data, the offline pack) "
+                "to check that it runs; its numbers are not results. <code>make results</code> builds the full "
+                "course.")
 
 
 class SiteError(RuntimeError):
@@ -52,23 +70,32 @@ class SiteError(RuntimeError):
 
 
 def provenance_note(run: dict) -> str:
-    """One Markdown note naming the run that produced a page."""
+    """One Markdown note naming the run that produced a page (no machine's paths: a data folder by its name)."""
     if not run:
         return "> **Executed copy** of unknown provenance (it was not written by `python -m kitlib bench --executed`)."
     where = run.get("data_dir", "-")
-    source = (f"`KITLIB_DATA_DIR={where}`" if where != "-" else "no data folder") + (
+    source = (f"data folder `{Path(where).name}` (`KITLIB_DATA_DIR`)" if where != "-" else "no data folder") + (
         ", offline (the offline pack's stand-ins where the network would be needed)" if run.get("offline") else "")
-    data = ", ".join(run.get("datasets") or []) or "none recorded"
-    models = "; ".join(run.get("models") or []) or "none recorded"
+    unnamed = "no result record names one; the outputs below show what it loaded"
+    data = ", ".join(run.get("datasets") or []) or unnamed
+    models = "; ".join(run.get("models") or []) or unnamed.replace("loaded", "built")
     return (f"> **Executed run:** profile `{run.get('profile', '-')}`; data: {data} ({source}); "
             f"model: {models}; machine: {run.get('machine', '-')}; date: {run.get('date', '-')}; "
             f"kit commit `{run.get('commit', '-')}`; the whole notebook took {run.get('seconds', 0):.0f} s.")
 
 
+def downloads_note(name: str) -> str:
+    """The lesson page's downloads: the stored lesson and its exercise copy (staged under FILES by `assemble`)."""
+    return (f"> **Download:** {{download}}`the lesson <../{FILES}/lessons/{name}>` (solutions included, outputs "
+            f"stripped) · {{download}}`the exercise copy <../{FILES}/exercises/{name}>` (solutions replaced by "
+            "`raise NotImplementedError()`, as `make lab` opens it).")
+
+
 def _rewrite_links(text: str, source: str, page: str, targets: dict[str, str], repo: str) -> str:
-    """Point relative links of `source` (a repo path) at site pages from `page`, else at the repository."""
+    """Point relative links of `source` (a repo path) at site pages from `page`; a lesson not built becomes its
+    link text (no link to a page that is not there); other files link to the repository."""
     def replace(match: re.Match) -> str:
-        target = match.group(2)
+        target = match.group(3)
         if re.match(r"[a-z][a-z0-9+.-]*:|#", target):
             return match.group(0)
         path, _, anchor = target.partition("#")
@@ -84,9 +111,11 @@ def _rewrite_links(text: str, source: str, page: str, targets: dict[str, str], r
         if resolved in targets:
             depth = page.count("/")
             new = "../" * depth + targets[resolved] + (f"#{anchor}" if anchor else "")
+        elif resolved.startswith("notebooks/") and fnmatch.fnmatch(resolved.removeprefix("notebooks/"), LESSON_GLOB):
+            return match.group(2)
         else:
             new = f"{repo}/blob/main/{resolved}" + (f"#{anchor}" if anchor else "")
-        return match.group(1) + new + match.group(3)
+        return match.group(1) + new + match.group(4)
 
     return LINK.sub(replace, text)
 
@@ -103,35 +132,53 @@ def assemble(executed: Path, staging: Path, root: Path = ROOT, partial: bool = F
     present = [p for p in lessons if (executed / p.name).is_file()]
     missing = [p.name for p in lessons if p not in present]
     if missing and not partial:
-        raise SiteError(f"No executed copy in {executed} of: {', '.join(missing)}. Run `make results` (it writes "
-                        "them), or build from what is there with --partial.")
+        raise SiteError(f"No executed copy in {executed} of: {', '.join(missing)}. Run `make site` (it runs the "
+                        "missing lessons in the smoke profile) or `make results` (the full run), or build from "
+                        "what is there with --partial.")
     if not present:
-        raise SiteError(f"No executed lesson in {executed}: run `make results` first.")
+        raise SiteError(f"No executed lesson in {executed}: run `make site`, which runs the lessons in the smoke "
+                        "profile first, or `make results`.")
+    notebooks = {p.name: nbformat.read(executed / p.name, as_version=4) for p in present}
+    for name, notebook in notebooks.items():
+        errors = _error_cells(notebook)
+        if errors:
+            raise SiteError(f"{executed / name} has error outputs in cells {errors}: the run failed "
+                            f"({notebook.metadata.get('kitlib_run', {}).get('error')}). Fix it and run it again.")
     repo = repository_url(root)
     targets = dict(PAGES) | {f"notebooks/{p.name}": f"lessons/{p.name}" for p in present}
+    smoke = any(n.metadata.get("kitlib_run", {}).get("profile") == "smoke" for n in notebooks.values())
+    options = {"repository_url": repo, "use_repository_button": True, "home_page_in_toc": True,
+               "use_download_button": False}  # its .ipynb entry would be the executed copy: see downloads_note
+    if smoke:
+        options["announcement"] = SMOKE_BANNER
     staging.mkdir(parents=True, exist_ok=True)
     (staging / "lessons").mkdir(exist_ok=True)
-    (staging / "conf.py").write_text(CONF.format(repo=repo), encoding="utf-8")
+    (staging / "_static").mkdir(exist_ok=True)
+    (staging / "_static" / "kitlib.css").write_text(CSS, encoding="utf-8")
+    (staging / "conf.py").write_text(CONF.format(options=options, files=FILES), encoding="utf-8")
     for source, page in PAGES.items():
         text = _rewrite_links((root / source).read_text(encoding="utf-8"), source, page, targets, repo)
         if page == "index.md":
             toc = "\n".join(f"lessons/{p.stem}" for p in present)
             text += (f"\n\n```{{toctree}}\n:hidden:\n:caption: Lessons\n\n{toc}\n```\n\n"
-                     "```{toctree}\n:hidden:\n:caption: Course\n\nteaching_guide\nresults\n```\n")
+                     "```{toctree}\n:hidden:\n:caption: Course\n\nteaching_guide\ndata\nresults\ncontributing\n```\n")
         (staging / page).write_text(text, encoding="utf-8")
+    (staging / FILES / "lessons").mkdir(parents=True, exist_ok=True)
+    for path in present:
+        shutil.copyfile(path, staging / FILES / "lessons" / path.name)
+    try:
+        release.release(present, staging / FILES / "exercises")
+    except release.ReleaseError as exc:
+        raise SiteError(f"No exercise copy for the downloads: {exc}") from None
     pages = []
     for path in present:
-        notebook = nbformat.read(executed / path.name, as_version=4)
-        errors = _error_cells(notebook)
-        if errors:
-            raise SiteError(f"{executed / path.name} has error outputs in cells {errors}: the run failed "
-                            f"({notebook.metadata.get('kitlib_run', {}).get('error')}). Fix it and run it again.")
+        notebook = notebooks[path.name]
         page = f"lessons/{path.name}"
         for cell in notebook.cells:
             if cell.cell_type == "markdown":
                 cell.source = _rewrite_links(cell.source, f"notebooks/{path.name}", page, targets, repo)
-        note = nbformat.v4.new_markdown_cell(provenance_note(notebook.metadata.get("kitlib_run", {})))
-        notebook.cells.insert(1, note)
+        note = provenance_note(notebook.metadata.get("kitlib_run", {})) + "\n>\n" + downloads_note(path.name)
+        notebook.cells.insert(1, nbformat.v4.new_markdown_cell(note))
         nbformat.write(notebook, str(staging / page))
         pages.append(page)
     return pages

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from kitlib import _fs
+from kitlib.course import notebooks
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_FILE = "docs/_executed/run.json"
@@ -60,7 +61,8 @@ def value(metric: str, number: float) -> str:
 def header(run: dict[str, Any]) -> str:
     """One line naming the run: profile, date, machine, the kit's commit, where the data came from."""
     first = next(iter(run.get("notebooks", {}).values()), {})
-    data = f"`KITLIB_DATA_DIR={first['data_dir']}`" if first.get("data_dir", "-") != "-" else "no data folder"
+    folder = first.get("data_dir", "-")
+    data = f"the official archives in a folder `{Path(folder).name}` (`KITLIB_DATA_DIR`)" if folder != "-" else "no data folder"
     offline = (", offline (pre-trained models: the offline pack's stand-ins)" if first.get("offline")
                else ", network allowed (each row names the model it used: TF Hub's, or a stand-in where unreachable)")
     remeasured = run.get("remeasured", {})
@@ -102,7 +104,7 @@ def results_block(run: dict[str, Any], every_metric: bool) -> str:
     rows = ["| lesson | data | model | metric | result | test examples | whole notebook |", "| --- " * 7 + "|"]
     shown: set[str] = set()
     for r in _newest(run.get("records", [])):
-        if not every_metric and "test_accuracy" not in r["metric"]:
+        if not every_metric and r["metric"] != "test_accuracy":
             continue
         notebook = "" if r["lesson"] in shown else _notebook_cell(timed.get(r["lesson"]))
         shown.add(r["lesson"])
@@ -202,18 +204,17 @@ def update_time_lines(run: dict[str, Any], root: Path = ROOT, check: bool = Fals
         path = root / "notebooks" / name
         if info.get("error") or not path.is_file():
             continue
-        text = path.read_text(encoding="utf-8")
-        notebook = json.loads(text)
+        notebook = notebooks.read(path)
         cell = notebook["cells"][0]
-        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        source = notebooks.source(cell)
         date = run.get("remeasured", {}).get(name, {}).get("date", run["date"])
         took = duration(info["seconds"])
         new = "\n".join(time_line(line, took, date, info.get("datasets", [])) if line.startswith("**Time:**")
                         else line for line in source.split("\n"))
         if new == source:
             continue
-        cell["source"] = new.splitlines(keepends=True) if isinstance(cell["source"], list) else new
+        cell["source"] = new
         changed.append(path)
         if not check:
-            _fs.write_atomically(path, json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+            notebooks.write(path, notebook)
     return changed

@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from kitlib import _fs, progress, runtime
-from kitlib.data import downloads, owndata, pack
+from kitlib.data import downloads, images, owndata, pack
 
 CLASS_NAMES = ("negative", "positive")
 COMPLETE = ".kitlib-complete"
@@ -286,16 +286,22 @@ def _locate(spec: ArchiveSpec, cache: Path, data_dir: Path | None, offline: bool
 
 
 def _stratified_split(
-    labels: np.ndarray, sizes: list[int | None], rng: np.random.Generator
+    labels: np.ndarray, sizes: list[int | None], rng: np.random.Generator, min_per_class: int = 0
 ) -> list[np.ndarray]:
-    """Disjoint index sets of the given sizes (None: all that is left), each keeping the class ratio."""
+    """Disjoint index sets of the given sizes (None: all that is left), each keeping the class ratio.
+
+    `min_per_class` examples of each class go into every sized set while the class has more than that left, so a
+    rare class is not rounded out of validation or test (it may make a set slightly larger than asked).
+    """
     pools = {c: list(rng.permutation(np.flatnonzero(labels == c))) for c in np.unique(labels)}
     fractions = {c: len(pool) / len(labels) for c, pool in pools.items()}
     parts = []
-    for size in sizes:
+    for position, size in enumerate(sizes):
         picked: list[int] = []
+        later = min_per_class * (len(sizes) - position - 1)  # kept back for the sets still to fill
         for c, pool in pools.items():
-            take = len(pool) if size is None else min(len(pool), round(size * fractions[c]))
+            share = max(round(size * fractions[c]), min(min_per_class, len(pool) - later)) if size is not None else 0
+            take = len(pool) if size is None else min(len(pool), share)
             picked += pool[:take]
             del pool[:take]
         parts.append(rng.permutation(np.array(picked, dtype=np.int64)))
@@ -398,12 +404,12 @@ def rotten_tomatoes_corpus() -> tuple[np.ndarray, np.ndarray]:
 
 
 def split_pool(examples: np.ndarray, labels: np.ndarray, sizes: dict[str, int | None], rng: np.random.Generator,
-               val_fraction: float = 0.1) -> dict:
+               val_fraction: float = 0.1, min_per_class: int = 0) -> dict:
     """Stratified test (at most 20%), val (at most `val_fraction`) and train splits of one pool of examples."""
     n = len(labels)
     test_n = min(sizes["test"] or n, n // 5)
     val_n = min(sizes["val"] or n, int(n * val_fraction))
-    test_idx, val_idx, train_idx = _stratified_split(labels, [test_n, val_n, sizes["train"]], rng)
+    test_idx, val_idx, train_idx = _stratified_split(labels, [test_n, val_n, sizes["train"]], rng, min_per_class)
     return {split: (examples[idx], labels[idx]) for split, idx in
             (("train", train_idx), ("val", val_idx), ("test", test_idx))}
 
@@ -427,12 +433,13 @@ def load_text(
     label_column: str | None = None,
     encoding: str = "utf-8",
     test_file: str | Path | None = None,
+    val_file: str | Path | None = None,
 ) -> TextData:
     """Load labelled text by name (lesson 00) or from your own file or folder (lesson 12), sized by the profile.
 
     Offline, IMDB falls back to the offline pack's Rotten Tomatoes snippets. A path is your own data: a CSV,
     TSV or JSON-lines file with a text and a label column (found by their usual names, or named by
-    `text_column` / `label_column`; `test_file` adds a test file), or a folder with one sub-folder of .txt
+    `text_column` / `label_column`; `test_file` and `val_file` add a test and a validation file), or a folder with one sub-folder of .txt
     files per class, optionally under train/ (val/) test/. Any number of classes.
     """
     sizes = {
@@ -443,7 +450,7 @@ def load_text(
     seed = _seed(seed, cfg)
     rng = np.random.default_rng(seed)
     if owndata.is_path(name):
-        labelled = owndata.read_text_source(name, text_column, label_column, encoding, test_file)
+        labelled = owndata.read_text_source(name, text_column, label_column, encoding, test_file, val_file)
         title, source, splits, classes = _own_splits(labelled, cfg, sizes, rng, seed)
         data = TextData(Path(name).stem, title, source, splits, batch_size or (cfg.batch_size if cfg else 64), seed,
                         classes)
@@ -465,7 +472,7 @@ def _own_splits(labelled: owndata.Labelled, cfg: runtime.Config | None, sizes: d
     max_classes = owndata.MAX_CLASSES.get(cfg.profile) if cfg else None
     classes, parts = labelled.encoded(max_classes)
     if "all" in parts:
-        splits = split_pool(*parts["all"], sizes, rng)
+        splits = split_pool(*parts["all"], sizes, rng, min_per_class=1)
         how = f"one pool, split stratified with seed {seed} (test at most 20%, validation at most 10%)"
     else:
         splits = {}
@@ -473,19 +480,20 @@ def _own_splits(labelled: owndata.Labelled, cfg: runtime.Config | None, sizes: d
         carved = [split for split in ("test", "val") if split not in parts]
         fractions = {"test": 0.2, "val": 0.1}
         wanted = [min(sizes[split] or len(train_labels), int(len(train_labels) * fractions[split])) for split in carved]
-        *carved_idx, rest = _stratified_split(train_labels, [*wanted, None], rng)
+        *carved_idx, rest = _stratified_split(train_labels, [*wanted, None], rng, 1)
         for split, idx in zip(carved, carved_idx):
             splits[split] = (train_examples[idx], train_labels[idx])
         parts = {**parts, "train": (train_examples[rest], train_labels[rest])}
         for split in ("train", "val", "test"):
             if split in labelled.parts:
                 examples, labels = parts[split]
-                (idx,) = _stratified_split(labels, [sizes[split]], rng)
+                (idx,) = _stratified_split(labels, [sizes[split]], rng, 1 if sizes[split] else 0)
                 splits[split] = (examples[idx], labels[idx])
         how = f"given splits ({', '.join(s for s in ('train', 'val', 'test') if s in labelled.parts)}) kept"
         if carved:
             how += f"; {' and '.join(carved)} carved from train, stratified with seed {seed}"
     splits = {split: splits[split] for split in ("train", "val", "test")}
+    owndata.check_every_split(classes, splits, labelled.where)
     title = f"your data: {Path(labelled.where).name} ({len(classes)} classes: {', '.join(classes[:8])}{' ...' if len(classes) > 8 else ''})"
     return title, f"{labelled.where} ({how})", splits, classes
 
@@ -543,6 +551,7 @@ def load_images(
             if not any((labels == index).any() for _, labels in splits.values()):
                 raise owndata.DataFileError(f"No image of class {cls!r} under {name} could be read "
                                             f"({len(skipped)} unreadable files skipped in all).")
+        owndata.check_every_split(classes, splits, f"{name} (after skipping {len(skipped)} unreadable files)")
         return report(ImageData(Path(name).name, title, source, splits, batch, seed, classes, image_size, skipped),
                       verbose)
     if name in ("cifar10", "digits"):
@@ -557,13 +566,9 @@ def load_images(
 
 
 def _read_image(path: Path, size: int) -> np.ndarray:
-    """Decode one image file to a (size, size, 3) uint8 RGB array; raises on unreadable files."""
-    from PIL import Image
-
-    with Image.open(path) as image:
-        image.draft("RGB", (size, size))  # JPEGs decode at a reduced scale: much faster for small targets
-        image = image.convert("RGB").resize((size, size), Image.BILINEAR)
-        return np.asarray(image, dtype=np.uint8)
+    """Decode one image file to a (size, size, 3) uint8 RGB array the way the serving export does; raises on
+    unreadable files."""
+    return images.read_image(path, size, owndata.max_bytes())
 
 
 FILE_SYSTEM_FAULTS = _fs.LOCAL_FAULTS | {errno.EIO}  # reading failed on the disk, not on the image
@@ -585,20 +590,21 @@ def _decode(paths: np.ndarray, labels: np.ndarray, size: int, skipped: list[str]
     """Decode the files, skipping (and recording) the ones that cannot be read."""
     from PIL import Image, UnidentifiedImageError
 
-    images, kept = [], []
+    decoded, kept = [], []
     with progress.bar(len(paths), f"decoding {len(paths):,} images", unit="files", delay=progress.SLOW) as shown:
         for path, label in progress.counted(zip(paths, labels), shown):
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # PIL warns on odd EXIF; a bad file raises below
-                    images.append(_read_image(path, size))
-            except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
+                    decoded.append(_read_image(path, size))
+            except (images.UnreadableImage, UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError,
+                    SyntaxError) as exc:
                 if not _file_fault(exc):
                     raise
                 skipped.append(str(path))
                 continue
             kept.append(label)
-    stacked = np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8)
+    stacked = np.stack(decoded) if decoded else np.zeros((0, size, size, 3), np.uint8)
     return stacked, np.array(kept, dtype=np.int64)
 
 

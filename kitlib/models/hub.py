@@ -17,8 +17,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from kitlib import _fs, progress, runtime
-from kitlib.models import standins
+from kitlib import _fs, integrity, progress, runtime
+from kitlib.models import standins, textmodels
 
 
 class UnknownModelError(ValueError):
@@ -145,33 +145,49 @@ class HubLayer(keras.layers.Layer):
 class BertPreprocessor(keras.layers.Layer):
     """A TF Hub BERT preprocessor as one layer: raw strings in, `tokenize` + `bert_pack_inputs` to `seq_length` out.
 
-    Lesson 06 uses it; kitlib.models.textmodels writes the SavedModels it loads.
+    With `head_tokens`, a long text keeps its first `head_tokens` word pieces and fills the rest of the window from
+    its end (lesson 04's head and tail) instead of losing its end. With `trim`, each batch is cut to its longest
+    text (at most `seq_length`): short sentences then cost a fraction of a full window. Lesson 06 uses it;
+    kitlib.models.textmodels writes the SavedModels it loads.
     """
 
-    def __init__(self, handle: str, seq_length: int = 128, **kwargs: Any) -> None:
+    def __init__(self, handle: str, seq_length: int = 128, head_tokens: int | None = None, trim: bool = False,
+                 **kwargs: Any) -> None:
         super().__init__(**{**kwargs, "trainable": False})
         self.handle = str(handle)
         self.seq_length = int(seq_length)
+        self.head_tokens = None if head_tokens is None else int(head_tokens)
+        self.trim = bool(trim)
         if self.seq_length < 2:
             raise ValueError(f"seq_length={seq_length} leaves no room for [CLS] and [SEP]: pass 2 or more word pieces "
                              "(BERT's usual lengths are 128 to 512).")
+        if self.head_tokens is not None and not 0 <= self.head_tokens <= self.seq_length - 2:
+            raise ValueError(f"head_tokens={head_tokens} must be between 0 and seq_length - 2 = {self.seq_length - 2} "
+                             "(the word pieces kept from the start; [CLS] and [SEP] take two).")
         self._module = _load(self.handle)
         self.built = True
 
     def call(self, strings: Any) -> dict[str, Any]:
         """Word pieces of each string, packed as [CLS] ... [SEP], trimmed and padded to `seq_length`."""
         tokens = self._module.tokenize(tf.reshape(strings, [-1]))
+        if self.head_tokens is not None:
+            tokens = textmodels.head_and_tail(tokens.merge_dims(-2, -1), self.seq_length - 2, self.head_tokens)
         packed = self._module.bert_pack_inputs([tokens], seq_length=self.seq_length)
+        if self.trim:
+            longest = tf.maximum(tf.reduce_max(tf.reduce_sum(packed["input_mask"], axis=1)), 2)
+            return {key: value[:, :longest] for key, value in packed.items()}
         return {key: tf.ensure_shape(value, [None, self.seq_length]) for key, value in packed.items()}
 
     def compute_output_spec(self, strings: Any) -> dict[str, keras.KerasTensor]:
-        """Three int32 tensors of shape (batch, seq_length)."""
-        return {key: keras.KerasTensor((strings.shape[0], self.seq_length), dtype="int32")
+        """Three int32 tensors of shape (batch, seq_length), or (batch, None) when trimmed to each batch."""
+        length = None if self.trim else self.seq_length
+        return {key: keras.KerasTensor((strings.shape[0], length), dtype="int32")
                 for key in ("input_word_ids", "input_mask", "input_type_ids")}
 
     def get_config(self) -> dict[str, Any]:
-        """The handle and the packed length."""
-        return {**super().get_config(), "handle": self.handle, "seq_length": self.seq_length}
+        """The handle, the packed length, the head-and-tail split and whether batches are trimmed."""
+        return {**super().get_config(), "handle": self.handle, "seq_length": self.seq_length,
+                "head_tokens": self.head_tokens, "trim": self.trim}
 
 
 def _takes_training(module: Any) -> bool:
@@ -218,6 +234,7 @@ def _export_atomically(model: HubModel, folder: Path) -> dict[str, str]:
           _fs.staged_folder(folder) as staging):
         relative = model.stand_in.export(staging)
         (staging / HANDLES).write_text(json.dumps(relative, indent=1, sort_keys=True))
+        integrity.record(staging)
     return relative
 
 
@@ -237,13 +254,17 @@ def resolve_model(name: str, cfg: runtime.Config | None = None) -> ResolvedModel
     folder = (cfg.cache_dir if cfg else runtime.cache_dir()) / "models" / model.stand_in.name
     how = "cached in"
     with _fs.one_at_a_time(folder):
-        if not (folder / HANDLES).exists():
+        damage = integrity.problem(folder) if (folder / HANDLES).exists() else None
+        if damage:
+            progress.note(f"the cached stand-in {folder} failed its check ({damage}): exporting it again")
+        if damage or not (folder / HANDLES).exists():
             try:
                 _export_atomically(model, folder)
             except FileNotFoundError as exc:
+                cached = f" The cached copy in {folder} is damaged ({damage})." if damage else ""
                 raise ModelUnavailableError(
                     f"{name} needs the network (unset KITLIB_OFFLINE) or the offline pack for its stand-in "
-                    f"{model.stand_in.title}: run `python -m kitlib pack`. ({exc})"
+                    f"{model.stand_in.title}: run `python -m kitlib pack`.{cached} ({exc})"
                 ) from exc
             how = "exported to"
     relative = json.loads((folder / HANDLES).read_text())

@@ -46,16 +46,22 @@ def minilm_dir(cache: Path | None = None) -> Path:
     name LayerNorm weights `weight`/`bias`. keras-hub 0.32 reads that, older releases do not ("File does not
     contain tensor bert.embeddings.word_embeddings.weight"), so the weights are written once into the cache
     under BERT's canonical names, which every keras-hub release with Hugging Face BERT support reads. The copy
-    records the sha256 of the weights it came from and is rebuilt when they differ.
+    records the sha256 of the weights it came from and is rebuilt when they differ, and the sizes and sha256 of its
+    own files (kitlib.integrity): a copy whose bytes changed on disk is rebuilt too.
     """
-    from kitlib import runtime
-    from kitlib.data import downloads, pack
+    from kitlib import integrity, progress, runtime
+    from kitlib.data import pack
 
     source = pack.asset(*MINILM_ASSET)
     target = (cache or runtime.cache_dir()) / "standins" / "all-minilm-l6-v2-preset"
-    digest = downloads.sha256_of(source / "model.safetensors")
+    digest = integrity.sha256(source / "model.safetensors")
     with _fs.one_at_a_time(target):
-        if not ((target / "source.sha256").exists() and (target / "source.sha256").read_text().strip() == digest):
+        stamp = target / "source.sha256"
+        current = stamp.is_file() and stamp.read_text().strip() == digest
+        damage = integrity.problem(target) if current else None
+        if damage:
+            progress.note(f"the cached MiniLM preset {target} failed its check ({damage}): writing it again")
+        if not current or damage:
             _write_canonical(source, target, digest)
     return target
 
@@ -63,6 +69,8 @@ def minilm_dir(cache: Path | None = None) -> Path:
 def _write_canonical(source: Path, target: Path, digest: str) -> None:
     """Write the pack's MiniLM into `target` under BERT's canonical tensor names (see `minilm_dir`)."""
     from safetensors.numpy import load_file, save_file
+
+    from kitlib import integrity
 
     weights = load_file(str(source / "model.safetensors"))
     canonical = {}
@@ -77,6 +85,7 @@ def _write_canonical(source: Path, target: Path, digest: str) -> None:
             (staging / name).write_bytes((source / name).read_bytes())
         save_file(canonical, str(staging / "model.safetensors"))
         (staging / "source.sha256").write_text(digest + "\n")
+        integrity.record(staging)
 
 
 def _preprocessor_module(vocabulary: list[str], lowercase: bool) -> Any:

@@ -1,4 +1,10 @@
-"""End to end: JupyterLab in headless Chromium runs lesson 00 without error output and shows a kitlib progress bar."""
+"""End to end: `make lab` (the README's command) in headless Chromium: the learner's exercise copies, lesson 00 run
+without error output, a kitlib progress bar, nbgrader's menus only in `make lab-instructor`, no news pop-up.
+
+Every wait follows the server's state rather than a fixed time: a cell run waits while the kernel is starting or
+busy (or a cell is queued), and fails only once nothing has moved for QUIET seconds, so a loaded machine is slow,
+not a failure.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +27,11 @@ from selenium.webdriver.common.by import By
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / ".cache" / "test" / "e2e"
 LESSON = "00_start_here.ipynb"
+EXERCISE = "01_word_embeddings.ipynb"  # a lesson with solutions, to see them hidden
 ERROR_OUTPUTS = '.jp-RenderedText[data-mime-type="application/vnd.jupyter.stderr"]'
+VENV = Path(sys.executable).parent.parent  # the environment these tests run in: `make lab` uses its jupyter
+QUIET = 180  # seconds with no sign of work (page, server or kernel) before a wait gives up
+CEILING = 1800  # seconds any one wait may take in all, however busy the kernel
 
 
 def free_port() -> int:
@@ -30,65 +40,77 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for(what: str, probe: Callable[[], Any], timeout: float, interval: float = 0.5) -> Any:
-    """Poll `probe` until it returns something truthy; fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def wait_for(what: str, probe: Callable[[], Any], working: Callable[[], tuple[Any, bool]] = lambda: (None, False),
+             interval: float = 0.5) -> Any:
+    """Poll `probe` until it returns something truthy. `working()` gives (state, active): the wait goes on while
+    the state changes or is active (a kernel starting or busy, a cell queued), and fails once it has stood still
+    and inactive for QUIET seconds, or after CEILING seconds in all."""
+    start = last_move = time.monotonic()
+    seen: Any = None
+    while True:
         value = probe()
         if value:
             return value
+        now = time.monotonic()
+        state, active = working()
+        if active or state != seen:
+            seen, last_move = state, now
+        if now - last_move > QUIET or now - start > CEILING:
+            pytest.fail(f"timed out waiting for {what}: nothing moved for {now - last_move:.0f} s "
+                        f"({now - start:.0f} s in all; last state: {seen})")
         time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 class Lab:
-    """A JupyterLab server on loopback with a token, serving a temp folder."""
+    """`make lab` (or `make lab-instructor`) on loopback with a token, its lessons in a temp folder."""
 
-    def __init__(self, root: Path, work: Path) -> None:
-        self.root, self.port, self.token = root, free_port(), secrets.token_hex(16)
+    def __init__(self, target: str, notebooks: Path, work: Path) -> None:
+        self.port, self.token = free_port(), secrets.token_hex(16)
+        self.root = work / "exercises" if target == "lab" else notebooks
         settings = work / "settings"
-        for name, values in {
-            # every cell in the DOM, so the test sees all prompts and outputs
-            "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
-            # no news or update checks from the page: the test stays on loopback
-            "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false",
-                                                                                 "checkForUpdates": False},
-        }.items():
-            (settings / name).parent.mkdir(parents=True, exist_ok=True)
-            (settings / name).write_text(json.dumps(values))
-        env = {k: v for k, v in os.environ.items() if k != "KITLIB_DATA_DIR"}
+        # every cell in the DOM, so the test sees all prompts and outputs (the user's own settings, not the kit's)
+        tracker = settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
+        tracker.parent.mkdir(parents=True, exist_ok=True)
+        tracker.write_text(json.dumps({"windowingMode": "none"}))
+        env = {k: v for k, v in os.environ.items() if k not in ("KITLIB_DATA_DIR", "JUPYTER_CONFIG_PATH", "MAKEFLAGS")}
         env.update(KITLIB_OFFLINE="1", KITLIB_PROFILE="smoke", KITLIB_CACHE=str(work / "kitlib-cache"),
                    KITLIB_RESULTS=str(work / "kitlib-results"), JUPYTER_CONFIG_DIR=str(work / "jupyter-config"),
                    JUPYTER_RUNTIME_DIR=str(work / "jupyter-runtime"), IPYTHONDIR=str(work / "ipython"))
-        self.log = work / "jupyterlab.log"
+        lab_args = " ".join([
+            "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={self.token}", f"--LabApp.user_settings_dir={settings}",
+            f"--LabApp.workspaces_dir={work / 'workspaces'}", "--LabApp.extension_manager=readonly"])
+        self.log = work / f"{target}.log"
+        # The README's command, in this environment (already set up: -o skips the set-up step) and on the temp folders.
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-             f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
-             f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={root}",
-             f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={work / 'workspaces'}",
-             "--LabApp.extension_manager=readonly", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-             "--allow-root"],  # CI runs as root
-            cwd=root, env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+            ["make", "--no-print-directory", "-C", str(ROOT), "-o", str(VENV / ".kitlib-installed"), target,
+             f"VENV={VENV}", f"NOTEBOOKS={notebooks}", f"EXERCISES={work / 'exercises'}", f"LAB_ARGS={lab_args}"],
+            env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
         )
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{path}?token={self.token}"
+        return f"http://127.0.0.1:{self.port}/{path}{'&' if '?' in path else '?'}token={self.token}"
 
     def api(self, path: str) -> Any:
-        """GET a server API path; None while the server is not answering."""
+        """GET a server path under api/ (lab/api/... as given); None while the server is not answering."""
         try:
-            with urllib.request.urlopen(self.url(f"api/{path}"), timeout=5) as response:
-                return json.loads(response.read())
+            with urllib.request.urlopen(self.url(path if path.startswith("lab/") else f"api/{path}"), timeout=10) as r:
+                return json.loads(r.read())
         except OSError:
             assert self.process.poll() is None, "JupyterLab exited:\n" + self.log.read_text()[-3000:]
             return None
 
+    def kernel_states(self) -> tuple[str, ...] | None:
+        """The execution state of each session's kernel (`starting`, `busy`, `idle`), None while not answering."""
+        sessions = self.api("sessions")
+        return None if sessions is None else tuple(s["kernel"]["execution_state"] for s in sessions)
+
     def kernels_idle(self) -> bool:
-        sessions = self.api("sessions") or []
-        return bool(sessions) and all(s["kernel"]["execution_state"] == "idle" for s in sessions)
+        states = self.kernel_states()
+        return bool(states) and all(state == "idle" for state in states)
 
     def stop(self) -> None:
-        """Shut the server and its kernels down (SIGTERM to its own process group, then SIGKILL)."""
+        """Shut make, the server and its kernels down (SIGTERM to their process group, then SIGKILL)."""
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
@@ -116,11 +138,12 @@ downloads.extract(pathlib.Path("files.tar"), pathlib.Path("extracted"))
 print("extracted:", len(list(pathlib.Path("extracted/files").iterdir())))"""
 
 
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Lab]:
+def lesson_folder(tmp_path: Path) -> Path:
+    """A notebooks folder for `make lab`: lesson 00, a lesson with solutions, a failing and a progress notebook."""
     root = tmp_path / "notebooks"
     root.mkdir()
-    shutil.copy(ROOT / "notebooks" / LESSON, root / LESSON)
+    for name in (LESSON, EXERCISE):
+        shutil.copy(ROOT / "notebooks" / name, root / name)
     broken = {"cells": [{"cell_type": "code", "execution_count": None, "id": "boom", "metadata": {}, "outputs": [],
                          "source": ["raise ValueError('a deliberate error')"]}],
               "metadata": {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python",
@@ -129,12 +152,28 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
     (root / "broken.ipynb").write_text(json.dumps(broken))
     watched = dict(broken, cells=[dict(broken["cells"][0], id="extract", source=[PROGRESS_CELL])])
     (root / "progress.ipynb").write_text(json.dumps(watched))
-    server = Lab(root, tmp_path)
+    return root
+
+
+def started(target: str, tmp_path: Path) -> Iterator[Lab]:
+    """`make <target>` on a fresh lesson folder, once the server answers; stopped afterwards."""
+    server = Lab(target, lesson_folder(tmp_path), tmp_path)
     try:
-        wait_for("JupyterLab to answer", lambda: server.api("status"), timeout=60)
+        wait_for("JupyterLab to answer", lambda: server.api("status"),
+                 lambda: (server.log.stat().st_size if server.log.exists() else 0, False))
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    yield from started("lab", tmp_path)
+
+
+@pytest.fixture
+def instructor_lab(tmp_path: Path) -> Iterator[Lab]:
+    yield from started("lab-instructor", tmp_path)
 
 
 # Per code cell of the open notebook: its prompt and whether an output shows a traceback.
@@ -143,27 +182,49 @@ return [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-
   prompt: (cell.querySelector('.jp-InputArea-prompt') || {}).textContent || '',
   error: [...cell.querySelectorAll(arguments[0])].some(out => out.textContent.includes('Traceback')),
   text: (cell.querySelector('.jp-OutputArea') || {}).textContent || '',
+  code: (cell.querySelector('.jp-InputArea-editor') || {}).textContent || '',
 }));
 """
+MENUS = "return [...document.querySelectorAll('.lm-MenuBar-itemLabel')].map(label => label.textContent)"
+# The open notebook's tab: dirty (a dot in place of the close icon) once its model differs from the file.
+NBGRADER_LOADED = "nbgrader.server_extensions.formgrader | extension was successfully loaded"
+DIRTY = "return !!document.querySelector('.lm-TabBar-tab.lm-mod-current.jp-mod-dirty')"
 
 
-def run_all(driver: Any, lab: Lab, name: str, n_cells: int, timeout: float) -> list[dict]:
-    """Open a notebook, run all cells from the Run menu, wait until the kernel is idle; returns the cell states."""
-    driver.get(lab.url(f"lab/workspaces/{name.replace('.', '-')}/tree/{name}"))  # a fresh workspace per notebook
-    wait_for(f"{name} to render its {n_cells} code cells",
-             lambda: len(driver.execute_script(CELL_STATE, ERROR_OUTPUTS)) == n_cells, timeout=60)
-    wait_for("the kernel to start", lab.kernels_idle, timeout=60)
+def cells_of(driver: Any) -> list[dict]:
+    return driver.execute_script(CELL_STATE, ERROR_OUTPUTS)
+
+
+def open_notebook(driver: Any, lab: Lab, name: str, n_cells: int) -> list[dict]:
+    """Open a notebook in a fresh workspace and wait until its cells render and its kernel is idle."""
+    driver.get(lab.url(f"lab/workspaces/{name.replace('.', '-')}/tree/{name}"))
+    page = lambda: (len(cells_of(driver)), driver.execute_script("return document.readyState") != "complete")
+    wait_for(f"{name} to render its {n_cells} code cells", lambda: len(cells_of(driver)) == n_cells, page)
+    kernel = lambda: (lab.kernel_states(), any(s in ("starting", "busy") for s in lab.kernel_states() or ()))
+    wait_for(f"the kernel of {name} to start", lab.kernels_idle, kernel)
+    return cells_of(driver)
+
+
+def run_all(driver: Any, lab: Lab, name: str, n_cells: int) -> list[dict]:
+    """Open a notebook, run all cells from the Run menu, wait until they ran; returns the cell states."""
+    open_notebook(driver, lab, name, n_cells)
     driver.find_element(By.XPATH, "//div[contains(@class, 'lm-MenuBar-itemLabel') and text()='Run']").click()
     driver.find_element(
         By.XPATH, "//li[contains(@class, 'lm-Menu-item')][.//div[contains(@class, 'lm-Menu-itemLabel') "
                   "and text()='Run All Cells']]").click()
 
     def finished() -> list[dict] | None:
-        cells = driver.execute_script(CELL_STATE, ERROR_OUTPUTS)
+        cells = cells_of(driver)
         done = any(c["error"] for c in cells) or all(c["prompt"].strip()[1:-2].isdigit() for c in cells)
         return cells if done and lab.kernels_idle() else None
 
-    return wait_for(f"{name} to finish", finished, timeout=timeout)
+    def progress() -> tuple[Any, bool]:
+        """The cells' prompts and the kernel's state; active while the kernel works or a cell waits ([*])."""
+        prompts = tuple(c["prompt"].strip() for c in cells_of(driver))
+        states = lab.kernel_states() or ()
+        return (prompts, states), "[*]:" in prompts or any(s in ("starting", "busy") for s in states)
+
+    return wait_for(f"{name} to finish", finished, progress)
 
 
 def test_lesson_00_runs_in_jupyterlab_in_chromium(lab: Lab, browser: Any) -> None:
@@ -171,7 +232,9 @@ def test_lesson_00_runs_in_jupyterlab_in_chromium(lab: Lab, browser: Any) -> Non
     nb = json.loads((ROOT / "notebooks" / LESSON).read_text(encoding="utf-8"))
     n_code = sum(c["cell_type"] == "code" for c in nb["cells"])
     try:
-        cells = run_all(browser, lab, LESSON, n_code, timeout=150)
+        open_notebook(browser, lab, LESSON, n_code)
+        assert not browser.execute_script(DIRTY), "opening the lesson marked it modified"
+        cells = run_all(browser, lab, LESSON, n_code)
     finally:  # what the page showed, also when it failed
         browser.save_screenshot(str(SHOTS / "lesson00.png"))
     scroll_to = "document.querySelectorAll('.jp-CodeCell')[arguments[0]].scrollIntoView()"
@@ -187,12 +250,39 @@ def test_lesson_00_runs_in_jupyterlab_in_chromium(lab: Lab, browser: Any) -> Non
     browser.save_screenshot(str(SHOTS / "lesson00-end.png"))
 
     # The same detector sees a real error: without this, a broken selector would make the test above vacuous.
-    broken = run_all(browser, lab, "broken.ipynb", 1, timeout=60)
+    broken = run_all(browser, lab, "broken.ipynb", 1)
     assert broken[0]["error"] and "a deliberate error" in broken[0]["text"]
 
 
+def test_make_lab_opens_exercise_copies_without_nbgrader_or_news(lab: Lab, browser: Any) -> None:
+    source = json.loads((ROOT / "notebooks" / EXERCISE).read_text(encoding="utf-8"))
+    n_code = sum(c["cell_type"] == "code" for c in source["cells"])
+    assert "### BEGIN SOLUTION" in json.dumps(source), f"{EXERCISE} has no solution to hide: pick a lesson that does"
+    assert (lab.root / EXERCISE).is_file() and lab.root.name == "exercises", lab.root
+    cells = open_notebook(browser, lab, EXERCISE, n_code)
+    browser.save_screenshot(str(SHOTS / "exercise01.png"))
+    code = "\n".join(c["code"] for c in cells)
+    assert "raise NotImplementedError()" in code and "BEGIN SOLUTION" not in code, code[:2000]
+    assert not browser.execute_script(DIRTY), "opening the exercise copy marked it modified"
+    menus = browser.execute_script(MENUS)
+    assert "Run" in menus and "Nbgrader" not in menus, menus
+    news = lab.api("lab/api/settings/@jupyterlab/apputils-extension:notification")["schema"]["properties"]
+    assert news["fetchNews"]["default"] == "false" and news["checkForUpdates"]["default"] is False, news
+    log = lab.log.read_text()
+    assert NBGRADER_LOADED not in log and "nbgrader_config.py" not in log, "nbgrader's server extensions ran"
+
+
+def test_make_lab_instructor_opens_the_full_lessons_with_nbgrader(instructor_lab: Lab, browser: Any) -> None:
+    source = json.loads((ROOT / "notebooks" / EXERCISE).read_text(encoding="utf-8"))
+    n_code = sum(c["cell_type"] == "code" for c in source["cells"])
+    cells = open_notebook(browser, instructor_lab, EXERCISE, n_code)
+    assert "### BEGIN SOLUTION" in "\n".join(c["code"] for c in cells)
+    wait_for("nbgrader's menu", lambda: "Nbgrader" in browser.execute_script(MENUS))
+    assert NBGRADER_LOADED in instructor_lab.log.read_text()
+
+
 def test_a_kitlib_extraction_shows_a_progress_widget_in_jupyterlab(lab: Lab, browser: Any) -> None:
-    cells = run_all(browser, lab, "progress.ipynb", 1, timeout=90)
+    cells = run_all(browser, lab, "progress.ipynb", 1)
     browser.save_screenshot(str(SHOTS / "progress.png"))
     assert not cells[0]["error"], cells[0]["text"][-2000:]
     assert "extracted: 40" in cells[0]["text"]

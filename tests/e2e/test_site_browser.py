@@ -28,3 +28,33 @@ def test_lesson_page_figures_render_in_chromium(built_site: Any, browser: Any) -
     assert len(images) >= 2, images
     assert all(img["width"] > 0 for img in images), [img for img in images if img["width"] == 0]
     assert "embeddings" in browser.title.lower(), browser.title
+
+
+# Each table of the page: whether it stays inside the article's column, or else scrolls inside its own box.
+TABLES = """
+const column = document.querySelector('.bd-article').getBoundingClientRect();
+return [...document.querySelectorAll('.bd-article table')].map(table => {
+  const box = table.getBoundingClientRect();
+  return {inside: box.left >= column.left - 1 && box.right <= column.right + 1,
+          scrolls: getComputedStyle(table).overflowX === 'auto' && table.scrollWidth > table.clientWidth,
+          text: table.textContent.trim().slice(0, 60)};
+});
+"""
+BANNER = "return (document.querySelector('.bd-header-announcement') || {}).textContent || ''"
+
+
+def test_home_lesson_and_results_pages_fit_and_say_what_they_are(built_site: Any, browser: Any) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for page, shot in (("index.html", "site-home.png"), ("results.html", "site-results.png"),
+                       ("lessons/00_start_here.html", "site-lesson00.png")):
+        browser.get((built_site.html / page).as_uri())
+        browser.save_screenshot(str(SHOTS / shot))
+        tables = browser.execute_script(TABLES)
+        assert tables, f"{page} shows no table"
+        wide = [t for t in tables if not (t["inside"] or t["scrolls"])]
+        assert not wide, f"{page}: tables run past the column: {wide}"
+        assert "Smoke build" in browser.execute_script(BANNER), f"{page} does not say it is a smoke build"
+    note = browser.find_element("css selector", ".bd-article blockquote").text
+    assert "Executed run:" in note and "none recorded" not in note, note
+    downloads = [a.get_attribute("href") for a in browser.find_elements("css selector", "a.download")]
+    assert len(downloads) == 2 and all(Path(href.removeprefix("file://")).is_file() for href in downloads), downloads
