@@ -152,22 +152,37 @@ def load_results(results_dir: Path | None = None, profile: str | None = None) ->
     return [r for r in records if profile is None or r["profile"] == profile]
 
 
+def newest(records: list[dict[str, Any]], keys: Sequence[str] = ("lesson", "metric", "profile", "model")
+           ) -> list[dict[str, Any]]:
+    """The newest record per combination of `keys`, in the order each combination first appears."""
+    found: dict[tuple, dict[str, Any]] = {}
+    for record in records:
+        found[tuple(record.get(key) for key in keys)] = record
+    return list(found.values())
+
+
 def latest_result(lesson: str, metric: str, profile: str, results_dir: Path | None = None) -> dict[str, Any] | None:
     """The newest record of a lesson's metric in a profile, or None if the lesson has not run."""
     found = [r for r in load_results(results_dir, profile) if r["lesson"] == lesson and r["metric"] == metric]
     return found[-1] if found else None
 
 
+def render_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A Markdown table: the one renderer for results, measures and race tables ('|' in a cell is escaped)."""
+    def line(cells: Sequence[Any]) -> str:
+        return "| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |"
+
+    wrong = [len(row) for row in rows if len(row) != len(header)]
+    if wrong:
+        raise ValueError(f"Every row needs {len(header)} cells, one per column; a row has {wrong[0]}.")
+    return "\n".join([line(header), "|" + " --- |" * len(header), *(line(row) for row in rows)])
+
+
 def results_table(records: list[dict[str, Any]]) -> str:
     """A Markdown table of the newest record per (lesson, metric, profile, model)."""
-    newest: dict[tuple, dict[str, Any]] = {}
-    for record in records:
-        newest[(record["lesson"], record["metric"], record["profile"], record["model"])] = record
-    header = "| lesson | profile | dataset | model | metric | value | test examples | time (s) | machine | date |"
-    rows = [header, "|" + " --- |" * 10]
-    for r in sorted(newest.values(), key=lambda r: (r["lesson"], r["profile"], r["model"])):
-        rows.append(
-            f"| {r['lesson']} | {r['profile']} | {r['dataset']} | {r['model']} | {r['metric']} | "
-            f"{r['value']:.4f} | {r.get('n_test') or '-'} | {r['seconds']:.0f} | {r['machine']} | {r['date']} |"
-        )
-    return "\n".join(rows)
+    header = ["lesson", "profile", "dataset", "model", "metric", "value", "test examples", "time (s)", "machine",
+              "date"]
+    rows = [[r["lesson"], r["profile"], r["dataset"], r["model"], r["metric"], f"{r['value']:.4f}",
+             r.get("n_test") or "-", f"{r['seconds']:.0f}", r["machine"], r["date"]]
+            for r in sorted(newest(records), key=lambda r: (r["lesson"], r["profile"], r["model"]))]
+    return render_table(header, rows)

@@ -112,25 +112,33 @@ def measure(name: str, model: Any, examples: Any, accuracy: float, *, kind: str 
             batch_sizes: Sequence[int] = (1, 32), repeats: int = 10, warmup: int = 2) -> dict[str, Any]:
     """One results-table row: accuracy, latency at each batch size, size on disk and parameters of `model`.
 
-    `examples` are raw model inputs (at least one); batches of each size are made from them.
+    `examples` are raw model inputs (at least one); batches of each size are made from them. A Keras model
+    is timed as a compiled forward pass; a model with `predict_proba`, `get_weights` and `count_params` (the
+    classical baseline) by calling `predict_proba` on the raw inputs.
     """
     row: dict[str, Any] = {"model": name, "kind": kind, "note": note, "accuracy": float(accuracy),
                            "params_m": parameters(model) / 1e6, "disk_mb": disk_size_mb(model)}
     for size in batch_sizes:
-        row[f"latency_b{size}_ms"] = model_latency_ms(model, batch_of(examples, size), repeats=repeats, warmup=warmup)
+        if hasattr(model, "predict_proba"):  # a scikit-learn model (the classical baseline): its own call on raw inputs
+            batch = list(examples) * -(-size // max(len(examples), 1))
+            if not batch:
+                raise ValueError("batch_of needs at least one example.")
+            ms = latency_ms(lambda: model.predict_proba(batch[:size]), repeats=repeats, warmup=warmup)
+        else:
+            ms = model_latency_ms(model, batch_of(examples, size), repeats=repeats, warmup=warmup)
+        row[f"latency_b{size}_ms"] = ms
     return row
 
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
-    """A fixed-width text table of `measure` rows, for printing in a notebook."""
+    """A Markdown table of `measure` rows, for printing in a notebook."""
+    from kitlib.evaluate import render_table
+
     if not rows:
         return "(no rows)"
     latency_keys = [key for key in rows[0] if key.startswith("latency_b")]
-    header = f"{'model':40s} {'kind':5s} {'accuracy':>8s} {'params':>8s} {'disk':>8s} " + " ".join(
-        f"{key[len('latency_'):-len('_ms')] + ' ms':>9s}" for key in latency_keys)
-    lines = [header, "-" * len(header)]
-    for row in rows:
-        lines.append(f"{row['model'][:40]:40s} {row.get('kind', '')[:5]:5s} {row['accuracy']:8.1%} "
-                     f"{row['params_m']:7.2f}M {row['disk_mb']:6.1f}MB " +
-                     " ".join(f"{row[key]:9.1f}" for key in latency_keys))
-    return "\n".join(lines)
+    header = ["model", "kind", "accuracy", "params", "disk", *(key[len("latency_"):-len("_ms")] + " ms"
+                                                               for key in latency_keys)]
+    return render_table(header, [[row["model"], row.get("kind", ""), f"{row['accuracy']:.1%}",
+                                  f"{row['params_m']:.2f}M", f"{row['disk_mb']:.1f}MB",
+                                  *(f"{row[key]:.1f}" for key in latency_keys)] for row in rows])

@@ -98,3 +98,13 @@ def test_confusion_matrix_refuses_labels_outside_the_classes() -> None:
         kitlib.confusion_matrix([0, 10], [0, 1], 10)
     with pytest.raises(ValueError, match=r"found \[-1\]"):
         kitlib.confusion_matrix([0, 1], [0, -1], 10)
+
+
+def test_one_table_renderer_and_one_newest_rule() -> None:
+    table = evaluate.render_table(["model", "accuracy"], [["a|b", "90.0%"], ["c", "80.0%"]])
+    assert table.splitlines() == ["| model | accuracy |", "| --- | --- |", "| a\\|b | 90.0% |", "| c | 80.0% |"]
+    with pytest.raises(ValueError, match="needs 2 cells"):
+        evaluate.render_table(["model", "accuracy"], [["only one"]])
+    records = [{"lesson": "02", "model": "m", "value": 1}, {"lesson": "03", "model": "m", "value": 2},
+               {"lesson": "02", "model": "m", "value": 3}]
+    assert [r["value"] for r in evaluate.newest(records, keys=("lesson", "model"))] == [3, 2]

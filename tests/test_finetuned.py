@@ -162,3 +162,13 @@ def test_three_class_text_and_image_models(smoke) -> None:
     image, _ = finetuned.image_model(smoke, 32, n_classes=3)
     assert image.predict(np.zeros((2, 32, 32, 3), "float32"), verbose=0).shape == (2, 3)
     assert finetuned.text_model(smoke, 16)[0].output.shape[-1] == 1, "two classes: one sigmoid unit, as lessons 06-10 use"
+
+
+def test_train_frozen_head_returns_the_outputs_it_scored() -> None:
+    """With probabilities=True the head's test outputs come back, and they are the ones the accuracy counts."""
+    x = np.random.default_rng(1).normal(size=(600, 4)).astype("float32")
+    y = (x[:, 0] - x[:, 2] > 0).astype("float32")
+    train, test = (tf.data.Dataset.from_tensor_slices((x[a:b], y[a:b])).batch(64) for a, b in ((0, 400), (400, 600)))
+    accuracy, outputs = finetuned.train_frozen_head(tiny_frozen_model(), train, test, epochs=5, probabilities=True)
+    assert outputs.shape == (200, 1)
+    assert accuracy == pytest.approx(np.mean((outputs[:, 0] > 0.5) == y[400:]), abs=1e-6)

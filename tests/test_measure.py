@@ -126,3 +126,16 @@ def test_a_string_model_is_measured_on_raw_text() -> None:
                               keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(1, activation="sigmoid")])
     row = measure.measure("boe", model, np.array(["good film", "bad"]), 0.5, batch_sizes=(1, 4), repeats=1)
     assert row["latency_b4_ms"] > 0 and row["params_m"] == pytest.approx((20 * 2 + 3) / 1e6)
+
+
+def test_the_classical_baseline_is_measured_like_a_keras_model() -> None:
+    from kitlib.models.classical import classical_baseline
+
+    texts, labels = ["a great film", "an awful film", "great acting", "awful plot"] * 5, np.array([1, 0, 1, 0] * 5)
+    model = classical_baseline((texts, labels), (texts, labels), ngram_ranges=((1, 1),), cs=(1.0,))
+    row = measure.measure("tf-idf", model, np.array(["a great plot"]), 0.9, batch_sizes=(1, 4), repeats=2)
+    n_grams = len(model.pipeline.named_steps["tfidf"].vocabulary_)
+    assert row["params_m"] == pytest.approx((2 * n_grams + 1) / 1e6)  # idf and a coefficient per n-gram, one intercept
+    assert row["disk_mb"] == len(measure.payload(model)) / 1e6 and row["latency_b4_ms"] > 0
+    shipped = np.load(io.BytesIO(measure.payload(model)))
+    assert "great" in shipped["arr_0"].tolist()  # the vocabulary ships as text, no pickled objects

@@ -13,6 +13,11 @@ disagree silently with what the cells print. So in markdown cells every percenta
 Anything else is flagged. The fix is to print the sentence from the run's variables (e.g.
 `IPython.display.Markdown(f"...")` in a code cell, which this lint does not read) or to label it
 as a past run, and to check comparisons in the lesson's closing assertions.
+
+Issue 27 extends the rule to comparisons: a markdown sentence that names a winner ("beats", "wins",
+"outperforms", "pays", "better than") is printed by the run from a race verdict (`kitlib.race`), or
+sits in a past-run cell, or cites published work. A goal ("the score to beat") and a question ("does
+the student now beat it?") claim nothing and pass.
 """
 
 from __future__ import annotations
@@ -34,11 +39,18 @@ CLAIM = re.compile(
 )
 PAST_RUN = (re.compile(r"\b20\d\d-\d\d-\d\d\b"), re.compile(r"\b(?:smoke|cpu|gpu) profile\b"),
             re.compile(r"\b(?:v?CPU|GPU|TPU)s?\b|\bcores?\b"))
+COMPARISON = re.compile(r"\b(?:beats?|beaten|beating|wins?|won|winner|outperform(?:s|ed|ing)?|pays(?: off)?|paid off"
+                        r"|better than)\b", re.IGNORECASE)
+GOAL = re.compile(r"\bto beat\b", re.IGNORECASE)
+SENTENCE_END = re.compile(r"(?<!\bal\.)(?<!e\.g\.)(?<!i\.e\.)(?<=[.!?])\s+(?=[A-Z*(`\"])")
+BLOCK_START = re.compile(r"\n\s*\n|\n(?=\s*(?:[-*] |\d+\. |#|\|))")
 CITATION = re.compile(r"et al\.?,? \(?\d{4}|\([A-Z][\w&.\- ]+,? \d{4}\)|\bpublished\b")
 
 # (lesson number, phrase on the line): why the number is not a measurement of this kit's runs.
 DEFINITIONS = {
     ("01", "50% accuracy is what guessing gets"): "chance level of a balanced split, by definition",
+    ("02", "reads a 95% interval off the spread"): "the interval's level, a setting of the race",
+    ("02", "a model **wins** only when the whole interval"): "defines the race's verdicts",
     ("03", "80% become `[MASK]`, 10% a random word piece and 10% stay"): "BERT's masking recipe",
     ("03", "15% of the pieces, 80/10/10"): "BERT's masking recipe (MASK_RATE)",
     ("06", "1% more accurate but ten times slower"): "a hypothetical trade-off, not a measurement",
@@ -87,6 +99,59 @@ def test_the_lint_flags_measurements_and_passes_labelled_cited_and_defined_numbe
     assert lint("BERT (Devlin et al., 2018) hides 15% of the word pieces.") == []
     assert lint("Of the picked ones, 80% become `[MASK]`, 10% a random word piece and 10% stay as they") == []
     assert lint("Three times as many layers; a 2-layer model; 128 wide.") == []
+
+
+def sentences(markdown: str) -> list[str]:
+    """The sentences of a markdown cell, each on one line (a bullet, heading or table row ends one)."""
+    found = []
+    for block in BLOCK_START.split(markdown):
+        found += [" ".join(s.split()) for s in SENTENCE_END.split(" ".join(block.split())) if s.strip()]
+    return found
+
+
+def flagged_comparisons(path: Path) -> list[str]:
+    """'cN: sentence' for each markdown sentence that names a winner the run does not print."""
+    lesson, found = path.name[:2], []
+    for index, cell in enumerate(json.loads(path.read_text(encoding="utf-8"))["cells"]):
+        text = "".join(cell["source"])
+        if cell["cell_type"] != "markdown" or all(label.search(text) for label in PAST_RUN):
+            continue
+        for sentence in sentences(text):
+            if not COMPARISON.search(sentence) or CITATION.search(sentence) or sentence.endswith("?"):
+                continue
+            if GOAL.search(sentence) and not COMPARISON.search(GOAL.sub("", sentence)):
+                continue
+            if any(lesson == number and phrase in sentence for number, phrase in DEFINITIONS):
+                continue
+            found.append(f"c{index}: {sentence}")
+    return found
+
+
+def test_the_comparison_lint_flags_claimed_winners_and_passes_goals_questions_and_past_runs(tmp_path: Path) -> None:
+    def lint(*markdown: str) -> list[str]:
+        nb = {"cells": [{"cell_type": "markdown", "source": [text]} for text in markdown]}
+        path = tmp_path / "06_example.ipynb"
+        path.write_text(json.dumps(nb), encoding="utf-8")
+        return flagged_comparisons(path)
+
+    assert lint("Fine-tuning beats the frozen\nencoder. It is slower.", "- the CNN wins;\n- pre-training pays",
+                "The GRU outperforms the LSTM here.", "It is better than guessing.") == [
+        "c0: Fine-tuning beats the frozen encoder.", "c1: - the CNN wins;", "c1: - pre-training pays",
+        "c2: The GRU outperforms the LSTM here.", "c3: It is better than guessing."]
+    assert lint("A small CNN from scratch: the score to beat.", "Does the distilled student now beat it?",
+                "Keeping head and tail beats either alone (Sun et al., 2019).",
+                "Measured 2026-11-28 on 2 CPU cores, cpu profile: the GRU beats the LSTM.",
+                "The printout above gives the verdict.") == []
+    assert lint("It has to beat the baseline, and it beats it.") == ["c0: It has to beat the baseline, and it beats it."]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_comparisons_in_prose_come_from_a_verdict(path: Path) -> None:
+    flagged = flagged_comparisons(path)
+    assert not flagged, (
+        "These markdown sentences name a winner the run does not print. Print the verdict from "
+        "kitlib.race (its sentence, with the interval), or label the cell as a past run (date, machine, "
+        "profile), or say what to compare without asserting the outcome:\n" + "\n".join(flagged))
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -242,7 +242,13 @@ def require_training_examples(count: int) -> None:
 
 def _fit_head(model: keras.Model, train: Any, evaluate_on: Any, max_epochs: int,
               seed: int) -> tuple[float, keras.callbacks.History]:
-    """Run the frozen backbone once, train the head on its features: (accuracy on `evaluate_on`, the head's history).
+    """Run the frozen backbone once, train the head on its features: (accuracy on `evaluate_on`, the head's history)."""
+    return _fit_head_outputs(model, train, evaluate_on, max_epochs, seed)[:2]
+
+
+def _fit_head_outputs(model: keras.Model, train: Any, evaluate_on: Any, max_epochs: int,
+                      seed: int) -> tuple[float, keras.callbacks.History, np.ndarray]:
+    """`_fit_head`, plus the head's outputs on `evaluate_on` (for a paired race).
 
     The head stops when the loss on a seeded fifth of `train` (held out from training) has not improved for
     `PATIENCE` epochs, and keeps its best weights; `evaluate_on` plays no part in training, so its score is
@@ -268,7 +274,8 @@ def _fit_head(model: keras.Model, train: Any, evaluate_on: Any, max_epochs: int,
                        epochs=max_epochs, steps_per_epoch=-(-len(fit_on) // 64), shuffle=False, verbose=0,
                        validation_data=(features["train"][held_out], labels["train"][held_out]),
                        callbacks=[keras.callbacks.EarlyStopping(patience=PATIENCE, restore_best_weights=True)])
-    return float(head.evaluate(features["evaluate_on"], labels["evaluate_on"], verbose=0)[1]), history
+    accuracy = float(head.evaluate(features["evaluate_on"], labels["evaluate_on"], verbose=0)[1])
+    return accuracy, history, head.predict(features["evaluate_on"], verbose=0)
 
 
 def split_sizes(kind: str, cfg: runtime.Config) -> dict[str, int | None]:
@@ -320,12 +327,16 @@ def classifier(kind: str, cfg: runtime.Config, verbose: bool = True) -> tuple[ke
 
 
 def train_frozen_head(model: keras.Model, train: Any, evaluate_on: Any, epochs: int = MAX_EPOCHS,
-                      seed: int = 42) -> float:
+                      seed: int = 42, *, probabilities: bool = False) -> float | tuple[float, np.ndarray]:
     """The feature-caching recipe for any frozen-backbone model with a layer named "head" (lessons 06 to 08).
 
     Runs the frozen part once over `train` and `evaluate_on` (batched (input, label) pipelines that do not
     reshuffle), trains the head on the cached features for at most `epochs` epochs, stopping early on a
     seeded fifth of `train` held out, and returns its accuracy on `evaluate_on`, which the head never trains
-    or stops on: pass a test split for an honest score.
+    or stops on: pass a test split for an honest score. With `probabilities`, returns (accuracy, the model's
+    output on `evaluate_on`) so the model can be raced (`kitlib.race`) without running the backbone again.
     """
+    if probabilities:
+        accuracy, _, outputs = _fit_head_outputs(model, train, evaluate_on, epochs, seed)
+        return accuracy, outputs
     return _train_head(model, train, evaluate_on, epochs, seed)
