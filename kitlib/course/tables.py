@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from kitlib import _fs
+from kitlib import _fs, evaluate
 from kitlib.course import notebooks
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,14 +78,6 @@ def header(run: dict[str, Any]) -> str:
             + notes)
 
 
-def _newest(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The newest record per (lesson, metric, model), in lesson order."""
-    newest: dict[tuple, dict[str, Any]] = {}
-    for record in records:
-        newest[(record["lesson"], record["metric"], record["model"])] = record
-    return sorted(newest.values(), key=lambda r: r["lesson"])
-
-
 def _lesson_seconds(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Each notebook's provenance by its lesson number (`01`)."""
     return {name[:2]: info for name, info in run.get("notebooks", {}).items()}
@@ -101,21 +93,21 @@ def _notebook_cell(info: dict[str, Any] | None) -> str:
 def results_block(run: dict[str, Any], every_metric: bool) -> str:
     """The run's header line and its results table (test accuracies only unless `every_metric`)."""
     timed = _lesson_seconds(run)
-    rows = ["| lesson | data | model | metric | result | test examples | whole notebook |", "| --- " * 7 + "|"]
-    shown: set[str] = set()
-    for r in _newest(run.get("records", [])):
+    rows, shown = [], set()
+    records = evaluate.newest(run.get("records", []), keys=("lesson", "metric", "model"))
+    for r in sorted(records, key=lambda r: r["lesson"]):
         if not every_metric and r["metric"] != "test_accuracy":
             continue
         notebook = "" if r["lesson"] in shown else _notebook_cell(timed.get(r["lesson"]))
         shown.add(r["lesson"])
-        examples = f"{r['n_test']:,}" if r.get("n_test") else "-"
-        rows.append(f"| {r['lesson']} | {r['dataset']} | {r['model']} | {r['metric']} | "
-                    f"{value(r['metric'], r['value'])} | {examples} | {notebook} |")
-    lines = [header(run), "", *rows]
+        rows.append([r["lesson"], r["dataset"], r["model"], r["metric"], value(r["metric"], r["value"]),
+                     f"{r['n_test']:,}" if r.get("n_test") else "-", notebook])
+    lines = [header(run), "", evaluate.render_table(
+        ["lesson", "data", "model", "metric", "result", "test examples", "whole notebook"], rows)]
     if every_metric:
-        lines += ["", "| notebook | profile | whole notebook |", "| --- | --- | --- |"]
-        lines += [f"| {name} | {info['profile']} | {_notebook_cell(info)} |"
-                  for name, info in sorted(run.get("notebooks", {}).items())]
+        lines += ["", evaluate.render_table(["notebook", "profile", "whole notebook"],
+                                            [[name, info["profile"], _notebook_cell(info)]
+                                             for name, info in sorted(run.get("notebooks", {}).items())])]
     return "\n".join(lines)
 
 

@@ -11,7 +11,7 @@ or folders, any number of classes) and trains three stages on the same split:
    for images the top of the backbone unfrozen with a low learning rate, BatchNorm in inference mode. The number
    of epochs is chosen on the validation split (early stopping, the best weights kept).
 
-Each stage is scored on the test split against stage 0 with a paired bootstrap interval. `export(run, folder)`
+Each stage is raced on the test split against stage 0 (`kitlib.race`: a paired-bootstrap interval and a verdict). `export(run, folder)`
 writes a `.keras` file and a SavedModel whose serving signature takes raw strings or encoded image bytes, and
 `write_report` says how to load both in a fresh process. An output folder is written whole or not at all
 (`output_folder`): staged beside it, swapped in last, never over files the kit did not write.
@@ -30,13 +30,11 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 import keras
 import numpy as np
 
-from kitlib import _fs, evaluate, runtime
+from kitlib import _fs, evaluate, racing, runtime
 from kitlib.data import containers, images, owndata
-from kitlib.models import finetuned
+from kitlib.models import classical, finetuned
 
 MARKER = ".kitlib-output.json"  # in an output folder the kit wrote: the names it wrote there
-BOOTSTRAP_SAMPLES = 2000
-CONFIDENCE = 0.95
 
 
 class OutputFolderError(ValueError):
@@ -176,55 +174,17 @@ def probabilities(model: keras.Model, inputs: Any) -> np.ndarray:
     return np.concatenate([1 - p, p], axis=1) if p.shape[-1] == 1 else p
 
 
-def paired_bootstrap(y: np.ndarray, baseline: np.ndarray, challenger: np.ndarray, samples: int = BOOTSTRAP_SAMPLES,
-                     seed: int = 0) -> tuple[float, float, float]:
-    """(accuracy difference, low, high): challenger minus baseline on the same test examples, a 95% interval.
+class ClassicalBaseline:
+    """Stage 0 for text: lesson 02's baseline of record (`kitlib.classical_baseline`: TF-IDF n-grams + logistic
+    regression, n-gram range and C chosen on validation), behind the `TextBaseline` interface."""
 
-    Both models' predictions are resampled together (the same examples in each draw), so the interval is that of
-    the difference on this test set, much narrower than two separate intervals would suggest.
-    """
-    right = np.stack([np.asarray(baseline) == y, np.asarray(challenger) == y]).astype("float64")
-    rows = np.random.default_rng(seed).integers(0, len(y), (samples, len(y)))
-    differences = right[1][rows].mean(axis=1) - right[0][rows].mean(axis=1)
-    tail = (1 - CONFIDENCE) / 2
-    low, high = np.quantile(differences, [tail, 1 - tail])
-    return float(right[1].mean() - right[0].mean()), float(low), float(high)
+    name = "TF-IDF n-grams + logistic regression (lesson 02's classical baseline)"
 
-
-def verdict(difference: float, low: float, high: float) -> str:
-    """'better' / 'worse' when the interval excludes 0, else 'no clear difference', with the numbers in points."""
-    word = "better" if low > 0 else "worse" if high < 0 else "no clear difference"
-    return f"{word}: {100 * difference:+.1f} points (95% interval {100 * low:+.1f} to {100 * high:+.1f})"
-
-
-class TfidfBaseline:
-    """Stage 0 for text: TF-IDF of words (1-2 grams) and character 2-5 grams, logistic regression, C chosen on val.
-
-    A stand-in for the shared classical baseline with the same interface: `fit(train_texts, train_labels,
-    val_texts, val_labels)` returns the fitted classifier, whose `predict_proba(texts)` gives (n, k).
-    """
-
-    name = "TF-IDF + logistic regression"
-    C_GRID = (0.5, 2.0, 8.0)
-
-    @classmethod
-    def fit(cls, train_texts: Sequence[str], train_labels: np.ndarray, val_texts: Sequence[str],
-            val_labels: np.ndarray) -> Any:
-        """The pipeline with the C that scores best on the validation split, fitted on the training split."""
-        from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline, make_union
-
-        best, best_score = None, -1.0
-        for c in cls.C_GRID:
-            features = make_union(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1),
-                                  TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2))
-            model = make_pipeline(features, LogisticRegression(C=c, max_iter=2000))
-            model.fit(list(train_texts), train_labels)
-            score = model.score(list(val_texts), val_labels) if len(val_labels) else 0.0
-            if score > best_score:
-                best, best_score = model, score
-        return best
+    @staticmethod
+    def fit(train_texts: Sequence[str], train_labels: np.ndarray, val_texts: Sequence[str],
+            val_labels: np.ndarray) -> Classifier:
+        """The baseline fitted on the training split, its settings chosen on the validation split."""
+        return classical.classical_baseline((train_texts, train_labels), (val_texts, val_labels))
 
 
 class KerasClassifier:
@@ -255,7 +215,7 @@ def scratch_cnn(image_size: int, n_classes: int, seed: int) -> keras.Model:
 
 
 def baseline(data: containers.LabelledSplits, settings: Settings, seed: int,
-             text_baseline: TextBaseline = TfidfBaseline) -> tuple[str, Classifier, int]:
+             text_baseline: TextBaseline = ClassicalBaseline) -> tuple[str, Classifier, int]:
     """Stage 0, the model to beat without pre-training: (its name, the fitted classifier, examples it trained on)."""
     n_train = len(data.labels("train"))
     if isinstance(data, containers.ImageData):
@@ -331,11 +291,11 @@ def _require_splits(data: containers.LabelledSplits) -> None:
 
 
 def run(data: containers.LabelledSplits, cfg: runtime.Config, settings: Settings | None = None,
-        verbose: bool = True, text_baseline: TextBaseline = TfidfBaseline) -> Run:
+        verbose: bool = True, text_baseline: TextBaseline = ClassicalBaseline) -> Run:
     """Stage 0 (the model to beat), 1 (frozen backbone + new head), 2 (lesson 04's / 05's winner), all on the test split.
 
     `text_baseline.fit(train_texts, train_labels, val_texts, val_labels)` fits stage 0 for text and returns an
-    object with `predict_proba(texts)` (`TfidfBaseline` by default).
+    object with `predict_proba(texts)` (`ClassicalBaseline` by default).
     """
     settings = settings or Settings.for_profile(cfg)
     _require_splits(data)
@@ -580,14 +540,17 @@ def write_report(result: Run, data: containers.LabelledSplits, folder: Path | st
              f"- backbone: {result.backbone}", f"- recipe: {recipe_line}; {epochs} epoch(s) trained, the epoch with "
              "the lowest validation loss kept", "",
              f"## Stages on the test split ({len(y):,} examples)", "",
-             "Each stage is compared with stage 0, the model to beat, on the same test examples: a paired bootstrap "
-             f"({BOOTSTRAP_SAMPLES:,} resamples) gives the 95% interval of the difference in accuracy.", "",
+             "Each stage is raced against stage 0, the model to beat, on the same test examples (`kitlib.race`): a "
+             "paired bootstrap gives the 95% interval of the difference in accuracy, and the verdict is 'wins' or "
+             "'loses' only when that whole interval is above or below zero.", "",
              "| stage | model | test accuracy | against stage 0 | training time | training examples/s |",
              "|---|---|---:|---|---:|---:|"]
-    base = result.stages[0].predictions
+    base = result.stages[0]
+    raced = racing.race(y, {stage.name: stage.predictions for stage in result.stages}, against=base.name)
     for stage in result.stages:
-        against = ("the model to beat" if stage is result.stages[0]
-                   else verdict(*paired_bootstrap(y, base, stage.predictions)))
+        d = None if stage is base else raced.difference(stage.name, base.name)
+        against = ("the model to beat" if d is None else f"{d.verdict}: {100 * d.difference:+.1f} points (95% "
+                   f"interval {100 * d.low:+.1f} to {100 * d.high:+.1f})")
         lines.append(f"| {stage.name} | {_cell(stage.model)} | {stage.accuracy(y):.1%} | {against} | "
                      f"{stage.seconds:.1f} s | {stage.rate:,.1f} |")
     code = loading_code(result, location)
