@@ -35,15 +35,22 @@ class Config:
     device: str
     strategy: Any
     mixed_precision: bool
+    precision: str  # the Keras policy in force: float32, mixed_float16 or mixed_bfloat16
+    precision_reason: str  # why: the profile's choice for the device, or KITLIB_PRECISION
     offline: bool
     train_size: int | None
     val_size: int
     test_size: int | None
-    batch_size: int
+    batch_size: int  # the global batch: the profile's batch per replica x the strategy's replicas (lesson 10's rule)
     cache_dir: Path
     data_dir: Path | None
     results_dir: Path
     fit_verbose: int | str = 2  # fit(verbose=...): a per-step bar where someone watches, else a line an epoch
+
+    @property
+    def replicas(self) -> int:
+        """How many replicas the strategy keeps in sync."""
+        return self.strategy.num_replicas_in_sync
 
     def pick(self, *, smoke: Any, cpu: Any, gpu: Any) -> Any:
         """Return the value given for the active profile (one knob, three sizes)."""
@@ -104,10 +111,27 @@ def quiet_native_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-def _accelerators() -> tuple[str, Any]:
-    """Find a TPU or GPUs and return (device description, tf.distribute strategy)."""
+def replicas_requested() -> int:
+    """`KITLIB_REPLICAS`: how many logical devices to split a CPU into for a MirroredStrategy (default 1: no split)."""
+    value = os.environ.get("KITLIB_REPLICAS", "").strip() or "1"
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"KITLIB_REPLICAS={value!r}: expected a whole number of replicas, 1 or more "
+                         "(e.g. KITLIB_REPLICAS=2 to run the several-device path on two logical CPU devices).")
+    return int(value)
+
+
+def _accelerators(cpu_replicas: int = 1) -> tuple[str, Any]:
+    """Find a TPU or GPUs and return (device description, tf.distribute strategy).
+
+    Without an accelerator, `cpu_replicas` > 1 splits the CPU into that many logical devices (`split_cpu`) and
+    takes the several-device branch, a MirroredStrategy over them: the path several GPUs take, on a CPU.
+    """
     import tensorflow as tf
 
+    gpus = tf.config.list_physical_devices("GPU")  # lists without starting the runtime, so the CPU can still split
+    if cpu_replicas > 1 and not gpus:
+        devices = split_cpu(cpu_replicas)
+        return f"CPU ({os.cpu_count()} cores as {len(devices)} logical devices)", tf.distribute.MirroredStrategy(devices)
     try:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
         tf.config.experimental_connect_to_cluster(resolver)
@@ -115,7 +139,6 @@ def _accelerators() -> tuple[str, Any]:
         return f"TPU ({resolver.master()})", tf.distribute.TPUStrategy(resolver)
     except (ValueError, RuntimeError, tf.errors.NotFoundError):
         pass
-    gpus = tf.config.list_physical_devices("GPU")
     if len(gpus) > 1:
         return f"{len(gpus)} GPUs", tf.distribute.MirroredStrategy()
     if gpus:
@@ -176,13 +199,32 @@ def versions() -> dict[str, str]:
     return found
 
 
+POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
 def precision_policy(profile: str, device: str) -> str:
-    """Mixed precision in the gpu profile on accelerators (float16 on GPU, bfloat16 on TPU)."""
+    """The profile's own policy: mixed precision in the gpu profile on accelerators (float16 on GPU, bfloat16 on TPU)."""
     if profile != "gpu":
         return "float32"
     if device.startswith("TPU"):
         return "mixed_bfloat16"
     return "mixed_float16" if "GPU" in device else "float32"
+
+
+def resolve_precision(profile: str, device: str) -> tuple[str, str]:
+    """(policy, why): `KITLIB_PRECISION` when set, else the profile's policy for this device."""
+    forced = os.environ.get("KITLIB_PRECISION", "").strip().lower()
+    if forced:
+        if forced not in POLICIES:
+            raise ValueError(f"KITLIB_PRECISION={forced!r} is not a Keras precision policy the kit supports: "
+                             f"choose one of {', '.join(POLICIES)}, or unset it to use the profile's.")
+        return forced, "set by KITLIB_PRECISION"
+    policy = precision_policy(profile, device)
+    if profile != "gpu":
+        return policy, f"the {profile} profile computes in float32"
+    if policy == "float32":
+        return policy, "the gpu profile without an accelerator computes in float32"
+    return policy, f"the gpu profile's policy on {'a TPU' if policy == 'mixed_bfloat16' else 'a GPU'}"
 
 
 def in_colab() -> bool:
@@ -273,7 +315,7 @@ def setup(profile: str | None = None, seed: int = 42, verbose: bool = True) -> C
         import keras
         import tensorflow as tf
 
-        device, strategy = _accelerators()
+        device, strategy = _accelerators(replicas_requested())
 
     tf.get_logger().setLevel("ERROR")  # "INFO:tensorflow:Assets written to ..." on every export reads like an error
     # Keras 3.15 warns on every fit() with a tf.data input; kitlib's pipelines shuffle themselves.
@@ -281,20 +323,23 @@ def setup(profile: str | None = None, seed: int = 42, verbose: bool = True) -> C
     has_accelerator = not device.startswith("CPU")
     name = resolve_profile(profile, has_accelerator)
     seed_everything(seed)
-    policy = precision_policy(name, device)
+    policy, reason = resolve_precision(name, device)
     keras.mixed_precision.set_global_policy(policy)
+    sizes = dict(_SIZES[name], batch_size=_SIZES[name]["batch_size"] * strategy.num_replicas_in_sync)
     cfg = Config(
         profile=name,
         seed=seed,
         device=device,
         strategy=strategy,
         mixed_precision=policy != "float32",
+        precision=policy,
+        precision_reason=reason,
         offline=env_flag("KITLIB_OFFLINE"),
         cache_dir=cache_dir(),
         data_dir=data_dir(),
         results_dir=results_dir(),
         fit_verbose="auto" if progress.enabled(name) else 2,
-        **_SIZES[name],
+        **sizes,
     )
     progress.announce_long_cells(name)
     if verbose:
@@ -308,8 +353,9 @@ def describe(cfg: Config) -> str:
     """A short report of the profile, device, data locations and library versions."""
     lines = [
         f"profile: {cfg.profile}   device: {cfg.device}   "
-        f"strategy: {type(cfg.strategy).__name__} ({cfg.strategy.num_replicas_in_sync} replica(s))   "
-        f"mixed precision: {'on' if cfg.mixed_precision else 'off'}   seed: {cfg.seed}",
+        f"strategy: {type(cfg.strategy).__name__} ({cfg.replicas} replica(s), global batch {cfg.batch_size})   "
+        f"seed: {cfg.seed}",
+        f"precision: {cfg.precision} ({cfg.precision_reason})",
         f"data: cache {cfg.cache_dir}   data dir {cfg.data_dir or '-'}   "
         f"network {'off (KITLIB_OFFLINE=1)' if cfg.offline else 'allowed'}",
         "versions: " + "  ".join(f"{k} {v}" for k, v in versions().items()),

@@ -134,15 +134,6 @@ def test_train_frozen_head_ignores_the_global_random_state() -> None:
         finetuned.train_frozen_head(tiny_frozen_model(), train.take(0), test)
 
 
-def test_three_class_head_is_softmax_with_sparse_categorical_cross_entropy() -> None:
-    head = finetuned._head(8, 0.1, seed=1, n_classes=3)
-    assert head.layers[-1].units == 3 and head.layers[-1].activation.__name__ == "softmax"
-    assert finetuned._head(8, 0.1, seed=1).layers[-1].units == 1, "two classes keep one sigmoid unit"
-    assert finetuned.loss_for(3) == "sparse_categorical_crossentropy" and finetuned.loss_for(2) == "binary_crossentropy"
-    with pytest.raises(ValueError, match="at least 2 classes"):
-        finetuned._head(8, 0.1, seed=1, n_classes=1)
-
-
 def test_train_frozen_head_learns_three_classes() -> None:
     x = np.random.default_rng(0).normal(size=(1500, 4)).astype("float32")
     y = np.digitize(x[:, 0] + 0.5 * x[:, 1], [-0.5, 0.5])  # three classes, roughly balanced

@@ -22,7 +22,7 @@ import numpy as np
 
 from kitlib import evaluate, runtime
 from kitlib.data import datasets
-from kitlib.models import finetuned
+from kitlib.models import finetuned, heads
 
 
 @dataclasses.dataclass
@@ -77,14 +77,12 @@ class Run:
 
 def probabilities(model: keras.Model, inputs: Any) -> np.ndarray:
     """Class probabilities (n, k) for k classes, also from a one-unit sigmoid model (then k = 2)."""
-    p = np.asarray(model.predict(inputs, verbose=0), dtype="float64")
-    return np.concatenate([1 - p, p], axis=1) if p.shape[-1] == 1 else p
+    return np.asarray(heads.probabilities(model.predict(inputs, verbose=0)), dtype="float64")
 
 
 def baseline_model(data: datasets.LabelledSplits, seed: int) -> tuple[str, keras.Model]:
     """The model to beat, without pre-training: lesson 01's bag of embeddings, or lesson 05's small CNN from scratch."""
     k = len(data.class_names)
-    units, activation = (1, "sigmoid") if k == 2 else (k, "softmax")
     if isinstance(data, datasets.ImageData):
         size = data.image_size
         layers = [keras.Input((size, size, 3))]
@@ -104,11 +102,9 @@ def baseline_model(data: datasets.LabelledSplits, seed: int) -> tuple[str, keras
                                          embeddings_initializer=keras.initializers.RandomUniform(-0.05, 0.05, seed)),
                   keras.layers.GlobalAveragePooling1D()]
         name = "bag of embeddings"
-    layers += [keras.layers.Dropout(0.3, seed=seed),
-               keras.layers.Dense(units, activation=activation, dtype="float32",
-                                  kernel_initializer=keras.initializers.GlorotUniform(seed))]
+    layers += [keras.layers.Dropout(0.3, seed=seed), heads.output_layer(k, seed)]
     model = keras.Sequential(layers, name="baseline")
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=finetuned.loss_for(k), metrics=["accuracy"])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=heads.loss_for(k), metrics=["accuracy"])
     return name, model
 
 
@@ -136,7 +132,7 @@ def run(data: datasets.LabelledSplits, cfg: runtime.Config, settings: Settings |
     else:
         model, backbone = finetuned.text_model(cfg, settings.seq_length, k)
         layer = model.get_layer("encoder")
-    say(f"stage 1: {backbone.title} frozen, a new head for {k} classes ({finetuned.loss_for(k)})")
+    say(f"stage 1: {backbone.title} frozen, a new head for {k} classes ({heads.loss_for(k)})")
     with evaluate.stopwatch() as timer:
         frozen_accuracy, head_history = finetuned._fit_head(model, train, test, settings.head_epochs, cfg.seed)
     seconds["head"] = timer["seconds"]
@@ -146,7 +142,7 @@ def run(data: datasets.LabelledSplits, cfg: runtime.Config, settings: Settings |
     unfrozen = layer.unfreeze_top(min(settings.unfreeze_top, len(layer.trainable_weights)))
     say(f"stage 2: top {len(unfrozen)} backbone variables unfrozen, learning rate {settings.fine_tune_learning_rate:g}")
     model.compile(optimizer=keras.optimizers.AdamW(settings.fine_tune_learning_rate, weight_decay=1e-4),
-                  loss=finetuned.loss_for(k), metrics=["accuracy"])
+                  loss=heads.loss_for(k), metrics=["accuracy"])
     with evaluate.stopwatch() as timer:
         fine_tune_history = model.fit(data.train, validation_data=data.val, epochs=settings.fine_tune_epochs,
                                       verbose=2 if verbose else 0)
@@ -179,7 +175,7 @@ def serving_function(model: keras.Model, class_names: tuple[str, ...], task: str
 
     def serve(inputs: tf.Tensor) -> dict[str, tf.Tensor]:
         p = model(decode_images(inputs, model.inputs[0].shape[1]) if task == "image" else inputs, training=False)
-        p = tf.concat([1 - p, p], axis=1) if p.shape[-1] == 1 else p
+        p = heads.probabilities(p)  # float32 for clients, whatever the model's precision policy
         return {"probabilities": p, "classes": tf.tile(names[None], [tf.shape(p)[0], 1]),
                 "label": tf.gather(names, tf.argmax(p, axis=1))}
 
