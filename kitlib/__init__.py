@@ -38,7 +38,7 @@ _NAMES: dict[str, str] = {
     "measure_model": "kitlib.measure:measure", "measures_table": "kitlib.measure:format_table",
     "gzip_bytes": "kitlib.measure", "latency_ms": "kitlib.measure", "model_latency_ms": "kitlib.measure",
     "payload": "kitlib.measure",
-    "trial_lines": "kitlib.progress",
+    "trial_lines": "kitlib.progress", "tolerance": "kitlib.checks.core",
     # compression (lesson 07)
     "MagnitudePruning": "kitlib.compress", "layers_of": "kitlib.compress", "quantize_int8": "kitlib.compress",
     "sparsity": "kitlib.compress",

@@ -7,16 +7,6 @@ import numpy as np
 import pytest
 
 from kitlib.models import heads
-from kitlib.runtime import POLICIES
-
-
-@pytest.fixture(params=POLICIES)
-def policy(request: pytest.FixtureRequest):
-    """Each precision policy the kit supports, set globally for the test and restored after."""
-    before = keras.mixed_precision.global_policy().name
-    keras.mixed_precision.set_global_policy(request.param)
-    yield request.param
-    keras.mixed_precision.set_global_policy(before)
 
 
 def test_two_classes_take_one_sigmoid_unit_and_k_classes_k_softmax_units() -> None:

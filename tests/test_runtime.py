@@ -105,3 +105,57 @@ def test_split_cpu_gives_mirrored_strategy_two_replicas_and_refuses_once_devices
 def test_split_cpu_needs_a_positive_count() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         runtime.split_cpu(0)
+
+
+@pytest.fixture
+def restore_policy():
+    """Put Keras' global precision policy back after a test that lets setup() change it."""
+    import keras
+
+    before = keras.mixed_precision.global_policy().name
+    yield
+    keras.mixed_precision.set_global_policy(before)
+
+
+@pytest.mark.parametrize("policy", runtime.POLICIES)
+def test_kitlib_precision_overrides_the_profile_and_setup_says_so(kit_env, monkeypatch, capsys, restore_policy,
+                                                                  policy: str) -> None:
+    import keras
+
+    monkeypatch.setenv("KITLIB_PRECISION", f" {policy.upper()} ")
+    cfg = kitlib.setup(profile="smoke")
+    assert (cfg.precision, cfg.mixed_precision) == (policy, policy != "float32")
+    assert keras.mixed_precision.global_policy().name == policy
+    assert f"precision: {policy} (set by KITLIB_PRECISION)" in capsys.readouterr().out
+
+
+def test_without_kitlib_precision_the_profile_decides_and_says_why(monkeypatch) -> None:
+    monkeypatch.delenv("KITLIB_PRECISION", raising=False)
+    assert runtime.resolve_precision("smoke", "GPU (T4)") == ("float32", "the smoke profile computes in float32")
+    assert runtime.resolve_precision("gpu", "GPU (T4)") == ("mixed_float16", "the gpu profile's policy on a GPU")
+    assert runtime.resolve_precision("gpu", "TPU (x)") == ("mixed_bfloat16", "the gpu profile's policy on a TPU")
+    assert runtime.resolve_precision("gpu", "CPU (2 cores)")[0] == "float32"
+    monkeypatch.setenv("KITLIB_PRECISION", "float16")
+    with pytest.raises(ValueError, match="KITLIB_PRECISION='float16' is not .* float32, mixed_float16, mixed_bfloat16"):
+        runtime.resolve_precision("gpu", "GPU (T4)")
+
+
+def test_kitlib_replicas_takes_the_several_device_branch_on_a_split_cpu() -> None:
+    import os
+    import subprocess
+
+    script = ("import kitlib; cfg = kitlib.setup(profile='smoke'); "
+              "print(type(cfg.strategy).__name__, cfg.replicas, cfg.batch_size, cfg.strategy.extended.worker_devices)")
+    env = {**os.environ, "KITLIB_REPLICAS": "2", "KITLIB_OFFLINE": "1", "KITLIB_DATA_DIR": ""}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env).stdout
+    assert "MirroredStrategy (2 replica(s), global batch 128)" in out and "as 2 logical devices" in out, out
+    # the global batch is the profile's 64 per replica times 2 (lesson 10's rule), on two logical CPU devices
+    assert out.strip().splitlines()[-1] == "MirroredStrategy 2 128 ('/job:localhost/replica:0/task:0/device:CPU:0', " \
+        "'/job:localhost/replica:0/task:0/device:CPU:1')", out
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1"])
+def test_kitlib_replicas_must_be_a_positive_whole_number(monkeypatch, value: str) -> None:
+    monkeypatch.setenv("KITLIB_REPLICAS", value)
+    with pytest.raises(ValueError, match=f"KITLIB_REPLICAS='{value}': expected a whole number of replicas, 1 or more"):
+        runtime.replicas_requested()

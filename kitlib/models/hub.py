@@ -183,8 +183,11 @@ class BertPreprocessor(keras.layers.Layer):
 
 
 def _input_signature(fn: Any) -> Any:
-    """The TensorSpecs of a SavedModel function's first argument as it was traced, or None if it was not."""
-    concrete = getattr(fn, "concrete_functions", None)
+    """The TensorSpecs of a SavedModel function's first argument as it was traced, or None if it was not.
+
+    `fn` is a restored function or the restored object itself, whose `__call__` is one.
+    """
+    concrete = getattr(fn, "concrete_functions", None) or getattr(getattr(fn, "__call__", None), "concrete_functions", None)
     args = concrete[0].structured_input_signature[0] if concrete else ()
     return args[0] if args else None
 
