@@ -265,44 +265,87 @@ def _older(version: str, floor: str) -> bool:
     return Version(version) < Version(floor)
 
 
+# What pip must never replace under a running Colab kernel: TensorFlow and Keras (a swapped TensorFlow needs a
+# restart and may not match Colab's CUDA libraries), and the packages built against CUDA or numpy's ABI.
+KEPT = frozenset({"tensorflow", "tensorflow-cpu", "tf-keras", "keras", "tensorboard", "tensorflow-io-gcs-filesystem",
+                  "numpy", "ml-dtypes", "protobuf", "jax", "jaxlib", "torch", "torchvision", "torchaudio"})
+KEPT_PREFIXES = ("nvidia-", "jax-cuda", "tensorrt")
+# {installed package: the one it follows}: asked for with it, so pip moves both to releases that match (keras-nlp
+# pins keras-hub exactly; left behind, pip reports a broken keras-nlp).
+FOLLOWERS = {"keras-nlp": "keras-hub"}
+
+
+def colab_constraints(installed: dict[str, str | None]) -> list[str]:
+    """`name==version` for every installed package pip must keep (`KEPT`, `KEPT_PREFIXES`), for pip's --constraint."""
+    return sorted(f"{name}=={version}" for name, version in installed.items()
+                  if version and (name in KEPT or name.startswith(KEPT_PREFIXES)))
+
+
+class ColabStackError(RuntimeError):
+    """Colab's TensorFlow cannot run the kit without being replaced."""
+
+
 def colab_requirements(installed: dict[str, str | None], minima: dict[str, str] | None = None) -> list[str]:
-    """What pip must add to Colab's stack, with its TensorFlow pinned so it is never replaced.
+    """What pip must add around Colab's TensorFlow (which `colab_constraints` keeps); empty when nothing is missing.
 
     tensorflow-text ships native ops built for one TensorFlow minor version, so it must match TensorFlow's
     major.minor ("Op type not registered" otherwise); every other declared package that is missing or older than
-    its floor (`declared_minima`) is lifted to it. A TensorFlow below its floor is reported, not replaced. An empty
-    list when nothing is missing.
+    its floor (`declared_minima`) is asked for at its floor or newer, so pip picks the newest release that fits the
+    kept TensorFlow and Keras; keras-nlp, when there, follows keras-hub. A TensorFlow below its floor raises
+    `ColabStackError`: replacing it is never an option.
     """
     tensorflow = installed.get("tensorflow")
     if tensorflow is None:
         return []  # not a TensorFlow runtime: nothing to match
     minima = declared_minima() if minima is None else minima
     if "tensorflow" in minima and _older(tensorflow, minima["tensorflow"]):
-        print(f"Colab: its TensorFlow {tensorflow} is older than the {minima['tensorflow']} the kit is tested with; "
-              "the lessons may fail. Choose a newer runtime (Runtime > Change runtime type) if one is offered.")
-        return []
+        raise ColabStackError(
+            f"This Colab runtime's TensorFlow {tensorflow} is older than the {minima['tensorflow']} the kit needs, and "
+            "the kit will not replace it under a running kernel: choose a newer runtime (Runtime > Change runtime "
+            "type > Runtime version), or run the lessons locally with `make lab`.")
     minor = ".".join(tensorflow.split(".")[:2])
     wanted = []
     text = installed.get("tensorflow-text")
     if text is None or ".".join(text.split(".")[:2]) != minor:
         wanted.append(f"tensorflow-text=={minor}.*")
     for name, floor in minima.items():
-        if name != "tensorflow" and name in installed and (installed[name] is None or _older(installed[name], floor)):
+        if name != "tensorflow" and (installed.get(name) is None or _older(installed[name], floor)):
             wanted.append(f"{name}>={floor}")
-    return [*wanted, f"tensorflow=={tensorflow}"] if wanted else []
+    lifted = {want.split(">=")[0] for want in wanted}
+    return wanted + [name for name, leader in FOLLOWERS.items() if installed.get(name) and leader in lifted]
+
+
+def installed_distributions() -> dict[str, str]:
+    """{normalised name: version} of every installed distribution, as `pip list` shows them (the first on the path)."""
+    from importlib.metadata import distributions
+
+    found: dict[str, str] = {}
+    for dist in distributions():
+        if dist.metadata["Name"]:
+            found.setdefault(re.sub(r"[-_.]+", "-", dist.metadata["Name"]).lower(), dist.version)
+    return found
 
 
 def complete_colab_stack() -> None:
-    """On Colab, pip-install what the text lessons need on top of its TensorFlow, before anything imports it."""
+    """On Colab, pip-install what the kit needs around its TensorFlow, Keras and CUDA packages, kept by constraints."""
     import subprocess
+    import tempfile
 
-    names = {"tensorflow", "tensorflow-text", *declared_minima()}
-    installed = {name: installed_version(name) for name in sorted(names)}
+    installed = installed_distributions()
     wanted = colab_requirements(installed)
-    if wanted:
-        print(f"Colab: installing {' '.join(wanted[:-1])} on top of its TensorFlow {installed['tensorflow']} "
-              "(what it lacks or has older than the kit's tested floors; once per runtime).")
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", *wanted], check=True)
+    if not wanted:
+        return
+    print(f"Colab: installing {' '.join(wanted)} around its TensorFlow {installed['tensorflow']} and Keras "
+          f"{installed.get('keras', '-')}, which stay as they are (once per runtime).")
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", prefix="colab-kept-") as kept:
+        kept.write("\n".join(colab_constraints(installed)) + "\n")
+        kept.flush()
+        done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--constraint", kept.name, *wanted])
+    if done.returncode != 0:
+        raise ColabStackError(
+            f"pip found no releases of {' '.join(wanted)} that work with this runtime's TensorFlow "
+            f"{installed['tensorflow']} and Keras {installed.get('keras', '-')} (its message is above); the kit "
+            "kept them rather than replace them: choose a newer runtime (Runtime > Change runtime type).")
 
 
 def setup(profile: str | None = None, seed: int = 42, verbose: bool = True) -> Config:

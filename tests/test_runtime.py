@@ -67,17 +67,63 @@ def test_colab_without_gpu_is_told_what_to_click(kit_env, monkeypatch: pytest.Mo
     assert "Runtime > Change runtime type > GPU" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(("installed", "expected"), [
-    ({"tensorflow": "2.19.1", "tensorflow-text": "2.19.0", "keras-hub": "0.25.1"}, []),
-    ({"tensorflow": "2.19.1", "tensorflow-text": None, "keras-hub": "0.26.0"},
-     ["tensorflow-text==2.19.*", "tensorflow==2.19.1"]),
-    ({"tensorflow": "2.19.1", "tensorflow-text": "2.18.1", "keras-hub": None},
-     ["tensorflow-text==2.19.*", "keras-hub>=0.25.1", "tensorflow==2.19.1"]),
-    ({"tensorflow": "2.20.0", "tensorflow-text": "2.20.1", "keras-hub": None}, ["keras-hub>=0.25.1", "tensorflow==2.20.0"]),
-    ({"tensorflow": None, "tensorflow-text": None, "keras-hub": None}, []),
-])
-def test_colab_gets_a_tensorflow_text_of_its_tensorflow_minor_and_keeps_its_tensorflow(installed, expected) -> None:
-    assert runtime.colab_requirements(installed, {"tensorflow": "2.19.1", "keras-hub": "0.25.1"}) == expected
+MINIMA = {"tensorflow": "2.19.1", "keras": "3.10.0", "keras-hub": "0.25.1", "psutil": "7.0.0"}
+# `pip list --format=freeze` of Colab-like runtimes (the part that matters), as recorded on their images.
+COLAB_2_20 = """tensorflow==2.20.0
+tensorflow-text==2.20.1
+tf_keras==2.20.1
+keras==3.11.3
+keras-hub==0.22.2
+keras-nlp==0.22.2
+tensorboard==2.20.0
+numpy==2.0.2
+ml-dtypes==0.5.3
+protobuf==5.29.5
+jax==0.5.3
+jaxlib==0.5.3
+jax-cuda12-plugin==0.5.3
+nvidia-cudnn-cu12==9.3.0.75
+nvidia-cublas-cu12==12.5.3.2
+torch==2.8.0+cu126
+psutil==5.9.5
+"""
+
+
+def freeze(text: str) -> dict[str, str]:
+    """{normalised name: version} from `pip list --format=freeze` lines, as runtime.installed_distributions gives."""
+    import re
+
+    pairs = (line.split("==") for line in text.split())
+    return {re.sub(r"[-_.]+", "-", name).lower(): version for name, version in pairs}
+
+
+def test_colab_keeps_tensorflow_keras_and_the_cuda_linked_packages() -> None:
+    kept = runtime.colab_constraints(freeze(COLAB_2_20))
+    assert kept == ["jax-cuda12-plugin==0.5.3", "jax==0.5.3", "jaxlib==0.5.3", "keras==3.11.3", "ml-dtypes==0.5.3",
+                    "numpy==2.0.2", "nvidia-cublas-cu12==12.5.3.2", "nvidia-cudnn-cu12==9.3.0.75",
+                    "protobuf==5.29.5", "tensorboard==2.20.0", "tensorflow==2.20.0", "tf-keras==2.20.1",
+                    "torch==2.8.0+cu126"]
+    assert not any(k.startswith(("keras-hub", "tensorflow-text", "keras-nlp", "psutil")) for k in kept), \
+        "what the kit may move is not kept"
+
+
+def test_colab_asks_for_what_is_missing_or_old_and_keras_nlp_follows_keras_hub() -> None:
+    installed = freeze(COLAB_2_20)
+    assert runtime.colab_requirements(installed, MINIMA) == ["keras-hub>=0.25.1", "psutil>=7.0.0", "keras-nlp"]
+    installed.update({"keras-hub": "0.26.0", "tensorflow-text": "2.19.0"})
+    assert runtime.colab_requirements(installed, MINIMA) == ["tensorflow-text==2.20.*", "psutil>=7.0.0"]
+    installed.update({"tensorflow-text": "2.20.1", "psutil": "7.0.0"})
+    assert runtime.colab_requirements(installed, MINIMA) == []
+    del installed["keras-hub"]
+    assert runtime.colab_requirements(installed, MINIMA) == ["keras-hub>=0.25.1", "keras-nlp"], "a missing package"
+    assert runtime.colab_requirements({"numpy": "2.0.2"}, MINIMA) == [], "no TensorFlow: nothing to match"
+
+
+def test_colab_with_a_tensorflow_below_the_floor_stops_with_a_sentence() -> None:
+    installed = {**freeze(COLAB_2_20), "tensorflow": "2.19.0"}
+    with pytest.raises(runtime.ColabStackError, match="TensorFlow 2.19.0 is older than the 2.19.1 the kit needs, and "
+                                                      "the kit will not replace it .* choose a newer runtime"):
+        runtime.colab_requirements(installed, MINIMA)
 
 
 def test_split_cpu_gives_mirrored_strategy_two_replicas_and_refuses_once_devices_are_set() -> None:
