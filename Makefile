@@ -8,7 +8,7 @@ TEST_CACHE := .cache/test
 TEST_ENV := env KITLIB_DATA_DIR= KITLIB_OFFLINE=1 KITLIB_PROFILE=smoke \
 	KITLIB_CACHE=$(CURDIR)/$(TEST_CACHE)/cache KITLIB_RESULTS=$(CURDIR)/$(TEST_CACHE)/results
 
-.PHONY: setup lab test test-compat test-newest test-gpu-path browser results site release clean
+.PHONY: setup lab test test-compat test-newest test-gpu-path test-colab browser results site release clean
 
 setup: $(STAMP)
 
@@ -78,6 +78,14 @@ test-gpu-path: $(STAMP)
 	$(call GPU_PATH_RUN,bfloat16,KITLIB_PRECISION=mixed_bfloat16)
 	$(call GPU_PATH_RUN,replicas,KITLIB_REPLICAS=2)
 
+# Colab's set-up simulated on Colab-like stacks (TF 2.19, 2.20, 2.21) in Python 3.12 venvs: pip's own plan
+# (--dry-run --report) for what kitlib.setup() asks, with what it keeps as constraints, must never touch TensorFlow;
+# a TensorFlow below the floor stops with a sentence. Needs PyPI (package metadata only), so not in `make test`.
+PYTHON312 ?= python3.12
+
+test-colab: $(STAMP)
+	$(BIN)/python tests/colab_simulation.py $$(command -v $(PYTHON312)) $(TEST_CACHE)-colab
+
 # Measure the cpu profile on real data (KITLIB_DATA_DIR, default ../shared/datasets): the executed copies, for the
 # site, go to docs/_executed (git-ignored: they show the datasets' reviews and photos) with run.json, the run's
 # provenance, records and cell times (committed); then the README's and docs/results.md's marked tables and
@@ -99,4 +107,4 @@ release: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(COMPAT) $(NEWEST) $(TEST_CACHE) $(TEST_CACHE)-compat $(TEST_CACHE)-newest $(TEST_CACHE)-float16 \
-		$(TEST_CACHE)-bfloat16 $(TEST_CACHE)-replicas notebooks/runs notebooks/artifacts release build/site
+		$(TEST_CACHE)-bfloat16 $(TEST_CACHE)-replicas $(TEST_CACHE)-colab notebooks/runs notebooks/artifacts release build/site
