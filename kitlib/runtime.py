@@ -112,7 +112,13 @@ def quiet_native_stderr() -> Iterator[None]:
 
 
 def replicas_requested() -> int:
-    """`KITLIB_REPLICAS`: how many logical devices to split a CPU into for a MirroredStrategy (default 1: no split)."""
+    """`KITLIB_REPLICAS`: how many logical devices to split a CPU into for a MirroredStrategy (default 1: no split).
+
+    A worker of a cluster (`TF_CONFIG` set, lesson 10) gets 1: its MultiWorkerMirroredStrategy must be the first
+    strategy the process builds, and it brings its own replicas.
+    """
+    if os.environ.get("TF_CONFIG"):
+        return 1
     value = os.environ.get("KITLIB_REPLICAS", "").strip() or "1"
     if not value.isdigit() or int(value) < 1:
         raise ValueError(f"KITLIB_REPLICAS={value!r}: expected a whole number of replicas, 1 or more "

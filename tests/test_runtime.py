@@ -202,6 +202,15 @@ def test_kitlib_replicas_takes_the_several_device_branch_on_a_split_cpu() -> Non
 
 @pytest.mark.parametrize("value", ["0", "two", "-1"])
 def test_kitlib_replicas_must_be_a_positive_whole_number(monkeypatch, value: str) -> None:
+    monkeypatch.delenv("TF_CONFIG", raising=False)
     monkeypatch.setenv("KITLIB_REPLICAS", value)
     with pytest.raises(ValueError, match=f"KITLIB_REPLICAS='{value}': expected a whole number of replicas, 1 or more"):
         runtime.replicas_requested()
+
+
+def test_a_cluster_worker_builds_its_own_strategy_whatever_kitlib_replicas(monkeypatch) -> None:
+    monkeypatch.setenv("KITLIB_REPLICAS", "2")
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert runtime.replicas_requested() == 2
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 0}}')
+    assert runtime.replicas_requested() == 1
