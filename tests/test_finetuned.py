@@ -15,7 +15,7 @@ import tensorflow as tf
 
 import kitlib
 from kitlib.data import datasets
-from kitlib.models import finetuned
+from kitlib.models import finetuned, heads
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ FRESH_RUN = """
 import sys
 import numpy as np
 import kitlib
-from kitlib.models import finetuned
+from kitlib.models import finetuned, heads
 model, info = finetuned.classifier("image", kitlib.setup(verbose=False), verbose=False)
 np.savez(sys.argv[1], *model.get_layer("head").get_weights(), val_accuracy=info["val_accuracy"])
 """
@@ -140,7 +140,7 @@ def test_train_frozen_head_learns_three_classes() -> None:
     train, test = (tf.data.Dataset.from_tensor_slices((x[a:b], y[a:b])).batch(256) for a, b in ((0, 1200), (1200, 1500)))
     inputs = keras.Input((4,))
     features = keras.layers.Dense(8, trainable=False, kernel_initializer=keras.initializers.GlorotUniform(1))(inputs)
-    model = keras.Model(inputs, finetuned._head(8, 0.0, seed=2, n_classes=3)(features))
+    model = keras.Model(inputs, heads.head(8, 3, 0.0, seed=2)(features))
     accuracy = finetuned.train_frozen_head(model, train, test, epochs=30)
     assert accuracy > 0.7, f"three linearly separated classes, chance 1/3: {accuracy:.1%}"
 

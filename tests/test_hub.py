@@ -302,3 +302,13 @@ def test_a_mixed_precision_export_serves_float32(policy: str, tmp_path: Path) ->
     assert [spec.dtype for spec in served.structured_input_signature[1].values()] == [tf.float32]
     out = next(iter(served(tf.zeros((2, 32, 32, 3))).values()))
     assert out.dtype == tf.float32 and np.allclose(out.numpy().sum(axis=1), 1, atol=1e-6)
+
+
+def test_ragged_word_pieces_pass_through_uncast(policy: str) -> None:
+    preprocessor = hub.resolve_model("bert_en_uncased").handles["preprocessor"]
+    tokenize = hub.HubLayer(preprocessor, method="tokenize")
+    pack = hub.HubLayer(preprocessor, method="bert_pack_inputs", arguments={"seq_length": 8})
+    pieces = tokenize(tf.constant(["a wonderful film", "dull"]))
+    assert isinstance(pieces, tf.RaggedTensor) and pieces.dtype.is_integer
+    packed = pack([pieces.merge_dims(-2, -1)])
+    assert packed["input_word_ids"].shape == (2, 8) and packed["input_mask"].numpy().sum(axis=1).tolist()[1] >= 3

@@ -202,9 +202,9 @@ def _cast_to(inputs: Any, signature: Any) -> Any:
         return inputs  # a structure the SavedModel was not traced for: let it say so itself
 
     def cast(x: Any, spec: Any) -> Any:
-        x = tf.convert_to_tensor(x)
         wanted = getattr(spec, "dtype", None)
-        if wanted is not None and x.dtype.is_floating and wanted.is_floating and x.dtype != wanted:
+        if isinstance(x, tf.Tensor) and isinstance(wanted, tf.DType) and x.dtype.is_floating and wanted.is_floating \
+                and x.dtype != wanted:  # ragged and other composite inputs pass as they are (they carry ids)
             return tf.cast(x, wanted)
         return x
 
