@@ -153,3 +153,12 @@ def test_three_class_text_and_image_models(smoke) -> None:
     image, _ = finetuned.image_model(smoke, 32, n_classes=3)
     assert image.predict(np.zeros((2, 32, 32, 3), "float32"), verbose=0).shape == (2, 3)
     assert finetuned.text_model(smoke, 16)[0].output.shape[-1] == 1, "two classes: one sigmoid unit, as lessons 06-10 use"
+
+
+def test_each_precision_policy_caches_its_own_classifier(smoke) -> None:
+    import dataclasses
+
+    mixed = dataclasses.replace(smoke, precision="mixed_float16", mixed_precision=True)
+    paths = {finetuned._path("image", cfg) for cfg in (smoke, mixed)}
+    assert len(paths) == 2 and all(p.parent == smoke.cache_dir / "finetuned" for p in paths)
+    assert finetuned._path("image", mixed).name == f"image-smoke-recipe{finetuned.RECIPE}-mixed_float16.keras"

@@ -313,3 +313,12 @@ def test_ragged_word_pieces_pass_through_uncast(policy: str) -> None:
     assert isinstance(pieces, tf.RaggedTensor) and pieces.dtype.is_integer
     packed = pack([pieces.merge_dims(-2, -1)])
     assert packed["input_word_ids"].shape == (2, 8) and packed["input_mask"].numpy().sum(axis=1).tolist()[1] >= 3
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16"], indirect=True)
+def test_a_stand_in_exported_under_mixed_precision_is_float32(kit_env, policy: str) -> None:
+    handle = hub.resolve_model("resnet_v2_50").handles["feature_vector"]  # a cold cache: exported now
+    assert keras.mixed_precision.global_policy().name == policy, "the lesson's policy is back after the export"
+    module = tf.saved_model.load(handle)
+    assert hub._input_signature(module).dtype == tf.float32
+    assert module(tf.zeros((1, 32, 32, 3)), False).dtype == tf.float32, "computes in float32, as TF Hub's models do"

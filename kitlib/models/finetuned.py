@@ -28,8 +28,12 @@ PATIENCE = 10  # epochs without a better held-out loss before the head stops
 
 
 def _path(kind: str, cfg: runtime.Config) -> Path:
-    """Where the fine-tuned `kind` model of this profile is cached (a new recipe version never loads an old model)."""
-    return cfg.cache_dir / "finetuned" / f"{kind}-{cfg.profile}-recipe{RECIPE}.keras"
+    """Where the fine-tuned `kind` model of this profile is cached (a new recipe version never loads an old model).
+
+    A model built under mixed precision computes in float16 or bfloat16 and is kept apart from the float32 one.
+    """
+    policy = "" if cfg.precision == "float32" else f"-{cfg.precision}"
+    return cfg.cache_dir / "finetuned" / f"{kind}-{cfg.profile}-recipe{RECIPE}{policy}.keras"
 
 
 def _save(model: keras.Model, path: Path, info: dict[str, Any]) -> None:
