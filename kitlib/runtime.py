@@ -217,6 +217,19 @@ def precision_policy(profile: str, device: str) -> str:
     return "mixed_float16" if "GPU" in device else "float32"
 
 
+@contextlib.contextmanager
+def precision_scope(policy: str) -> Iterator[None]:
+    """Build models under the Keras precision `policy` inside the block, then put the global policy back."""
+    import keras
+
+    before = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(before)
+
+
 def resolve_precision(profile: str, device: str) -> tuple[str, str]:
     """(policy, why): `KITLIB_PRECISION` when set, else the profile's policy for this device."""
     forced = os.environ.get("KITLIB_PRECISION", "").strip().lower()

@@ -155,10 +155,9 @@ def test_three_class_text_and_image_models(smoke) -> None:
     assert finetuned.text_model(smoke, 16)[0].output.shape[-1] == 1, "two classes: one sigmoid unit, as lessons 06-10 use"
 
 
-def test_each_precision_policy_caches_its_own_classifier(smoke) -> None:
-    import dataclasses
 
-    mixed = dataclasses.replace(smoke, precision="mixed_float16", mixed_precision=True)
-    paths = {finetuned._path("image", cfg) for cfg in (smoke, mixed)}
-    assert len(paths) == 2 and all(p.parent == smoke.cache_dir / "finetuned" for p in paths)
-    assert finetuned._path("image", mixed).name == f"image-smoke-recipe{finetuned.RECIPE}-mixed_float16.keras"
+@pytest.mark.parametrize("policy", ["mixed_float16"], indirect=True)
+def test_the_shared_classifier_computes_in_float32_under_mixed_precision(smoke, policy: str) -> None:
+    model, _ = finetuned.classifier("image", smoke, verbose=False)
+    assert {layer.compute_dtype for layer in model.get_layer("backbone")._flatten_layers()} == {"float32"}
+    assert keras.mixed_precision.global_policy().name == policy, "the lesson's policy is back afterwards"

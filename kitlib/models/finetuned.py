@@ -28,12 +28,8 @@ PATIENCE = 10  # epochs without a better held-out loss before the head stops
 
 
 def _path(kind: str, cfg: runtime.Config) -> Path:
-    """Where the fine-tuned `kind` model of this profile is cached (a new recipe version never loads an old model).
-
-    A model built under mixed precision computes in float16 or bfloat16 and is kept apart from the float32 one.
-    """
-    policy = "" if cfg.precision == "float32" else f"-{cfg.precision}"
-    return cfg.cache_dir / "finetuned" / f"{kind}-{cfg.profile}-recipe{RECIPE}{policy}.keras"
+    """Where the fine-tuned `kind` model of this profile is cached (a new recipe version never loads an old model)."""
+    return cfg.cache_dir / "finetuned" / f"{kind}-{cfg.profile}-recipe{RECIPE}.keras"
 
 
 def _save(model: keras.Model, path: Path, info: dict[str, Any]) -> None:
@@ -145,11 +141,15 @@ def _train(kind: str, cfg: runtime.Config) -> tuple[keras.Model, dict[str, Any]]
 
 
 def classifier(kind: str, cfg: runtime.Config, verbose: bool = True) -> tuple[keras.Model, dict[str, Any]]:
-    """The fine-tuned "text" or "image" classifier of this profile: loaded from the cache, else trained now."""
+    """The fine-tuned "text" or "image" classifier of this profile: loaded from the cache, else trained now.
+
+    It computes in float32 under every precision policy: lessons 07 and 09 quantise it and convert it to TFLite,
+    which have no float16 kernels, and one cached model serves every policy.
+    """
     if kind not in ("text", "image"):
         raise ValueError(f"Unknown classifier kind {kind!r}: choose 'text' or 'image'.")
     path = _path(kind, cfg)
-    with _fs.one_at_a_time(path):  # a second kernel waits for the first to train it, then loads it
+    with runtime.precision_scope("float32"), _fs.one_at_a_time(path):  # a second kernel waits for the first
         if path.exists():
             import kitlib.models.hub  # noqa: F401  (registers kitlib's layers for safe deserialisation)
 

@@ -251,15 +251,12 @@ class ResolvedModel:
 
 def _export_atomically(model: HubModel, folder: Path) -> dict[str, str]:
     """Export the stand-in into a staging folder, then move it into place: never half-written."""
-    policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("float32")  # float32 as TF Hub's models are, whatever the lesson's policy
-    try:
-        with (progress.working(f"exporting the offline stand-in {model.stand_in.name} (once, then cached)"),
-              _fs.staged_folder(folder) as staging):
-            relative = model.stand_in.export(staging)
-            (staging / HANDLES).write_text(json.dumps(relative, indent=1, sort_keys=True))
-    finally:
-        keras.mixed_precision.set_global_policy(policy)
+    # float32, as TF Hub's models are, whatever the lesson's policy
+    with (runtime.precision_scope("float32"),
+          progress.working(f"exporting the offline stand-in {model.stand_in.name} (once, then cached)"),
+          _fs.staged_folder(folder) as staging):
+        relative = model.stand_in.export(staging)
+        (staging / HANDLES).write_text(json.dumps(relative, indent=1, sort_keys=True))
     return relative
 
 
