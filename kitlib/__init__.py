@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 _NAMES: dict[str, str] = {
     # runtime (lesson 00)
     "PROFILES": "kitlib.runtime", "Config": "kitlib.runtime", "setup": "kitlib.runtime",
+    "precision_scope": "kitlib.runtime",
     "split_cpu": "kitlib.runtime", "quiet_native_stderr": "kitlib.runtime",
     # data (lessons 01, 03, 05, 12)
     "ImageData": "kitlib.data.datasets", "TextData": "kitlib.data.datasets", "load_images": "kitlib.data.datasets",
