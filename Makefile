@@ -8,7 +8,8 @@ TEST_CACHE := .cache/test
 TEST_ENV := env KITLIB_DATA_DIR= KITLIB_OFFLINE=1 KITLIB_PROFILE=smoke \
 	KITLIB_CACHE=$(CURDIR)/$(TEST_CACHE)/cache KITLIB_RESULTS=$(CURDIR)/$(TEST_CACHE)/results
 
-.PHONY: setup lab lab-instructor exercises test test-compat test-newest browser results site release clean
+.PHONY: setup lab lab-instructor exercises test test-compat test-newest test-gpu-path test-colab browser results site \
+	release clean
 
 setup: $(STAMP)
 
@@ -93,6 +94,30 @@ test-newest: browser
 	rm -rf $(TEST_CACHE)-newest
 	$(subst $(TEST_CACHE),$(TEST_CACHE)-newest,$(TEST_ENV)) $(NEWEST)/bin/python -m $(SUITE)
 
+# The lessons (smoke sizes, offline) the way a GPU runs them, proven on this CPU: under mixed_float16 (a GPU's policy),
+# mixed_bfloat16 (a TPU's), then a 2-replica MirroredStrategy on two logical CPU devices (several GPUs' branch of
+# kitlib.setup()). Each setting has its own cache, so no classifier trained under one policy is reused by another.
+# On 2 cores float16 is emulated and slow: expect hours; the test workflow runs it weekly.
+LESSONS_SUITE := pytest notebooks -n 2 --dist loadfile --durations=15 --nbval-lax --nbval-current-env \
+	--nbval-cell-timeout=1800
+define GPU_PATH_RUN
+	rm -rf $(TEST_CACHE)-$(1)
+	$(subst $(TEST_CACHE),$(TEST_CACHE)-$(1),$(TEST_ENV)) $(2) $(BIN)/python -m $(LESSONS_SUITE)
+endef
+
+test-gpu-path: $(STAMP)
+	$(call GPU_PATH_RUN,float16,KITLIB_PRECISION=mixed_float16)
+	$(call GPU_PATH_RUN,bfloat16,KITLIB_PRECISION=mixed_bfloat16)
+	$(call GPU_PATH_RUN,replicas,KITLIB_REPLICAS=2)
+
+# Colab's set-up simulated on Colab-like stacks (TF 2.19, 2.20, 2.21) in Python 3.12 venvs: pip's own plan
+# (--dry-run --report) for what kitlib.setup() asks, with what it keeps as constraints, must never touch TensorFlow;
+# a TensorFlow below the floor stops with a sentence. Needs PyPI (package metadata only), so not in `make test`.
+PYTHON312 ?= python3.12
+
+test-colab: $(STAMP)
+	$(BIN)/python tests/colab_simulation.py $$(command -v $(PYTHON312)) $(TEST_CACHE)-colab
+
 # Measure the cpu profile on real data (KITLIB_DATA_DIR, default ../shared/datasets; missing: how to fetch it): the executed copies, for the
 # site, go to docs/_executed (git-ignored: they show the datasets' reviews and photos) with run.json, the run's
 # provenance, records and cell times (committed); then the README's and docs/results.md's marked tables and
@@ -131,4 +156,6 @@ release: $(STAMP)
 	$(BIN)/python -m kitlib release --src notebooks --out release
 
 clean:
-	rm -rf $(VENV) $(COMPAT) $(NEWEST) $(TEST_CACHE) $(TEST_CACHE)-compat $(TEST_CACHE)-newest notebooks/runs notebooks/artifacts release build/site $(SMOKE_EXECUTED)
+	rm -rf $(VENV) $(COMPAT) $(NEWEST) $(TEST_CACHE) $(TEST_CACHE)-compat $(TEST_CACHE)-newest $(TEST_CACHE)-float16 \
+		$(TEST_CACHE)-bfloat16 $(TEST_CACHE)-replicas $(TEST_CACHE)-colab notebooks/runs notebooks/artifacts release build/site \
+		$(SMOKE_EXECUTED)

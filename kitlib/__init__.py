@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 _NAMES: dict[str, str] = {
     # runtime (lesson 00)
     "PROFILES": "kitlib.runtime", "Config": "kitlib.runtime", "setup": "kitlib.runtime",
+    "precision_scope": "kitlib.runtime",
     "split_cpu": "kitlib.runtime", "quiet_native_stderr": "kitlib.runtime",
     # data (lessons 01, 03, 05, 12)
     "ImageData": "kitlib.data.containers", "TextData": "kitlib.data.containers", "load_images": "kitlib.data.loaders",
@@ -41,7 +42,7 @@ _NAMES: dict[str, str] = {
     "measure_model": "kitlib.measure:measure", "measures_table": "kitlib.measure:format_table",
     "gzip_bytes": "kitlib.measure", "latency_ms": "kitlib.measure", "model_latency_ms": "kitlib.measure",
     "payload": "kitlib.measure",
-    "trial_lines": "kitlib.progress",
+    "trial_lines": "kitlib.progress", "tolerance": "kitlib.checks.core",
     # compression (lesson 07)
     "MagnitudePruning": "kitlib.compress", "layers_of": "kitlib.compress", "quantize_int8": "kitlib.compress",
     "sparsity": "kitlib.compress",

@@ -35,15 +35,22 @@ class Config:
     device: str
     strategy: Any
     mixed_precision: bool
+    precision: str  # the Keras policy in force: float32, mixed_float16 or mixed_bfloat16
+    precision_reason: str  # why: the profile's choice for the device, or KITLIB_PRECISION
     offline: bool
     train_size: int | None
     val_size: int
     test_size: int | None
-    batch_size: int
+    batch_size: int  # the global batch: the profile's batch per replica x the strategy's replicas (lesson 10's rule)
     cache_dir: Path
     data_dir: Path | None
     results_dir: Path
     fit_verbose: int | str = 2  # fit(verbose=...): a per-step bar where someone watches, else a line an epoch
+
+    @property
+    def replicas(self) -> int:
+        """How many replicas the strategy keeps in sync."""
+        return self.strategy.num_replicas_in_sync
 
     def pick(self, *, smoke: Any, cpu: Any, gpu: Any) -> Any:
         """Return the value given for the active profile (one knob, three sizes)."""
@@ -104,10 +111,33 @@ def quiet_native_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-def _accelerators() -> tuple[str, Any]:
-    """Find a TPU or GPUs and return (device description, tf.distribute strategy)."""
+def replicas_requested() -> int:
+    """`KITLIB_REPLICAS`: how many logical devices to split a CPU into for a MirroredStrategy (default 1: no split).
+
+    A worker of a cluster (`TF_CONFIG` set, lesson 10) gets 1: its MultiWorkerMirroredStrategy must be the first
+    strategy the process builds, and it brings its own replicas.
+    """
+    if os.environ.get("TF_CONFIG"):
+        return 1
+    value = os.environ.get("KITLIB_REPLICAS", "").strip() or "1"
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"KITLIB_REPLICAS={value!r}: expected a whole number of replicas, 1 or more "
+                         "(e.g. KITLIB_REPLICAS=2 to run the several-device path on two logical CPU devices).")
+    return int(value)
+
+
+def _accelerators(cpu_replicas: int = 1) -> tuple[str, Any]:
+    """Find a TPU or GPUs and return (device description, tf.distribute strategy).
+
+    Without an accelerator, `cpu_replicas` > 1 splits the CPU into that many logical devices (`split_cpu`) and
+    takes the several-device branch, a MirroredStrategy over them: the path several GPUs take, on a CPU.
+    """
     import tensorflow as tf
 
+    gpus = tf.config.list_physical_devices("GPU")  # lists without starting the runtime, so the CPU can still split
+    if cpu_replicas > 1 and not gpus:
+        devices = split_cpu(cpu_replicas)
+        return f"CPU ({os.cpu_count()} cores as {len(devices)} logical devices)", tf.distribute.MirroredStrategy(devices)
     try:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
         tf.config.experimental_connect_to_cluster(resolver)
@@ -115,7 +145,6 @@ def _accelerators() -> tuple[str, Any]:
         return f"TPU ({resolver.master()})", tf.distribute.TPUStrategy(resolver)
     except (ValueError, RuntimeError, tf.errors.NotFoundError):
         pass
-    gpus = tf.config.list_physical_devices("GPU")
     if len(gpus) > 1:
         return f"{len(gpus)} GPUs", tf.distribute.MirroredStrategy()
     if gpus:
@@ -176,13 +205,45 @@ def versions() -> dict[str, str]:
     return found
 
 
+POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
 def precision_policy(profile: str, device: str) -> str:
-    """Mixed precision in the gpu profile on accelerators (float16 on GPU, bfloat16 on TPU)."""
+    """The profile's own policy: mixed precision in the gpu profile on accelerators (float16 on GPU, bfloat16 on TPU)."""
     if profile != "gpu":
         return "float32"
     if device.startswith("TPU"):
         return "mixed_bfloat16"
     return "mixed_float16" if "GPU" in device else "float32"
+
+
+@contextlib.contextmanager
+def precision_scope(policy: str) -> Iterator[None]:
+    """Build models under the Keras precision `policy` inside the block, then put the global policy back."""
+    import keras
+
+    before = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(before)
+
+
+def resolve_precision(profile: str, device: str) -> tuple[str, str]:
+    """(policy, why): `KITLIB_PRECISION` when set, else the profile's policy for this device."""
+    forced = os.environ.get("KITLIB_PRECISION", "").strip().lower()
+    if forced:
+        if forced not in POLICIES:
+            raise ValueError(f"KITLIB_PRECISION={forced!r} is not a Keras precision policy the kit supports: "
+                             f"choose one of {', '.join(POLICIES)}, or unset it to use the profile's.")
+        return forced, "set by KITLIB_PRECISION"
+    policy = precision_policy(profile, device)
+    if profile != "gpu":
+        return policy, f"the {profile} profile computes in float32"
+    if policy == "float32":
+        return policy, "the gpu profile without an accelerator computes in float32"
+    return policy, f"the gpu profile's policy on {'a TPU' if policy == 'mixed_bfloat16' else 'a GPU'}"
 
 
 def in_colab() -> bool:
@@ -223,44 +284,87 @@ def _older(version: str, floor: str) -> bool:
     return Version(version) < Version(floor)
 
 
+# What pip must never replace under a running Colab kernel: TensorFlow and Keras (a swapped TensorFlow needs a
+# restart and may not match Colab's CUDA libraries), and the packages built against CUDA or numpy's ABI.
+KEPT = frozenset({"tensorflow", "tensorflow-cpu", "tf-keras", "keras", "tensorboard", "tensorflow-io-gcs-filesystem",
+                  "numpy", "ml-dtypes", "protobuf", "jax", "jaxlib", "torch", "torchvision", "torchaudio"})
+KEPT_PREFIXES = ("nvidia-", "jax-cuda", "tensorrt")
+# {installed package: the one it follows}: asked for with it, so pip moves both to releases that match (keras-nlp
+# pins keras-hub exactly; left behind, pip reports a broken keras-nlp).
+FOLLOWERS = {"keras-nlp": "keras-hub"}
+
+
+def colab_constraints(installed: dict[str, str | None]) -> list[str]:
+    """`name==version` for every installed package pip must keep (`KEPT`, `KEPT_PREFIXES`), for pip's --constraint."""
+    return sorted(f"{name}=={version}" for name, version in installed.items()
+                  if version and (name in KEPT or name.startswith(KEPT_PREFIXES)))
+
+
+class ColabStackError(RuntimeError):
+    """Colab's TensorFlow cannot run the kit without being replaced."""
+
+
 def colab_requirements(installed: dict[str, str | None], minima: dict[str, str] | None = None) -> list[str]:
-    """What pip must add to Colab's stack, with its TensorFlow pinned so it is never replaced.
+    """What pip must add around Colab's TensorFlow (which `colab_constraints` keeps); empty when nothing is missing.
 
     tensorflow-text ships native ops built for one TensorFlow minor version, so it must match TensorFlow's
     major.minor ("Op type not registered" otherwise); every other declared package that is missing or older than
-    its floor (`declared_minima`) is lifted to it. A TensorFlow below its floor is reported, not replaced. An empty
-    list when nothing is missing.
+    its floor (`declared_minima`) is asked for at its floor or newer, so pip picks the newest release that fits the
+    kept TensorFlow and Keras; keras-nlp, when there, follows keras-hub. A TensorFlow below its floor raises
+    `ColabStackError`: replacing it is never an option.
     """
     tensorflow = installed.get("tensorflow")
     if tensorflow is None:
         return []  # not a TensorFlow runtime: nothing to match
     minima = declared_minima() if minima is None else minima
     if "tensorflow" in minima and _older(tensorflow, minima["tensorflow"]):
-        print(f"Colab: its TensorFlow {tensorflow} is older than the {minima['tensorflow']} the kit is tested with; "
-              "the lessons may fail. Choose a newer runtime (Runtime > Change runtime type) if one is offered.")
-        return []
+        raise ColabStackError(
+            f"This Colab runtime's TensorFlow {tensorflow} is older than the {minima['tensorflow']} the kit needs, and "
+            "the kit will not replace it under a running kernel: choose a newer runtime (Runtime > Change runtime "
+            "type > Runtime version), or run the lessons locally with `make lab`.")
     minor = ".".join(tensorflow.split(".")[:2])
     wanted = []
     text = installed.get("tensorflow-text")
     if text is None or ".".join(text.split(".")[:2]) != minor:
         wanted.append(f"tensorflow-text=={minor}.*")
     for name, floor in minima.items():
-        if name != "tensorflow" and name in installed and (installed[name] is None or _older(installed[name], floor)):
+        if name != "tensorflow" and (installed.get(name) is None or _older(installed[name], floor)):
             wanted.append(f"{name}>={floor}")
-    return [*wanted, f"tensorflow=={tensorflow}"] if wanted else []
+    lifted = {want.split(">=")[0] for want in wanted}
+    return wanted + [name for name, leader in FOLLOWERS.items() if installed.get(name) and leader in lifted]
+
+
+def installed_distributions() -> dict[str, str]:
+    """{normalised name: version} of every installed distribution, as `pip list` shows them (the first on the path)."""
+    from importlib.metadata import distributions
+
+    found: dict[str, str] = {}
+    for dist in distributions():
+        if dist.metadata["Name"]:
+            found.setdefault(re.sub(r"[-_.]+", "-", dist.metadata["Name"]).lower(), dist.version)
+    return found
 
 
 def complete_colab_stack() -> None:
-    """On Colab, pip-install what the text lessons need on top of its TensorFlow, before anything imports it."""
+    """On Colab, pip-install what the kit needs around its TensorFlow, Keras and CUDA packages, kept by constraints."""
     import subprocess
+    import tempfile
 
-    names = {"tensorflow", "tensorflow-text", *declared_minima()}
-    installed = {name: installed_version(name) for name in sorted(names)}
+    installed = installed_distributions()
     wanted = colab_requirements(installed)
-    if wanted:
-        print(f"Colab: installing {' '.join(wanted[:-1])} on top of its TensorFlow {installed['tensorflow']} "
-              "(what it lacks or has older than the kit's tested floors; once per runtime).")
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", *wanted], check=True)
+    if not wanted:
+        return
+    print(f"Colab: installing {' '.join(wanted)} around its TensorFlow {installed['tensorflow']} and Keras "
+          f"{installed.get('keras', '-')}, which stay as they are (once per runtime).")
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", prefix="colab-kept-") as kept:
+        kept.write("\n".join(colab_constraints(installed)) + "\n")
+        kept.flush()
+        done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--constraint", kept.name, *wanted])
+    if done.returncode != 0:
+        raise ColabStackError(
+            f"pip found no releases of {' '.join(wanted)} that work with this runtime's TensorFlow "
+            f"{installed['tensorflow']} and Keras {installed.get('keras', '-')} (its message is above); the kit "
+            "kept them rather than replace them: choose a newer runtime (Runtime > Change runtime type).")
 
 
 def setup(profile: str | None = None, seed: int = 42, verbose: bool = True) -> Config:
@@ -273,7 +377,7 @@ def setup(profile: str | None = None, seed: int = 42, verbose: bool = True) -> C
         import keras
         import tensorflow as tf
 
-        device, strategy = _accelerators()
+        device, strategy = _accelerators(replicas_requested())
 
     tf.get_logger().setLevel("ERROR")  # "INFO:tensorflow:Assets written to ..." on every export reads like an error
     # Keras 3.15 warns on every fit() with a tf.data input; kitlib's pipelines shuffle themselves.
@@ -281,20 +385,23 @@ def setup(profile: str | None = None, seed: int = 42, verbose: bool = True) -> C
     has_accelerator = not device.startswith("CPU")
     name = resolve_profile(profile, has_accelerator)
     seed_everything(seed)
-    policy = precision_policy(name, device)
+    policy, reason = resolve_precision(name, device)
     keras.mixed_precision.set_global_policy(policy)
+    sizes = dict(_SIZES[name], batch_size=_SIZES[name]["batch_size"] * strategy.num_replicas_in_sync)
     cfg = Config(
         profile=name,
         seed=seed,
         device=device,
         strategy=strategy,
         mixed_precision=policy != "float32",
+        precision=policy,
+        precision_reason=reason,
         offline=env_flag("KITLIB_OFFLINE"),
         cache_dir=cache_dir(),
         data_dir=data_dir(),
         results_dir=results_dir(),
         fit_verbose="auto" if progress.enabled(name) else 2,
-        **_SIZES[name],
+        **sizes,
     )
     progress.announce_long_cells(name)
     if verbose:
@@ -306,10 +413,13 @@ def setup(profile: str | None = None, seed: int = 42, verbose: bool = True) -> C
 
 def describe(cfg: Config) -> str:
     """A short report of the profile, device, data locations and library versions."""
+    strategy = type(cfg.strategy).__name__
+    strategy = "default" if strategy.startswith("_") else strategy  # TF's default strategy has a private class name
     lines = [
         f"profile: {cfg.profile}   device: {cfg.device}   "
-        f"strategy: {type(cfg.strategy).__name__} ({cfg.strategy.num_replicas_in_sync} replica(s))   "
-        f"mixed precision: {'on' if cfg.mixed_precision else 'off'}   seed: {cfg.seed}",
+        f"strategy: {strategy} ({cfg.replicas} replica(s), global batch {cfg.batch_size})   "
+        f"seed: {cfg.seed}",
+        f"precision: {cfg.precision} ({cfg.precision_reason})",
         f"data: cache {cfg.cache_dir}   data dir {cfg.data_dir or '-'}   "
         f"network {'off (KITLIB_OFFLINE=1)' if cfg.offline else 'allowed'}",
         "versions: " + "  ".join(f"{k} {v}" for k, v in versions().items()),

@@ -239,3 +239,14 @@ def browser(tmp_path: Path) -> Iterator[object]:
         yield driver
     finally:
         driver.quit()
+
+
+@pytest.fixture(params=runtime.POLICIES)
+def policy(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Each precision policy the kit supports (KITLIB_PRECISION's values), set globally for a test, restored after."""
+    import keras
+
+    before = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy(request.param)
+    yield request.param
+    keras.mixed_precision.set_global_policy(before)

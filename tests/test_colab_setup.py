@@ -18,7 +18,8 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 REPO_URL = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
 
 # Runs in a fresh interpreter: import the fake google.colab (Colab has it loaded), optionally hide the installed
-# kitlib, replace subprocess.run by a recorder of pip calls whose "install" makes a stub kitlib importable, run the cell.
+# kitlib (this checkout's, on PYTHONPATH), replace subprocess.run by a recorder of pip calls whose "install" makes a
+# stub kitlib importable, run the cell.
 DRIVER = textwrap.dedent('''
     import importlib.util, json, os, subprocess, sys
     import google.colab  # noqa: F401  (the fake one on PYTHONPATH)
@@ -34,7 +35,11 @@ DRIVER = textwrap.dedent('''
     def record(args, *rest, **kwargs):
         if "pip" not in " ".join(map(str, args)):  # e.g. platform's `uname -p`: nothing to do with installing
             return real_run(args, *rest, **kwargs)
-        calls.append([str(a) for a in args])
+        call = [str(a) for a in args]
+        if "--constraint" in call:  # keep what the constraints file said: it is gone after the call
+            at = call.index("--constraint") + 1
+            call[at] = "CONSTRAINTS:" + open(call[at]).read()
+        calls.append(call)
         json.dump(calls, open(log_path, "w"))
         if list(args)[1:4] == ["-m", "pip", "install"]:
             sys.path.insert(0, stub_dir)
@@ -76,7 +81,7 @@ def run_in_fake_colab(tmp_path: Path, cell: str, hide_kitlib: bool, check: bool 
     (tmp_path / "cell.py").write_text(cell)
     log = tmp_path / "calls.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KITLIB_", "PYTHON"))}
-    env.update(PYTHONPATH=str(fake), KITLIB_OFFLINE="1", KITLIB_CACHE=str(tmp_path / "cache"),
+    env.update(PYTHONPATH=os.pathsep.join([str(fake), str(ROOT)]), KITLIB_OFFLINE="1", KITLIB_CACHE=str(tmp_path / "cache"),
                KITLIB_RESULTS=str(tmp_path / "results"), CUDA_VISIBLE_DEVICES="",
                PIP_NO_INDEX="1")  # belt and braces: a real pip could not reach an index either
     done = subprocess.run(
@@ -96,6 +101,7 @@ def test_setup_cell_installs_the_kit_from_the_repository_when_missing(path: Path
     assert len(calls) == 1, calls
     command = calls[0]
     assert command[0] == sys.executable and command[1:4] == ["-m", "pip", "install"]
+    assert "--no-deps" in command, "the kit alone: its loose dependencies must not let pip re-resolve Colab's stack"
     assert command[-1] == f"kitlib @ git+{REPO_URL}"
     assert not any("tensorflow" in arg.lower() for arg in command), f"Colab keeps its TensorFlow: {command}"
     assert "stub kitlib.setup() ran" in out, "the cell imports the freshly installed kit and calls setup()"
@@ -116,9 +122,13 @@ def test_setup_on_colab_adds_the_tensorflow_text_of_its_tensorflow(tmp_path: Pat
     tensorflow = version("tensorflow")
     minor = ".".join(tensorflow.split(".")[:2])
     calls, out = run_in_fake_colab(tmp_path, setup_cell(NOTEBOOKS[0]), hide_kitlib=False)
-    assert calls == [[sys.executable, "-m", "pip", "install", "-q", f"tensorflow-text=={minor}.*",
-                      f"tensorflow=={tensorflow}"]], "one pip call: the matching tensorflow-text, TensorFlow pinned"
-    assert f"Colab: installing tensorflow-text=={minor}.* on top of its TensorFlow {tensorflow}" in out
+    assert len(calls) == 1, "one pip call: the matching tensorflow-text"
+    command = calls[0]
+    assert command[:5] == [sys.executable, "-m", "pip", "install", "-q"] and command[-1] == f"tensorflow-text=={minor}.*"
+    kept = command[command.index("--constraint") + 1].removeprefix("CONSTRAINTS:").split()
+    assert f"tensorflow=={tensorflow}" in kept and f"keras=={version('keras')}" in kept, "TensorFlow and Keras kept"
+    assert not any(arg.startswith("tensorflow==") for arg in command), "nothing asks pip for another TensorFlow"
+    assert f"Colab: installing tensorflow-text=={minor}.* around its TensorFlow {tensorflow}" in out
     assert "profile: " in out, "setup() goes on after the install"
 
 

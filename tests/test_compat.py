@@ -36,19 +36,3 @@ def test_make_test_compat_builds_its_environment_from_the_minimum_extra() -> Non
 
 def test_runtime_reads_the_same_floors_from_the_installed_metadata() -> None:
     assert runtime.declared_minima() == floors()
-
-
-def test_colab_lifts_a_keras_hub_below_the_floor_and_keeps_its_tensorflow() -> None:
-    minima = {"tensorflow": "2.19.1", "keras": "3.10.0", "keras-hub": "0.25.1", "numpy": "1.26.4"}
-    installed = {"tensorflow": "2.20.0", "tensorflow-text": "2.20.0", "keras": "3.12.0", "keras-hub": "0.21.1",
-                 "numpy": "2.0.2"}
-    assert runtime.colab_requirements(installed, minima) == ["keras-hub>=0.25.1", "tensorflow==2.20.0"]
-    installed["keras-hub"] = "0.26.0"
-    assert runtime.colab_requirements(installed, minima) == []
-
-
-def test_colab_with_a_tensorflow_below_the_floor_is_told_not_upgraded(capsys) -> None:
-    wanted = runtime.colab_requirements({"tensorflow": "2.18.0", "tensorflow-text": "2.18.1", "keras-hub": "0.25.1"},
-                                        {"tensorflow": "2.19.1", "keras-hub": "0.25.1"})
-    assert wanted == []
-    assert "TensorFlow 2.18.0 is older than the 2.19.1 the kit is tested with" in capsys.readouterr().out

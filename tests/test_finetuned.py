@@ -15,7 +15,7 @@ import tensorflow as tf
 
 import kitlib
 from kitlib.data import loaders
-from kitlib.models import finetuned
+from kitlib.models import finetuned, heads
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ FRESH_RUN = """
 import sys
 import numpy as np
 import kitlib
-from kitlib.models import finetuned
+from kitlib.models import finetuned, heads
 model, info = finetuned.classifier("image", kitlib.setup(verbose=False), verbose=False)
 np.savez(sys.argv[1], *model.get_layer("head").get_weights(), val_accuracy=info["val_accuracy"])
 """
@@ -134,22 +134,13 @@ def test_train_frozen_head_ignores_the_global_random_state() -> None:
         finetuned.train_frozen_head(tiny_frozen_model(), train.take(0), test)
 
 
-def test_three_class_head_is_softmax_with_sparse_categorical_cross_entropy() -> None:
-    head = finetuned._head(8, 0.1, seed=1, n_classes=3)
-    assert head.layers[-1].units == 3 and head.layers[-1].activation.__name__ == "softmax"
-    assert finetuned._head(8, 0.1, seed=1).layers[-1].units == 1, "two classes keep one sigmoid unit"
-    assert finetuned.loss_for(3) == "sparse_categorical_crossentropy" and finetuned.loss_for(2) == "binary_crossentropy"
-    with pytest.raises(ValueError, match="at least 2 classes"):
-        finetuned._head(8, 0.1, seed=1, n_classes=1)
-
-
 def test_train_frozen_head_learns_three_classes() -> None:
     x = np.random.default_rng(0).normal(size=(1500, 4)).astype("float32")
     y = np.digitize(x[:, 0] + 0.5 * x[:, 1], [-0.5, 0.5])  # three classes, roughly balanced
     train, test = (tf.data.Dataset.from_tensor_slices((x[a:b], y[a:b])).batch(256) for a, b in ((0, 1200), (1200, 1500)))
     inputs = keras.Input((4,))
     features = keras.layers.Dense(8, trainable=False, kernel_initializer=keras.initializers.GlorotUniform(1))(inputs)
-    model = keras.Model(inputs, finetuned._head(8, 0.0, seed=2, n_classes=3)(features))
+    model = keras.Model(inputs, heads.head(8, 3, 0.0, seed=2)(features))
     accuracy = finetuned.train_frozen_head(model, train, test, epochs=30)
     assert accuracy > 0.7, f"three linearly separated classes, chance 1/3: {accuracy:.1%}"
 
@@ -172,3 +163,10 @@ def test_train_frozen_head_returns_the_outputs_it_scored() -> None:
     accuracy, outputs = finetuned.train_frozen_head(tiny_frozen_model(), train, test, epochs=5, probabilities=True)
     assert outputs.shape == (200, 1)
     assert accuracy == pytest.approx(np.mean((outputs[:, 0] > 0.5) == y[400:]), abs=1e-6)
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16"], indirect=True)
+def test_the_shared_classifier_computes_in_float32_under_mixed_precision(smoke, policy: str) -> None:
+    model, _ = finetuned.classifier("image", smoke, verbose=False)
+    assert {layer.compute_dtype for layer in model.get_layer("backbone")._flatten_layers()} == {"float32"}
+    assert keras.mixed_precision.global_policy().name == policy, "the lesson's policy is back afterwards"

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from kitlib.models import hub, savedmodel, standins
+from kitlib.models import heads, hub, savedmodel, standins
 
 
 class ImageLike(tf.Module):
@@ -241,3 +242,83 @@ def test_missing_tensorflow_text_ops_name_the_matching_install(tmp_path: Path, m
     major_minor = ".".join(tf.__version__.split(".")[:2])
     with pytest.raises(RuntimeError, match=rf"pip install 'tensorflow-text=={major_minor}\.\*'"):
         hub.HubLayer(str(tmp_path))
+
+
+# --- mixed precision: the stand-in SavedModels are float32, as TF Hub's are ----------------------------------------
+
+
+MIXED = pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"], indirect=True)  # float32: above
+
+
+def _trains_under(model: keras.Model, hub_layer: hub.HubLayer, x: Any, y: np.ndarray) -> None:
+    """One step: the hub layer speaks the policy's dtype, the head float32, gradients reach float32 variables."""
+    assert keras.backend.standardize_dtype(hub_layer.compute_dtype) == keras.mixed_precision.global_policy().compute_dtype
+    assert keras.backend.standardize_dtype(model.output.dtype) == "float32", "the head ends in float32"
+    with tf.GradientTape() as tape:
+        loss = keras.ops.mean(keras.losses.binary_crossentropy(y[:, None], model(x, training=True)))
+    weights = hub_layer.trainable_weights
+    grads = tape.gradient(loss, weights)
+    assert weights and all(g is not None for g in grads), "every trainable SavedModel variable gets a gradient"
+    assert any(float(tf.reduce_max(tf.abs(g))) > 0 for g in grads)
+    before = [w.numpy().copy() for w in weights]
+    keras.optimizers.Adam(1e-2).apply_gradients(zip(grads, weights))
+    assert any(not np.array_equal(a, w.numpy()) for a, w in zip(before, weights)), "the SavedModel's weights moved"
+    floats = [w for w in model.weights if "float" in w.dtype] + [v for v in hub_layer._module.variables
+                                                                 if v.dtype.is_floating]
+    assert all(w.dtype in ("float32", tf.float32) for w in floats), "variables stay float32 under mixed precision"
+
+
+@MIXED
+def test_image_stand_in_fine_tunes_under_mixed_precision(policy: str) -> None:
+    handle = hub.resolve_model("resnet_v2_50").handles["feature_vector"]
+    layer = hub.HubLayer(handle, trainable=True, inference_only=True)
+    inputs = keras.Input((32, 32, 3))
+    features = layer(inputs)
+    assert keras.backend.standardize_dtype(features.dtype) == keras.mixed_precision.global_policy().compute_dtype
+    model = keras.Model(inputs, heads.head(features.shape[-1], 2, 0.0, seed=1)(features))
+    x = np.random.default_rng(0).random((4, 32, 32, 3)).astype("float32")
+    _trains_under(model, layer, x, np.array([0, 1, 0, 1], "float32"))
+
+
+@MIXED
+def test_text_stand_in_fine_tunes_under_mixed_precision(policy: str) -> None:
+    handles = hub.resolve_model("bert_en_uncased").handles
+    inputs = keras.Input((), dtype="string")
+    packed = hub.BertPreprocessor(handles["preprocessor"], seq_length=8)(inputs)
+    layer = hub.HubLayer(handles["encoder"], trainable=True, output_key="sequence_output")
+    model = keras.Model(inputs, heads.mean_pooled(layer(packed), packed["input_mask"], 2, 0.0, seed=1))
+    x = tf.constant(["a wonderful film", "dull and long", "great acting", "a waste of time"])
+    _trains_under(model, layer, x, np.array([1, 0, 1, 0], "float32"))
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16"], indirect=True)  # the head rule is the same under bfloat16
+def test_a_mixed_precision_export_serves_float32(policy: str, tmp_path: Path) -> None:
+    handle = hub.resolve_model("resnet_v2_50").handles["feature_vector"]
+    inputs = keras.Input((32, 32, 3))
+    features = hub.HubLayer(handle, inference_only=True)(inputs)
+    model = keras.Model(inputs, heads.head(features.shape[-1], 3, 0.0, seed=1)(features))
+    model.export(str(tmp_path / "served"), verbose=False)
+    served = tf.saved_model.load(str(tmp_path / "served")).signatures["serving_default"]
+    assert [spec.dtype for spec in served.structured_input_signature[1].values()] == [tf.float32]
+    out = next(iter(served(tf.zeros((2, 32, 32, 3))).values()))
+    assert out.dtype == tf.float32 and np.allclose(out.numpy().sum(axis=1), 1, atol=1e-6)
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16"], indirect=True)  # where HubLayer casts: float32 passes too
+def test_ragged_word_pieces_pass_through_uncast(policy: str) -> None:
+    preprocessor = hub.resolve_model("bert_en_uncased").handles["preprocessor"]
+    tokenize = hub.HubLayer(preprocessor, method="tokenize")
+    pack = hub.HubLayer(preprocessor, method="bert_pack_inputs", arguments={"seq_length": 8})
+    pieces = tokenize(tf.constant(["a wonderful film", "dull"]))
+    assert isinstance(pieces, tf.RaggedTensor) and pieces.dtype.is_integer
+    packed = pack([pieces.merge_dims(-2, -1)])
+    assert packed["input_word_ids"].shape == (2, 8) and packed["input_mask"].numpy().sum(axis=1).tolist()[1] >= 3
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16"], indirect=True)
+def test_a_stand_in_exported_under_mixed_precision_is_float32(kit_env, policy: str) -> None:
+    handle = hub.resolve_model("resnet_v2_50").handles["feature_vector"]  # a cold cache: exported now
+    assert keras.mixed_precision.global_policy().name == policy, "the lesson's policy is back after the export"
+    module = tf.saved_model.load(handle)
+    assert hub._input_signature(module).dtype == tf.float32
+    assert module(tf.zeros((1, 32, 32, 3)), False).dtype == tf.float32, "computes in float32, as TF Hub's models do"

@@ -65,7 +65,7 @@ def test_first_cell_has_title_badge_time_and_prerequisites(path: Path) -> None:
 def test_setup_cell_convention(path: Path) -> None:
     setup = source(cells(path, "code")[0])
     assert 'if importlib.util.find_spec("kitlib") is None:' in setup, "install the kit only where it is missing"
-    assert f"kitlib @ git+{REPO_URL}" in setup
+    assert f"kitlib @ git+{REPO_URL}" in setup and '"--no-deps"' in setup, "pip must not re-resolve Colab's stack"
     assert "cfg = kitlib.setup()" in setup
     first_setups = {source(cells(p, "code")[0]) for p in NOTEBOOKS}
     assert len(first_setups) == 1, "every lesson starts with the same setup cell"

@@ -120,7 +120,7 @@ def test_mean_pooled_classifier_ignores_padding_and_freezes_the_unused_pooler() 
     changed_padding = {**x, "token_ids": np.where(mask == 1, ids, 42)}
     assert np.allclose(model.predict(changed_padding, verbose=0), p, atol=1e-6), "padding must not reach the mean"
     sequence = backbone(x)["sequence_output"].numpy()[0, :4].mean(axis=0)  # the mean over real tokens only
-    dense = model.get_layer("positive")
+    dense = model.get_layer("head").layers[-1]
     expected = 1 / (1 + np.exp(-(sequence @ dense.kernel.numpy() + dense.bias.numpy())))
     assert np.allclose(p[0], expected, atol=1e-5)
 

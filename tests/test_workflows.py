@@ -32,7 +32,8 @@ def test_the_linter_catches_a_broken_workflow(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name, needles", [
-    ("test.yml", ["push:", "schedule:", "target: [test, test-compat, test-newest]", "run: make ${{ matrix.target }}"]),
+    ("test.yml", ["push:", "schedule:", "target: [test, test-compat, test-newest]", "run: make ${{ matrix.target }}",
+                  "run: make test-gpu-path"]),
     ("site.yml", ["run: make site", "path: build/site", "actions/deploy-pages@", "pages: write"]),
     ("nightly.yml", ["schedule:", "cron:", "kitlib doctor --online", "KITLIB_PROFILE: cpu",
                      "notebooks/04_finetune_bert.ipynb notebooks/05_finetune_resnet.ipynb"]),

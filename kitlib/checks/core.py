@@ -20,6 +20,24 @@ def expect(ok: bool, what: str, expected: Any, received: Any, hint: str) -> None
         raise CheckFailed(f"{what}\n  expected: {expected}\n  received: {received}\n  hint: {hint}")
 
 
+# The gap between 1 and the next number a float type can hold (numpy has no bfloat16: 8 bits of mantissa).
+_EPSILON = {"float16": 2.0 ** -10, "bfloat16": 2.0 ** -7}
+
+
+def tolerance(dtype: Any = None, float32: float = 1e-5, ulps: float = 1) -> float:
+    """The absolute tolerance for comparing values of order 1 computed in `dtype` with the float32 answer.
+
+    float32 keeps `float32`; float16 and bfloat16 (mixed precision) allow `ulps` steps of their own precision
+    near 1, since they round every result that finely. `dtype` defaults to the global policy's compute dtype.
+    """
+    if dtype is None:
+        import keras
+
+        dtype = keras.mixed_precision.global_policy().compute_dtype
+    name = getattr(dtype, "name", dtype)
+    return max(float32, ulps * _EPSILON[name]) if name in _EPSILON else float32
+
+
 def passed(message: str) -> None:
     """Tell the learner the check passed."""
     print(f"Check passed: {message}")

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from kitlib.checks.core import CheckFailed, error_summary, expect, passed, sublayers
+from kitlib.checks.core import CheckFailed, error_summary, expect, passed, sublayers, tolerance
 
 MAX_ROTATION = 0.1  # fraction of a full turn: ±36°
 MAX_ZOOM = 0.3  # ±30%
@@ -50,7 +50,8 @@ def augmentation(layer: Any, image_size: int) -> None:
     x = rng.random((4, image_size, image_size, 3)).astype("float32")
     x[:, :, : image_size // 2] *= 0.2  # left half darker: a horizontal flip shows
     same = np.asarray(layer(x, training=False))
-    expect(same.shape == x.shape and np.allclose(same, x, atol=1e-5),
+    atol = tolerance(layer.compute_dtype)  # under mixed precision the image passes through the policy's float
+    expect(same.shape == x.shape and np.allclose(same, x, atol=atol),
            "At inference (validation, test, predict) augmentation must leave images untouched.",
            "the input unchanged", "changed images" if same.shape == x.shape else same.shape,
            "Use keras.layers.Random* layers only: they act only when training=True.")
@@ -58,7 +59,7 @@ def augmentation(layer: Any, image_size: int) -> None:
     first, second = np.asarray(train_step(x)), np.asarray(train_step(x))
     expect(first.shape == x.shape, "Augmentation keeps the image size.", x.shape, first.shape,
            "Crop-like layers must give back the same size (RandomZoom and RandomRotation do).")
-    expect(not np.allclose(first, x, atol=1e-3) and not np.allclose(first, second, atol=1e-3),
+    expect(not np.allclose(first, x, atol=max(atol, 1e-3)) and not np.allclose(first, second, atol=max(atol, 1e-3)),
            "In training each call should give a new random variant.", "different outputs per call",
            "unchanged or identical outputs", "Do not fix the layers' randomness to a constant.")
     expect(float(first.min()) >= -0.05 and float(first.max()) <= 1.05, "Pixels should stay in [0, 1].",

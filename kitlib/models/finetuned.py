@@ -27,7 +27,7 @@ import numpy as np
 
 from kitlib import _fs, evaluate, integrity, progress, runtime
 from kitlib.data import loaders
-from kitlib.models import hub
+from kitlib.models import heads, hub
 
 RECIPE = 4  # bump when the training below changes: 2 = seeded head, early stopping; 3 = text: mean of the token vectors;
 # 4 = text length and image size read from TextRecipe / ImageRecipe (gpu text: 512 word pieces, was 256)
@@ -170,26 +170,6 @@ def _cached(path: Path) -> tuple[keras.Model | None, dict[str, Any], str | None]
                                      f"{integrity.clear_advice(path)}") from exc
 
 
-def _head(width: int, dropout: float, seed: int, n_classes: int = 2) -> keras.Sequential:
-    """The new classification head: dropout, then one sigmoid unit for 2 classes, else k softmax units (float32).
-
-    Its initial weights and dropout masks come from `seed`, not from the global random state, so they do not
-    depend on what ran before (exporting a stand-in backbone on a cold cache, a learner's own draws).
-    """
-    if n_classes < 2:
-        raise ValueError(f"A classifier needs at least 2 classes (got n_classes={n_classes}).")
-    units, activation = (1, "sigmoid") if n_classes == 2 else (n_classes, "softmax")
-    return keras.Sequential([keras.Input((width,)), keras.layers.Dropout(dropout, seed=seed),
-                             keras.layers.Dense(units, activation=activation, dtype="float32",
-                                                kernel_initializer=keras.initializers.GlorotUniform(seed))],
-                            name="head")
-
-
-def loss_for(n_classes: int) -> str:
-    """Binary cross-entropy for one sigmoid unit (2 classes), sparse categorical cross-entropy for k softmax units."""
-    return "binary_crossentropy" if n_classes == 2 else "sparse_categorical_crossentropy"
-
-
 def text_model(cfg: runtime.Config, seq_length: int, n_classes: int = 2, head_tokens: int | None = None,
                trim: bool = False) -> tuple[keras.Model, hub.ResolvedModel]:
     """Lesson 04's model: strings -> BERT preprocessor -> frozen encoder -> mean of the token vectors -> head.
@@ -201,10 +181,8 @@ def text_model(cfg: runtime.Config, seq_length: int, n_classes: int = 2, head_to
     packed = hub.BertPreprocessor(bert.handles["preprocessor"], seq_length=seq_length, head_tokens=head_tokens,
                                   trim=trim, name="preprocessor")(inputs)
     encoder = hub.HubLayer(bert.handles["encoder"], trainable=False, output_key="sequence_output", name="encoder")
-    tokens = encoder(packed)
-    mean = keras.layers.GlobalAveragePooling1D(name="mean_of_tokens")(tokens, mask=packed["input_mask"])
-    head = _head(mean.shape[-1], 0.1, cfg.seed, n_classes)
-    return keras.Model(inputs, head(mean), name="bert_sentiment" if n_classes == 2 else "bert_classifier"), bert
+    outputs = heads.mean_pooled(encoder(packed), packed["input_mask"], n_classes, 0.1, cfg.seed)
+    return keras.Model(inputs, outputs, name="bert_sentiment" if n_classes == 2 else "bert_classifier"), bert
 
 
 def image_model(cfg: runtime.Config, image_size: int, n_classes: int = 2) -> tuple[keras.Model, hub.ResolvedModel]:
@@ -213,7 +191,7 @@ def image_model(cfg: runtime.Config, image_size: int, n_classes: int = 2) -> tup
     inputs = keras.Input((image_size, image_size, 3), name="image")
     features = hub.HubLayer(backbone.handles["feature_vector"], trainable=False, inference_only=True,
                             name="backbone")(inputs)
-    head = _head(features.shape[-1], 0.2, cfg.seed, n_classes)
+    head = heads.head(features.shape[-1], n_classes, 0.2, cfg.seed)
     name = "pets_classifier" if n_classes == 2 else "image_classifier"
     return keras.Model(inputs, head(features), name=name), backbone
 
@@ -265,8 +243,7 @@ def _fit_head_outputs(model: keras.Model, train: Any, evaluate_on: Any, max_epoc
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(labels["train"]))
     held_out, fit_on = order[:len(order) // 5], order[len(order) // 5:]
-    units = model.output.shape[-1]  # one sigmoid unit: binary cross-entropy; k softmax units: sparse categorical
-    head.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE), loss=loss_for(2 if units == 1 else units),
+    head.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE), loss=heads.loss_for(heads.classes_of(model)),
                  metrics=["accuracy"])
     # fit's own shuffling would draw from the global random state; these batches are ordered by `rng` alone, and fit
     # reads the epochs from one pipeline (given steps_per_epoch, Keras keeps its iterator from epoch to epoch).
@@ -306,11 +283,15 @@ def _train(kind: str, cfg: runtime.Config) -> tuple[keras.Model, dict[str, Any]]
 
 
 def classifier(kind: str, cfg: runtime.Config, verbose: bool = True) -> tuple[keras.Model, dict[str, Any]]:
-    """The fine-tuned "text" or "image" classifier of this profile: loaded from the cache, else trained now."""
+    """The fine-tuned "text" or "image" classifier of this profile: loaded from the cache, else trained now.
+
+    It computes in float32 under every precision policy: lessons 07 and 09 quantise it and convert it to TFLite,
+    which have no float16 kernels, and one cached model serves every policy.
+    """
     if kind not in ("text", "image"):
         raise ValueError(f"Unknown classifier kind {kind!r}: choose 'text' or 'image'.")
     path = _path(kind, cfg)
-    with _fs.one_at_a_time(path):  # a second kernel waits for the first to train it, then loads it
+    with runtime.precision_scope("float32"), _fs.one_at_a_time(path):  # a second kernel waits for the first
         model, info, damage = _cached(path)
         if model is not None:
             info["source"] = f"cached fine-tuned model {path}"

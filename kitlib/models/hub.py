@@ -3,7 +3,9 @@
 `tensorflow_hub.KerasLayer` is a tf_keras (Keras 2) layer and cannot live in a Keras 3 model
 (tensorflow/hub#903). `HubLayer` loads the SavedModel itself, shares its variables with Keras as
 Keras variables (so optimizers, `trainable=False` and `.keras` saving see them), and passes
-`training` through so BatchNorm and Dropout behave in `fit` and `predict`.
+`training` through so BatchNorm and Dropout behave in `fit` and `predict`. Under a mixed precision policy it
+casts its inputs to the dtypes the SavedModel was traced for (float32 for TF Hub's models) and its outputs back to
+the policy's compute dtype, so a float32 SavedModel runs inside a float16 or bfloat16 model.
 """
 
 from __future__ import annotations
@@ -98,6 +100,7 @@ class HubLayer(keras.layers.Layer):
         self._module = module
         self._fn = getattr(module, method) if method else module
         self._accepts_training = method is None and _takes_training(module)
+        self._signature = _input_signature(self._fn)
         # Keras freezes by flipping the flags of tracked variables, and skips `self.trainable = True` when
         # already True: so track them while trainable, then set the wanted value.
         self.trainable = trainable
@@ -120,7 +123,11 @@ class HubLayer(keras.layers.Layer):
         return candidates[len(candidates) - n:]
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
-        """Run the SavedModel; `training` reaches it as a Python bool when it takes one."""
+        """Run the SavedModel; `training` reaches it as a Python bool when it takes one.
+
+        Floating inputs are cast to the SavedModel's own dtypes, floating outputs to the layer's compute dtype.
+        """
+        inputs = _cast_to(inputs, self._signature)
         if self._accepts_training:
             mode = bool(training) and self.trainable and not self.inference_only
             outputs = self._fn(inputs, training=mode, **self.arguments)
@@ -130,8 +137,9 @@ class HubLayer(keras.layers.Layer):
             if not isinstance(outputs, dict) or self.output_key not in outputs:
                 keys = sorted(outputs) if isinstance(outputs, dict) else type(outputs).__name__
                 raise KeyError(f"output_key {self.output_key!r} is not an output of {self.handle}; it returns {keys}.")
-            return outputs[self.output_key]
-        return outputs
+            outputs = outputs[self.output_key]
+        return tf.nest.map_structure(
+            lambda t: tf.cast(t, self.compute_dtype) if isinstance(t, tf.Tensor) and t.dtype.is_floating else t, outputs)
 
     def get_config(self) -> dict[str, Any]:
         """The handle and options: enough to load the SavedModel again; weights travel separately."""
@@ -190,6 +198,35 @@ class BertPreprocessor(keras.layers.Layer):
                 "head_tokens": self.head_tokens, "trim": self.trim}
 
 
+def _input_signature(fn: Any) -> Any:
+    """The TensorSpecs of a SavedModel function's first argument as it was traced, or None if it was not.
+
+    `fn` is a restored function or the restored object itself, whose `__call__` is one.
+    """
+    concrete = getattr(fn, "concrete_functions", None) or getattr(getattr(fn, "__call__", None), "concrete_functions", None)
+    args = concrete[0].structured_input_signature[0] if concrete else ()
+    return args[0] if args else None
+
+
+def _cast_to(inputs: Any, signature: Any) -> Any:
+    """`inputs` with each floating tensor cast to the floating dtype its spec in `signature` names (else unchanged)."""
+    if signature is None:
+        return inputs
+    try:
+        tf.nest.assert_same_structure(inputs, signature)
+    except (ValueError, TypeError):
+        return inputs  # a structure the SavedModel was not traced for: let it say so itself
+
+    def cast(x: Any, spec: Any) -> Any:
+        wanted = getattr(spec, "dtype", None)
+        if isinstance(x, tf.Tensor) and isinstance(wanted, tf.DType) and x.dtype.is_floating and wanted.is_floating \
+                and x.dtype != wanted:  # ragged and other composite inputs pass as they are (they carry ids)
+            return tf.cast(x, wanted)
+        return x
+
+    return tf.nest.map_structure(cast, inputs, signature)
+
+
 def _takes_training(module: Any) -> bool:
     """True when the SavedModel's __call__ has a `training` parameter (TF Hub's reusable interface)."""
     function_type = getattr(getattr(module, "__call__", None), "function_type", None)
@@ -230,7 +267,9 @@ class ResolvedModel:
 
 def _export_atomically(model: HubModel, folder: Path) -> dict[str, str]:
     """Export the stand-in into a staging folder, then move it into place: never half-written."""
-    with (progress.working(f"exporting the offline stand-in {model.stand_in.name} (once, then cached)"),
+    # float32, as TF Hub's models are, whatever the lesson's policy
+    with (runtime.precision_scope("float32"),
+          progress.working(f"exporting the offline stand-in {model.stand_in.name} (once, then cached)"),
           _fs.staged_folder(folder) as staging):
         relative = model.stand_in.export(staging)
         (staging / HANDLES).write_text(json.dumps(relative, indent=1, sort_keys=True))

@@ -32,7 +32,7 @@ import numpy as np
 
 from kitlib import _fs, evaluate, racing, runtime
 from kitlib.data import containers, images, owndata
-from kitlib.models import classical, finetuned
+from kitlib.models import classical, finetuned, heads
 
 MARKER = ".kitlib-output.json"  # in an output folder the kit wrote: the names it wrote there
 
@@ -170,8 +170,7 @@ class Run:
 
 def probabilities(model: keras.Model, inputs: Any) -> np.ndarray:
     """Class probabilities (n, k) for k classes, also from a one-unit sigmoid model (then k = 2)."""
-    p = np.asarray(model.predict(inputs, verbose=0), dtype="float64")
-    return np.concatenate([1 - p, p], axis=1) if p.shape[-1] == 1 else p
+    return np.asarray(heads.probabilities(model.predict(inputs, verbose=0)), dtype="float64")
 
 
 class ClassicalBaseline:
@@ -200,17 +199,15 @@ class KerasClassifier:
 
 def scratch_cnn(image_size: int, n_classes: int, seed: int) -> keras.Model:
     """Lesson 05's model to beat: a small CNN from scratch (three conv/pool blocks), compiled."""
-    units, activation = (1, "sigmoid") if n_classes == 2 else (n_classes, "softmax")
     layers: list[Any] = [keras.Input((image_size, image_size, 3))]
     for i, filters in enumerate((16, 32, 64)):
         layers += [keras.layers.Conv2D(filters, 3, activation="relu",
                                        kernel_initializer=keras.initializers.HeUniform(seed + i)),
                    keras.layers.MaxPooling2D()]
     layers += [keras.layers.GlobalAveragePooling2D(), keras.layers.Dropout(0.3, seed=seed),
-               keras.layers.Dense(units, activation=activation, dtype="float32",
-                                  kernel_initializer=keras.initializers.GlorotUniform(seed))]
+               heads.output_layer(n_classes, seed)]
     model = keras.Sequential(layers, name="scratch_cnn")
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=finetuned.loss_for(n_classes), metrics=["accuracy"])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=heads.loss_for(n_classes), metrics=["accuracy"])
     return model
 
 
@@ -256,7 +253,7 @@ def _fine_tune_text(model: keras.Model, data: containers.TextData, spec: finetun
     n_train = len(data.labels("train"))
     model.get_layer("encoder").trainable = True
     k = len(data.class_names)
-    model.compile(optimizer=spec.optimizer(n_train), loss=finetuned.loss_for(k), metrics=["accuracy"])
+    model.compile(optimizer=spec.optimizer(n_train), loss=heads.loss_for(k), metrics=["accuracy"])
     steps = math.ceil(math.ceil(n_train / spec.batch_size) / spec.evaluations_per_epoch)
     evaluations = spec.max_epochs * spec.evaluations_per_epoch
     train = data.dataset("train", batch_size=spec.batch_size).repeat()
@@ -273,7 +270,7 @@ def _fine_tune_image(model: keras.Model, data: containers.ImageData, spec: finet
     layer = model.get_layer("backbone")
     layer.trainable = True  # to count the variables the backbone lets train; unfreeze_top freezes all but the top
     layer.unfreeze_top(min(spec.unfreeze_top, len(layer.trainable_weights)))
-    model.compile(optimizer=spec.optimizer(), loss=finetuned.loss_for(len(data.class_names)), metrics=["accuracy"])
+    model.compile(optimizer=spec.optimizer(), loss=heads.loss_for(len(data.class_names)), metrics=["accuracy"])
     return model.fit(data.dataset("train", batch_size=spec.batch_size), epochs=spec.fine_tune_epochs, verbose=0,
                      validation_data=data.dataset("val", batch_size=spec.batch_size),
                      callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=spec.patience,
@@ -365,7 +362,7 @@ def serving_function(model: keras.Model, class_names: tuple[str, ...], task: str
 
     def serve(inputs: tf.Tensor) -> dict[str, tf.Tensor]:
         p = model(decode_images(inputs, model.inputs[0].shape[1]) if task == "image" else inputs, training=False)
-        p = tf.concat([1 - p, p], axis=1) if p.shape[-1] == 1 else p
+        p = heads.probabilities(p)  # float32 for clients, whatever the model's precision policy
         return {"probabilities": p, "classes": tf.tile(names[None], [tf.shape(p)[0], 1]),
                 "label": tf.gather(names, tf.argmax(p, axis=1))}
 

@@ -176,12 +176,12 @@ def mean_pooled_classifier(backbone: Any, dropout: float = 0.1) -> Any:
     """
     import keras
 
+    from kitlib.models import heads
+
     backbone.get_layer("pooled_dense").trainable = False
     inputs = backbone.input
-    tokens = backbone(inputs)["sequence_output"]
-    mean = keras.layers.GlobalAveragePooling1D(name="mean_of_tokens")(tokens, mask=inputs["padding_mask"])
-    positive = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="positive")
-    return keras.Model(inputs, positive(keras.layers.Dropout(dropout)(mean)), name="mean_pooled_classifier")
+    outputs = heads.mean_pooled(backbone(inputs)["sequence_output"], inputs["padding_mask"], 2, dropout)
+    return keras.Model(inputs, outputs, name="mean_pooled_classifier")
 
 
 def save_encoder(backbone: Any, folder: Path) -> Path:
