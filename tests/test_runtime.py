@@ -62,9 +62,23 @@ def test_mixed_precision_only_on_accelerators_in_the_gpu_profile() -> None:
 
 
 def test_colab_without_gpu_is_told_what_to_click(kit_env, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    import subprocess
+
+    calls, real_run = [], subprocess.run
+
+    def no_real_pip(command, *args, **kwargs):  # whatever this stack lacks, the test never installs it for real
+        if "pip" not in list(command):
+            return real_run(command, *args, **kwargs)
+        calls.append(list(command))
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(subprocess, "run", no_real_pip)
     monkeypatch.setitem(sys.modules, "google.colab", object())
     kitlib.setup(profile="smoke")
     assert "Runtime > Change runtime type > GPU" in capsys.readouterr().out
+    for command in calls:  # a pip call, if this stack needs one, keeps TensorFlow through its constraints
+        assert command[1:4] == ["-m", "pip", "install"] and "--constraint" in command, command
+        assert not any(part.split("=")[0].lower() == "tensorflow" for part in command), command
 
 
 MINIMA = {"tensorflow": "2.19.1", "keras": "3.10.0", "keras-hub": "0.25.1", "psutil": "7.0.0"}
