@@ -40,11 +40,11 @@ lab: exercises
 lab-instructor: $(STAMP)
 	$(JUPYTER_LAB) --notebook-dir=$(NOTEBOOKS)
 
-# Exercise copies (`kitlib release` into a temporary folder) copied into EXERCISES only where it has none yet, so
+# Exercise copies (`kitlib course release` into a temporary folder) copied into EXERCISES only where it has none yet, so
 # a learner's work is never overwritten; delete a copy to get a fresh one (e.g. after a lesson changed).
 exercises: $(STAMP)
 	@fresh=$$(mktemp -d) && trap 'rm -rf "$$fresh"' EXIT && \
-	$(BIN)/python -m kitlib release --src $(NOTEBOOKS) --out "$$fresh" >/dev/null && \
+	$(BIN)/python -m kitlib course release --src $(NOTEBOOKS) --out "$$fresh" >/dev/null && \
 	mkdir -p $(EXERCISES) && \
 	for copy in "$$fresh"/*.ipynb; do \
 		name=$$(basename "$$copy"); \
@@ -129,9 +129,9 @@ results: $(STAMP)
 		"download and verify the archives with \`$(BIN)/python -m kitlib fetch --dest DIR\` (about 320 MB)," \
 		"then run \`KITLIB_DATA_DIR=DIR make results\`. \`make site\` builds the course without them." >&2; exit 1; }
 	KITLIB_PROFILE=cpu KITLIB_PROGRESS=0 KITLIB_DATA_DIR=$(DATA_DIR) \
-		$(BIN)/python -m kitlib bench $(or $(LESSONS),notebooks/*.ipynb) --executed docs/_executed \
+		$(BIN)/python -m kitlib course bench $(or $(LESSONS),notebooks/*.ipynb) --executed docs/_executed \
 		--out docs/_executed/report.md $(if $(LESSONS),--merge)
-	$(BIN)/python -m kitlib tables
+	$(BIN)/python -m kitlib course tables
 
 # The HTML course (Sphinx + myst-nb): build/site/index.html. After `make results`, from its executed copies in
 # docs/_executed (the full build); otherwise a smoke build, from a fresh clone and offline: the lessons without an
@@ -142,18 +142,18 @@ LESSON_FILES = $(wildcard notebooks/[0-9][0-9]_*.ipynb)
 lacking = $(foreach nb,$(LESSON_FILES),$(if $(wildcard $(1)/$(notdir $(nb))),,$(nb)))
 site: $(STAMP)
 ifeq ($(call lacking,docs/_executed),)
-	$(BIN)/python -m kitlib site --executed docs/_executed --out build/site
+	$(BIN)/python -m kitlib course site --executed docs/_executed --out build/site
 else
 	$(if $(call lacking,$(SMOKE_EXECUTED)),env KITLIB_PROFILE=smoke KITLIB_OFFLINE=1 KITLIB_PROGRESS=0 KITLIB_DATA_DIR= \
 		KITLIB_CACHE=$(CURDIR)/.cache/site/cache KITLIB_RESULTS=$(CURDIR)/.cache/site/results \
-		$(BIN)/python -m kitlib bench $(call lacking,$(SMOKE_EXECUTED)) --executed $(SMOKE_EXECUTED) \
+		$(BIN)/python -m kitlib course bench $(call lacking,$(SMOKE_EXECUTED)) --executed $(SMOKE_EXECUTED) \
 		--out $(SMOKE_EXECUTED)/report.md $(if $(wildcard $(SMOKE_EXECUTED)/run.json),--merge))
-	$(BIN)/python -m kitlib site --executed $(SMOKE_EXECUTED) --out build/site
+	$(BIN)/python -m kitlib course site --executed $(SMOKE_EXECUTED) --out build/site
 endif
 
 # Student copies of every lesson in release/: each solution block replaced by `raise NotImplementedError()`.
 release: $(STAMP)
-	$(BIN)/python -m kitlib release --src notebooks --out release
+	$(BIN)/python -m kitlib course release --src notebooks --out release
 
 clean:
 	rm -rf $(VENV) $(COMPAT) $(NEWEST) $(TEST_CACHE) $(TEST_CACHE)-compat $(TEST_CACHE)-newest $(TEST_CACHE)-float16 \

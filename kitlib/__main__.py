@@ -1,31 +1,36 @@
-"""Command line: `python -m kitlib doctor | pack | fetch | results | bench | tables | site | stamp | release | mark | grade | finetune`."""
+"""Command line: `kitlib doctor | fetch | pack | results | finetune` for learners, `kitlib course ...` for teachers.
+
+Run as `python -m kitlib` or as the installed `kitlib` script; the course commands are grouped under `course`
+(`kitlib course release | mark | grade | site | tables | stamp | bench`), and their old one-word spellings
+(`kitlib bench ...`) still work.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from pathlib import Path
+from typing import Callable
 
+import kitlib
 from kitlib import _fs, evaluate, runtime
 from kitlib.course import grading, release, runner, sandbox
 from kitlib.data import downloads, loaders, manifest, pack, sources
 
 
 def doctor(args: argparse.Namespace) -> int:
-    """Report the environment and which data sources are reachable; with --online, probe every remote URL."""
+    """Report the environment and what would serve each dataset, downloading nothing; --online probes every URL."""
     if args.online and runtime.env_flag("KITLIB_OFFLINE"):
         raise SystemExit("KITLIB_OFFLINE=1 turns the network off, so --online cannot check anything. Unset it.")
     cfg = runtime.setup()
     missing = [name for name in pack.PACKAGES if pack.package_dir(name) is None]
-    print("offline pack: " + ("complete" if not missing else f"missing {', '.join(missing)} (run `python -m kitlib pack`)"))
+    print("offline pack: " + ("complete" if not missing else f"missing {', '.join(missing)}: run `{program()} pack`"))
     for spec in manifest.ARCHIVES.values():
         try:
-            located = sources.locate(spec, cfg)
-            root, source = located.root, located.source
-        except (sources.DatasetUnavailableError, manifest.LayoutError, downloads.ArchiveError,
-                downloads.DownloadError, _fs.StorageError) as exc:
-            root, source = None, str(exc)
-        print(f"{spec.name}: " + (source if root else f"not available ({source}); lessons use {spec.offline_stand_in}"))
+            print(f"{spec.name}: {sources.where(spec, cfg)}")
+        except (manifest.LayoutError, OSError) as exc:  # a wrong layout, a misplaced folder, an unreadable disk
+            print(f"{spec.name}: not available: {str(exc).rstrip('.')}; lessons use {spec.offline_stand_in}")
     if not args.online:
         return 0
     from kitlib.course import online
@@ -70,9 +75,22 @@ def fetch(args: argparse.Namespace) -> int:
 
 
 def results(args: argparse.Namespace) -> int:
-    """Print the results records as a Markdown table."""
-    records = evaluate.load_results(Path(args.dir) if args.dir else None, args.profile)
-    print(evaluate.results_table(records) if records else "No results recorded yet: run a lesson first.")
+    """Print the results records as a Markdown table (accuracies as percentages); name the profiles that have some."""
+    from kitlib.course import tables
+
+    folder = Path(args.dir) if args.dir else None
+    records = evaluate.load_results(folder, args.profile)
+    if records:
+        print(evaluate.results_table(records, value=tables.value))
+        return 0
+    others = Counter(r["profile"] for r in evaluate.load_results(folder)) if args.profile else Counter()
+    if not others:
+        print("No results recorded yet: run a lesson first.")
+        return 0
+    found = ", ".join(f"{name} ({count} record{'s' if count > 1 else ''})" for name, count in sorted(others.items()))
+    print(f"No results recorded in the {args.profile} profile yet; recorded in: {found}. "
+          f"Show them with `{program()} results --profile {min(others)}`, or run a lesson with "
+          f"KITLIB_PROFILE={args.profile}.")
     return 0
 
 
@@ -111,7 +129,7 @@ def write_tables(args: argparse.Namespace) -> int:
     for path in changed:
         print(f"{'out of date' if args.check else 'written'}: {path}")
     if args.check and changed:
-        print("Run `python -m kitlib tables` to write them from the run.")
+        print(f"Run `{program()} course tables` to write them from the run.")
         return 1
     return 0
 
@@ -136,7 +154,7 @@ def stamp_repository(args: argparse.Namespace) -> int:
     for path in changed:
         print(f"{'out of date' if args.check else 'stamped'}: {path}")
     if args.check and changed:
-        print("Run `python -m kitlib stamp` to write pyproject's Repository URL into them.")
+        print(f"Run `{program()} course stamp` to write pyproject's Repository URL into them.")
         return 1
     return 0
 
@@ -169,7 +187,7 @@ def mark_cells(args: argparse.Namespace) -> int:
     for path in stale:
         print(f"{'out of date' if args.check else 'marked'}: {path}")
     if args.check and stale:
-        print("Run `python -m kitlib mark` to write the nbgrader metadata.")
+        print(f"Run `{program()} course mark` to write the nbgrader metadata.")
         return 1
     return 0
 
@@ -236,70 +254,68 @@ def finetune(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse the command line and run one command."""
-    parser = argparse.ArgumentParser(prog="python -m kitlib", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    doctor_cmd = commands.add_parser("doctor", help="check the environment and the data sources")
+COURSE_VERBS = ("release", "mark", "grade", "site", "tables", "stamp", "bench")
+EXAMPLES = """examples:
+  %(prog)s doctor                                   what would serve each dataset (downloads nothing)
+  %(prog)s fetch --dest /share/kit-data             download and verify the archives once
+  %(prog)s results --profile smoke                  what the lessons recorded
+  %(prog)s finetune data/reviews.csv --task text    fine-tune on your own table, export, report
+  %(prog)s course --help                            the teachers' commands (release, grade, site, ...)"""
+
+
+def program() -> str:
+    """The command as invoked: `kitlib` for the installed script, else `python -m kitlib`."""
+    return "kitlib" if Path(sys.argv[0]).stem == "kitlib" else "python -m kitlib"
+
+
+def _verb(commands: argparse._SubParsersAction, name: str, summary: str, examples: list[str],
+          run: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+    """One command: its one-line help, and an epilog of examples (arguments after the command; `#` lines say why)."""
+    lines = (line if line.startswith("#") else f"%(prog)s {line}".rstrip() for line in examples)
+    verb = commands.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".",
+                               epilog="examples:\n" + "\n".join(f"  {line}" for line in lines),
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    verb.set_defaults(run=run)
+    return verb
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The command line: learner commands first, then the `course` group of the teachers' commands."""
+    parser = argparse.ArgumentParser(prog=prog or program(), description=__doc__.split("\n\n")[0],
+                                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {kitlib.__version__}")
+    parser.set_defaults(run=lambda _: _help(parser))
+    commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
+    doctor_cmd = _verb(commands, "doctor", "check the environment and say what would serve each dataset "
+                                           "(downloads nothing)", ["", "--online"], doctor)
     doctor_cmd.add_argument("--online", action="store_true", help="also probe every model handle and dataset URL "
                                                                   "(exit status 1 if any fails)")
-    doctor_cmd.set_defaults(run=doctor)
-    commands.add_parser("pack", help="install the offline pack (pip --no-deps)").set_defaults(run=install_pack)
-    fetch_cmd = commands.add_parser("fetch", help="download official datasets for offline use")
+    fetch_cmd = _verb(commands, "fetch", "download and verify official datasets for offline use (the only command "
+                                         "that downloads data)", ["", "imdb --dest /share/kit-data"], fetch)
     fetch_cmd.add_argument("names", nargs="*", help=f"datasets (default: all of {', '.join(manifest.ARCHIVES)})")
     fetch_cmd.add_argument("--dest", help="folder to write into (default: KITLIB_DATA_DIR, a checkout's data/, "
                                           "else the cache)")
-    fetch_cmd.set_defaults(run=fetch)
-    results_cmd = commands.add_parser("results", help="print recorded results as a Markdown table")
-    results_cmd.add_argument("--profile", choices=runtime.PROFILES)
+    _verb(commands, "pack", "install the offline pack (pip --no-deps)", [""], install_pack)
+    results_cmd = _verb(commands, "results", "print recorded results as a Markdown table",
+                        ["", "--profile cpu", "--dir docs/_executed/results"], results)
+    results_cmd.add_argument("--profile", choices=runtime.PROFILES, help="only this profile's results")
     results_cmd.add_argument("--dir", help="results folder (default: KITLIB_RESULTS or the cache)")
-    results_cmd.set_defaults(run=results)
-    bench_cmd = commands.add_parser("bench", help="run notebooks headless, time them, report their results")
-    bench_cmd.add_argument("notebooks", nargs="+")
-    bench_cmd.add_argument("--out", help="write the report (Markdown) to this file")
-    bench_cmd.add_argument("--timeout", type=float, default=3600,
-                           help="seconds each notebook may run before it is stopped and reported (default: 3600)")
-    bench_cmd.add_argument("--executed", help="keep each executed copy (outputs, figures, provenance) in this folder")
-    bench_cmd.add_argument("--merge", action="store_true", help="re-measure these lessons into the run.json already "
-                                                                "in --executed instead of replacing it")
-    bench_cmd.set_defaults(run=bench)
-    tables_cmd = commands.add_parser("tables", help="write the README's and docs/results.md's tables from one run")
-    tables_cmd.add_argument("--run", dest="run_file", help="the run summary `bench --executed` wrote "
-                                                           "(default: docs/_executed/run.json)")
-    tables_cmd.add_argument("--root", help="the checkout whose README.md and docs/results.md to write (default: this one)")
-    tables_cmd.add_argument("--check", action="store_true", help="only report files whose tables are out of date")
-    tables_cmd.set_defaults(run=write_tables)
-    site_cmd = commands.add_parser("site", help="build the HTML course from the executed lessons (make site)")
-    site_cmd.add_argument("--executed", default="docs/_executed", help="folder of executed copies (make results)")
-    site_cmd.add_argument("--out", default="build/site", help="folder to write the HTML into")
-    site_cmd.add_argument("--partial", action="store_true", help="build even if some lessons have no executed copy")
-    site_cmd.set_defaults(run=build_site)
-    stamp_cmd = commands.add_parser("stamp", help="write pyproject's repository URL into badges, setup cells, "
-                                                  "workflows and the README")
-    stamp_cmd.add_argument("--check", action="store_true", help="only report files that are out of step")
-    stamp_cmd.set_defaults(run=stamp_repository)
-    release_cmd = commands.add_parser("release", help="write student copies (solutions replaced by stubs)")
-    release_cmd.add_argument("--src", default="notebooks", help="folder of source notebooks (default: notebooks)")
-    release_cmd.add_argument("--out", default="release", help="folder to write into (default: release)")
-    release_cmd.set_defaults(run=release_notebooks)
-    mark_cmd = commands.add_parser("mark", help="write the nbgrader metadata of the lessons (solution, check cells)")
-    mark_cmd.add_argument("notebooks", nargs="*", help="lesson files (default: notebooks/NN_*.ipynb)")
-    mark_cmd.add_argument("--check", action="store_true", help="only report lessons whose metadata is out of date")
-    mark_cmd.set_defaults(run=mark_cells)
-    grade_cmd = commands.add_parser("grade", help="grade a folder of submitted notebooks into a gradebook")
-    grade_cmd.add_argument("submissions", help="folder holding the submitted .ipynb files (searched recursively)")
-    grade_cmd.add_argument("--lesson", required=True, help="lesson number (e.g. 01) or the instructor notebook's path")
-    grade_cmd.add_argument("--notebooks", default="notebooks", help="folder of the instructor notebooks")
-    grade_cmd.add_argument("--profile", default="smoke", choices=runtime.PROFILES)
-    grade_cmd.add_argument("--timeout", type=float, default=600, help="seconds per submission (default 600)")
-    grade_cmd.add_argument("--out", default="gradebook", help="folder for gradebook.csv and summary.md")
-    grade_cmd.add_argument("--memory-gb", type=float, default=4, help="address space per submission (default 4)")
-    grade_cmd.add_argument("--processes", type=int, default=256,
-                           help="processes and threads per submission's user (default 256)")
-    grade_cmd.set_defaults(run=grade)
-    tune_cmd = commands.add_parser("finetune", help="fine-tune on your own file or class folders, export, report")
+    tune_cmd = _verb(commands, "finetune", "fine-tune on your own file or class folders, export, report", [
+        "# a CSV, TSV or JSON-lines table whose text and label columns are found by their names",
+        "data/reviews.csv --task text",
+        "# name the columns; train in the cpu profile on at most 2000 examples",
+        "data/reviews.csv --task text --text-column review --label-column stars --profile cpu --max-examples 2000",
+        "# score the model on your own test table; write into my_model/",
+        "data/reviews.csv --task text --test-file data/test.csv --out my_model",
+        "# a folder of class folders (photos/cat/*.jpg, photos/dog/*.jpg), or of train/ val/ test/ folders",
+        "data/photos --task image",
+        "#",
+        "# Each run writes model.keras, serving/ (a SavedModel) and report.md into --out, and records",
+        "# the test accuracy for `results`.",
+    ], finetune)
     tune_cmd.add_argument("source", help="a CSV / TSV / JSON-lines file or a folder of class sub-folders")
-    tune_cmd.add_argument("--task", required=True, choices=("text", "image"))
+    tune_cmd.add_argument("--task", required=True, choices=("text", "image"),
+                          help="text: SOURCE is a table of texts and labels; image: a folder of class folders")
     tune_cmd.add_argument("--profile", choices=runtime.PROFILES, help="default: KITLIB_PROFILE, else the device's")
     tune_cmd.add_argument("--out", help="folder for the model, export and report (default: finetuned/SOURCE)")
     tune_cmd.add_argument("--text-column", help="the text column of a table (default: found by its name)")
@@ -315,8 +331,76 @@ def main(argv: list[str] | None = None) -> int:
                                                          "accurate (default: the profile's, printed at the start)")
     tune_cmd.add_argument("--force", action="store_true", help="replace an --out folder that holds files the kit "
                                                                "did not write (they are deleted)")
-    tune_cmd.set_defaults(run=finetune)
-    args = parser.parse_args(argv)
+    course_cmd = commands.add_parser("course", help="the teachers' and maintainers' commands: "
+                                                    + ", ".join(COURSE_VERBS),
+                                     description="Commands for teachers and maintainers: student copies, grading, "
+                                                 "the site and the results tables.",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    course_cmd.set_defaults(run=lambda _: _help(course_cmd))
+    _course_verbs(course_cmd.add_subparsers(title="course commands", dest="course_command", metavar="COMMAND"))
+    return parser
+
+
+def _course_verbs(commands: argparse._SubParsersAction) -> None:
+    """The `course` group: release, mark, grade, site, tables, stamp, bench."""
+    release_cmd = _verb(commands, "release", "write student copies (solutions replaced by stubs)",
+                        ["", "--src notebooks --out release"], release_notebooks)
+    release_cmd.add_argument("--src", default="notebooks", help="folder of source notebooks (default: notebooks)")
+    release_cmd.add_argument("--out", default="release", help="folder to write into (default: release)")
+    mark_cmd = _verb(commands, "mark", "write the nbgrader metadata of the lessons (solution, check cells)",
+                     ["", "--check", "notebooks/04_finetune_bert.ipynb"], mark_cells)
+    mark_cmd.add_argument("notebooks", nargs="*", help="lesson files (default: notebooks/NN_*.ipynb)")
+    mark_cmd.add_argument("--check", action="store_true", help="only report lessons whose metadata is out of date")
+    grade_cmd = _verb(commands, "grade", "grade a folder of submitted notebooks into a gradebook",
+                      ["submissions/ --lesson 01 --out gradebook/", "submissions/ --lesson 04 --profile cpu "
+                       "--timeout 1800 --memory-gb 8"], grade)
+    grade_cmd.add_argument("submissions", help="folder holding the submitted .ipynb files (searched recursively)")
+    grade_cmd.add_argument("--lesson", required=True, help="lesson number (e.g. 01) or the instructor notebook's path")
+    grade_cmd.add_argument("--notebooks", default="notebooks", help="folder of the instructor notebooks")
+    grade_cmd.add_argument("--profile", default="smoke", choices=runtime.PROFILES, help="(default: smoke)")
+    grade_cmd.add_argument("--timeout", type=float, default=600, help="seconds per submission (default 600)")
+    grade_cmd.add_argument("--out", default="gradebook", help="folder for gradebook.csv and summary.md")
+    grade_cmd.add_argument("--memory-gb", type=float, default=4, help="address space per submission (default 4)")
+    grade_cmd.add_argument("--processes", type=int, default=256,
+                           help="processes and threads per submission's user (default 256)")
+    site_cmd = _verb(commands, "site", "build the HTML course from the executed lessons (make site)",
+                     ["", "--executed build/smoke_executed --partial"], build_site)
+    site_cmd.add_argument("--executed", default="docs/_executed", help="folder of executed copies (make results)")
+    site_cmd.add_argument("--out", default="build/site", help="folder to write the HTML into")
+    site_cmd.add_argument("--partial", action="store_true", help="build even if some lessons have no executed copy")
+    tables_cmd = _verb(commands, "tables", "write the README's and docs/results.md's tables from one run",
+                       ["", "--check"], write_tables)
+    tables_cmd.add_argument("--run", dest="run_file", help="the run summary `bench --executed` wrote "
+                                                           "(default: docs/_executed/run.json)")
+    tables_cmd.add_argument("--root", help="the checkout whose README.md and docs/results.md to write (default: this one)")
+    tables_cmd.add_argument("--check", action="store_true", help="only report files whose tables are out of date")
+    stamp_cmd = _verb(commands, "stamp", "write pyproject's repository URL into badges, setup cells, workflows and "
+                                         "the README", ["", "--check"], stamp_repository)
+    stamp_cmd.add_argument("--check", action="store_true", help="only report files that are out of step")
+    bench_cmd = _verb(commands, "bench", "run notebooks headless, time them, report their results",
+                      ["notebooks/*.ipynb --out report.md", "notebooks/*.ipynb --executed docs/_executed",
+                       "notebooks/04_finetune_bert.ipynb --executed docs/_executed --merge"], bench)
+    bench_cmd.add_argument("notebooks", nargs="+")
+    bench_cmd.add_argument("--out", help="write the report (Markdown) to this file")
+    bench_cmd.add_argument("--timeout", type=float, default=3600,
+                           help="seconds each notebook may run before it is stopped and reported (default: 3600)")
+    bench_cmd.add_argument("--executed", help="keep each executed copy (outputs, figures, provenance) in this folder")
+    bench_cmd.add_argument("--merge", action="store_true", help="re-measure these lessons into the run.json already "
+                                                                "in --executed instead of replacing it")
+
+
+def _help(parser: argparse.ArgumentParser) -> int:
+    """A bare command prints its help and succeeds, as `git` and `pip` do."""
+    parser.print_help()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run one command; a course verb alone (`kitlib bench ...`) means `course bench`."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in COURSE_VERBS:
+        argv.insert(0, "course")
+    args = build_parser().parse_args(argv)
     return args.run(args)
 
 

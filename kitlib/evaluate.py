@@ -10,7 +10,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -178,11 +178,12 @@ def render_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join([line(header), "|" + " --- |" * len(header), *(line(row) for row in rows)])
 
 
-def results_table(records: list[dict[str, Any]]) -> str:
-    """A Markdown table of the newest record per (lesson, metric, profile, model)."""
+def results_table(records: list[dict[str, Any]], value: Callable[[str, float], str] | None = None) -> str:
+    """A Markdown table of the newest record per (lesson, metric, profile, model); `value(metric, number)` formats."""
     header = ["lesson", "profile", "dataset", "model", "metric", "value", "test examples", "time (s)", "machine",
               "date"]
-    rows = [[r["lesson"], r["profile"], r["dataset"], r["model"], r["metric"], f"{r['value']:.4f}",
+    rows = [[r["lesson"], r["profile"], r["dataset"], r["model"], r["metric"],
+             value(r["metric"], r["value"]) if value else f"{r['value']:.4f}",
              r.get("n_test") or "-", f"{r['seconds']:.0f}", r["machine"], r["date"]]
             for r in sorted(newest(records), key=lambda r: (r["lesson"], r["profile"], r["model"]))]
     return render_table(header, rows)

@@ -321,4 +321,4 @@ def test_results_skips_a_corrupt_line_and_names_it(kit_env: Path, capsys) -> Non
 def test_doctor_reports_a_broken_cache_instead_of_crashing(kit_env: Path, capsys) -> None:
     (kit_env / "cache" / "downloads" / manifest.IMDB.filename).mkdir(parents=True)
     assert cli.main(["doctor"]) == 0
-    assert "imdb: not available (" in capsys.readouterr().out
+    assert "imdb: not available: " in capsys.readouterr().out

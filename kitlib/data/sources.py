@@ -64,11 +64,19 @@ def _extract_into_cache(archive: Path, spec: ArchiveSpec, cache: Path, verified:
     return root
 
 
-def _search(spec: ArchiveSpec, cache: Path, data_dir: Path | None, offline: bool) -> tuple[Path | None, str]:
-    """`locate`'s search, in the order the README gives: (root, source), or (None, why not) without a network."""
+@dataclasses.dataclass(frozen=True)
+class _Found:
+    """The first place in the README's order that holds an archive dataset, found by looking only."""
+
+    kind: str  # "extracted", "data_dir", "data_dir_archive", "keras", "cached_archive" or "download"
+    path: Path  # the folder or archive there; for "download", where the download would go
+
+
+def _first(spec: ArchiveSpec, cache: Path, data_dir: Path | None) -> _Found:
+    """Where `locate` would take the dataset from, without writing, extracting or downloading anything."""
     extracted = cache / "datasets" / spec.name
     if (extracted / COMPLETE).exists() and not spec.missing(extracted / spec.folder):
-        return extracted / spec.folder, f"cache ({extracted / spec.folder})"
+        return _Found("extracted", extracted / spec.folder)
     if data_dir is not None:
         if not data_dir.is_dir():
             raise DatasetUnavailableError(
@@ -76,29 +84,64 @@ def _search(spec: ArchiveSpec, cache: Path, data_dir: Path | None, offline: bool
                 f"{spec.expected_layout()}"
             )
         if (data_dir / spec.folder).exists():
-            root = spec.check_layout(data_dir / spec.folder, "The KITLIB_DATA_DIR folder")
-            return root, f"KITLIB_DATA_DIR ({root})"
+            return _Found("data_dir", spec.check_layout(data_dir / spec.folder, "The KITLIB_DATA_DIR folder"))
         if (data_dir / spec.filename).exists():
-            # Classroom shares may hold rebuilt archives: accepted by layout, not by checksum.
-            root = _extract_into_cache(data_dir / spec.filename, spec, cache)
-            return root, f"KITLIB_DATA_DIR archive ({data_dir / spec.filename}), extracted to the cache"
+            return _Found("data_dir_archive", data_dir / spec.filename)
     for sub in spec.keras_cache:  # what keras.datasets.<name>.load_data() already downloaded (e.g. on Colab)
         if not spec.missing(keras_datasets_dir() / sub):
-            return keras_datasets_dir() / sub, f"Keras' dataset cache ({keras_datasets_dir() / sub})"
+            return _Found("keras", keras_datasets_dir() / sub)
     cached_archive = cache / "downloads" / spec.filename
     if cached_archive.is_dir():
         raise DatasetUnavailableError(
             f"{cached_archive} is a folder where the kit keeps the downloaded archive {spec.filename}. "
-            "Move it away (or delete it) and run again."
+            "Move it away or delete it, then run again."
         )
-    if cached_archive.exists():
-        if spec.verified(cached_archive):
-            return _extract_into_cache(cached_archive, spec, cache, True), f"cache ({cached_archive})"
-        cached_archive.unlink()  # corrupt cache entry: fetch it again below
+    return _Found("cached_archive" if cached_archive.exists() else "download", cached_archive)
+
+
+def where(spec: ArchiveSpec, cfg: runtime.Config) -> str:
+    """What would serve an archive dataset, found by looking only: nothing is downloaded, extracted or deleted.
+
+    Raises what `locate` would raise for a misplaced folder or a wrong layout.
+    """
+    found = _first(spec, cfg.cache_dir, cfg.data_dir)
+    if found.kind == "extracted":
+        return f"cache ({found.path})"
+    if found.kind == "data_dir":
+        return f"KITLIB_DATA_DIR ({found.path})"
+    if found.kind == "data_dir_archive":
+        return f"KITLIB_DATA_DIR archive {found.path}, extracted into the cache on first use"
+    if found.kind == "keras":
+        return f"Keras' dataset cache ({found.path})"
+    if found.kind == "cached_archive":
+        return f"downloaded archive {found.path}, verified and extracted into the cache on first use"
+    if cfg.offline:
+        return f"not here and the network is off (KITLIB_OFFLINE=1); lessons use {spec.offline_stand_in}"
+    return (f"not here; downloaded on first use from {spec.url} ({spec.size / 1e6:.0f} MB), or now with `fetch "
+            f"{spec.name}`; without a network lessons use {spec.offline_stand_in}")
+
+
+def _search(spec: ArchiveSpec, cache: Path, data_dir: Path | None, offline: bool) -> tuple[Path | None, str]:
+    """`locate`'s search, in the order the README gives: (root, source), or (None, why not) without a network."""
+    found = _first(spec, cache, data_dir)
+    if found.kind == "extracted":
+        return found.path, f"cache ({found.path})"
+    if found.kind == "data_dir":
+        return found.path, f"KITLIB_DATA_DIR ({found.path})"
+    if found.kind == "data_dir_archive":
+        # Classroom shares may hold rebuilt archives: accepted by layout, not by checksum.
+        return _extract_into_cache(found.path, spec, cache), \
+            f"KITLIB_DATA_DIR archive ({found.path}), extracted to the cache"
+    if found.kind == "keras":
+        return found.path, f"Keras' dataset cache ({found.path})"
+    if found.kind == "cached_archive":
+        if spec.verified(found.path):
+            return _extract_into_cache(found.path, spec, cache, True), f"cache ({found.path})"
+        found.path.unlink()  # corrupt cache entry: fetch it again below
     if offline:
         return None, "the network is off (KITLIB_OFFLINE=1)"
     try:
-        archive = downloads.download(spec.url, cached_archive, spec.sha256, spec.size)
+        archive = downloads.download(spec.url, found.path, spec.sha256, spec.size)
     except downloads.NoNetworkError as exc:  # only "no network" may bring a stand-in; every other error propagates
-        return None, f"the server cannot be reached ({exc})"
+        return None, f"the server cannot be reached: {exc}"
     return _extract_into_cache(archive, spec, cache, True), f"official download ({spec.url})"
