@@ -14,7 +14,7 @@ BOTTLENECK_FACTOR = 5.0  # a ResNet bottleneck: 3 convolutions (w/4, w/4, w) x (
 
 @dataclasses.dataclass(frozen=True)
 class Stage:
-    """Blocks that share one activation shape: `layers` blocks over `positions` x `width`, each keeping `factor` x that."""
+    """`layers` blocks of one activation shape, `positions` x `width`, each keeping `factor` times that for backward."""
 
     positions: int  # tokens of a sequence, or height x width of a feature map
     width: int  # hidden size, or channels
@@ -27,7 +27,7 @@ class Stage:
 
 
 def transformer(seq_len: int, width: int, layers: int, heads: int) -> list[Stage]:
-    """A transformer encoder's one stage: 17 elements per position and width unit plus 2.5 per head and position pair."""
+    """A transformer encoder as one stage: 17 elements per position and width unit, 2.5 per head and position pair."""
     return [Stage(seq_len, width, layers, TRANSFORMER_FACTOR + ATTENTION_FACTOR * heads * seq_len / width)]
 
 
