@@ -8,15 +8,14 @@ modification time changes), so a lesson pays for the check once, not at every ca
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
 from kitlib import _fs
+from kitlib.data import downloads
 
 RECORD = ".kitlib-files.json"  # in a cached folder: {relative path: {"size": bytes, "sha256": hex}}
-CHUNK = 1 << 20
 _hashed: dict[str, tuple[int, int, str]] = {}  # absolute path -> (size, mtime_ns, sha256) of this process's reads
 
 
@@ -31,12 +30,9 @@ def sha256(path: Path) -> str:
     known = _hashed.get(key)
     if known is not None and known[:2] == (info.st_size, info.st_mtime_ns):
         return known[2]
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(block)
-    _hashed[key] = (info.st_size, info.st_mtime_ns, digest.hexdigest())
-    return digest.hexdigest()
+    digest = downloads.sha256_of(path)
+    _hashed[key] = (info.st_size, info.st_mtime_ns, digest)
+    return digest
 
 
 def describe(path: Path) -> dict[str, int | str]:

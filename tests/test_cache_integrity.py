@@ -50,12 +50,10 @@ def test_each_file_is_hashed_once_per_process_while_it_stays_the_same(tmp_path: 
     integrity.record(tmp_path)
     assert integrity.problem(tmp_path) is None
 
-    class NoHashing:
-        @staticmethod
-        def sha256() -> None:
-            raise AssertionError("hashed again although the file did not change")
+    def no_hashing(path: Path) -> str:
+        raise AssertionError("hashed again although the file did not change")
 
-    monkeypatch.setattr(integrity, "hashlib", NoHashing)
+    monkeypatch.setattr(integrity.downloads, "sha256_of", no_hashing)
     assert integrity.problem(tmp_path) is None
     monkeypatch.undo()
     flip(tmp_path / "weights.bin", 100)  # a write: new modification time, so it is hashed again
