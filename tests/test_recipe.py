@@ -57,7 +57,7 @@ def test_text_recipe_trains_every_layer_with_lesson_04s_recipe(smoke, text_run) 
     data, result, printed = text_run
     assert data.class_names == ("bad", "good", "plot")
     assert [stage.name for stage in result.stages] == ["0", "1", "2"]
-    assert result.baseline == recipe.ClassicalBaseline.name
+    assert result.baseline == recipe.CLASSICAL
     assert result.probabilities.shape == (len(data.labels("test")), 3)
     assert np.allclose(result.probabilities.sum(axis=1), 1, atol=1e-5)
     assert result.accuracy > 0.6, f"three easy classes, chance 1/3: {result.accuracy:.1%}"
@@ -123,7 +123,7 @@ def test_head_and_tail_truncation_and_trimmed_batches(smoke, text_run) -> None:
 def test_the_classical_baseline_learns_without_pre_training(smoke) -> None:
     cfg, root = smoke
     data = kitlib.load_text(three_class_csv(root / "baseline.csv"), cfg, verbose=False)
-    model = recipe.ClassicalBaseline.fit(data.texts("train"), data.labels("train"), data.texts("val"), data.labels("val"))
+    model = kitlib.classical_baseline(data.splits["train"], data.splits["val"])
     probs = model.predict_proba(data.texts("test"))
     assert probs.shape == (len(data.labels("test")), 3)
     assert (probs.argmax(axis=1) == data.labels("test")).mean() > 0.8, "each class has its own words"

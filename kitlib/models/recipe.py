@@ -78,16 +78,6 @@ class Classifier(Protocol):
         """Class probabilities (n, k)."""
 
 
-class TextBaseline(Protocol):
-    """Stage 0 for text: a `name` and `fit(train_texts, train_labels, val_texts, val_labels) -> Classifier`."""
-
-    name: str
-
-    def fit(self, train_texts: Sequence[str], train_labels: np.ndarray, val_texts: Sequence[str],
-            val_labels: np.ndarray) -> Classifier:
-        """The fitted classifier."""
-
-
 @dataclasses.dataclass
 class Stage:
     """One stage's test scores and cost."""
@@ -173,19 +163,6 @@ def probabilities(model: keras.Model, inputs: Any) -> np.ndarray:
     return np.asarray(heads.probabilities(model.predict(inputs, verbose=0)), dtype="float64")
 
 
-class ClassicalBaseline:
-    """Stage 0 for text: lesson 02's baseline of record (`kitlib.classical_baseline`: TF-IDF n-grams + logistic
-    regression, n-gram range and C chosen on validation), behind the `TextBaseline` interface."""
-
-    name = "TF-IDF n-grams + logistic regression (lesson 02's classical baseline)"
-
-    @staticmethod
-    def fit(train_texts: Sequence[str], train_labels: np.ndarray, val_texts: Sequence[str],
-            val_labels: np.ndarray) -> Classifier:
-        """The baseline fitted on the training split, its settings chosen on the validation split."""
-        return classical.classical_baseline((train_texts, train_labels), (val_texts, val_labels))
-
-
 class KerasClassifier:
     """A trained Keras model behind scikit-learn's `predict_proba` (stage 0 for images)."""
 
@@ -211,17 +188,22 @@ def scratch_cnn(image_size: int, n_classes: int, seed: int) -> keras.Model:
     return model
 
 
-def baseline(data: containers.LabelledSplits, settings: Settings, seed: int,
-             text_baseline: TextBaseline = ClassicalBaseline) -> tuple[str, Classifier, int]:
-    """Stage 0, the model to beat without pre-training: (its name, the fitted classifier, examples it trained on)."""
+CLASSICAL = "TF-IDF n-grams + logistic regression (lesson 02's classical baseline)"  # stage 0 for text
+
+
+def baseline(data: containers.LabelledSplits, settings: Settings, seed: int) -> tuple[str, Classifier, int]:
+    """Stage 0, the model to beat without pre-training: (its name, the fitted classifier, examples it trained on).
+
+    Text: lesson 02's classical baseline (`kitlib.classical_baseline`, n-gram range and C chosen on validation);
+    images: lesson 05's small CNN from scratch under the races' early-stopping rule (`kitlib.Budget`).
+    """
     n_train = len(data.labels("train"))
     if isinstance(data, containers.ImageData):
         model = scratch_cnn(data.image_size, len(data.class_names), seed)
-        history = model.fit(data.train, validation_data=data.val, epochs=settings.image.scratch_epochs, verbose=0,
-                            callbacks=[keras.callbacks.EarlyStopping(patience=3, restore_best_weights=True)])
+        history = racing.Budget(settings.image.scratch_epochs, patience=3).fit(model, data.train, val=data.val)
         return "small CNN from scratch", KerasClassifier(model), n_train * len(history.epoch)
-    classifier = text_baseline.fit(data.texts("train"), data.labels("train"), data.texts("val"), data.labels("val"))
-    return text_baseline.name, classifier, n_train
+    fitted = classical.classical_baseline(data.splits["train"], data.splits["val"])
+    return CLASSICAL, fitted, n_train
 
 
 class EpochLines(keras.callbacks.Callback):
@@ -288,12 +270,9 @@ def _require_splits(data: containers.LabelledSplits) -> None:
 
 
 def run(data: containers.LabelledSplits, cfg: runtime.Config, settings: Settings | None = None,
-        verbose: bool = True, text_baseline: TextBaseline = ClassicalBaseline) -> Run:
-    """Stage 0 (the model to beat), 1 (frozen backbone + new head), 2 (lesson 04's / 05's winner), all on the test split.
-
-    `text_baseline.fit(train_texts, train_labels, val_texts, val_labels)` fits stage 0 for text and returns an
-    object with `predict_proba(texts)` (`ClassicalBaseline` by default).
-    """
+        verbose: bool = True) -> Run:
+    """Stage 0 (the model to beat, `baseline`), 1 (frozen backbone + new head), 2 (lesson 04's / 05's winner), all on
+    the test split."""
     settings = settings or Settings.for_profile(cfg)
     _require_splits(data)
     task = "image" if isinstance(data, containers.ImageData) else "text"
@@ -305,7 +284,7 @@ def run(data: containers.LabelledSplits, cfg: runtime.Config, settings: Settings
 
     say(f"stage 0: the model to beat, without pre-training ({n_train:,} training examples)")
     with evaluate.stopwatch() as timer:
-        name, classifier, seen = baseline(data, settings, cfg.seed, text_baseline)
+        name, classifier, seen = baseline(data, settings, cfg.seed)
     stage0_probs = classifier.predict_proba(data.texts("test") if task == "text" else test_inputs)
     stages.append(Stage("0", name, np.asarray(stage0_probs, dtype="float64"), timer["seconds"], seen))
     say(f"  {name}: {stages[0].accuracy(y_test):.1%} test accuracy ({timer['seconds']:.0f} s)")
