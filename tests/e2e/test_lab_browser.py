@@ -109,6 +109,11 @@ class Lab:
         states = self.kernel_states()
         return bool(states) and all(state == "idle" for state in states)
 
+    def kernel_of(self, name: str) -> str | None:
+        """The execution state of the kernel of notebook `name`'s own session; None while it has none."""
+        sessions = self.api("sessions") or ()
+        return next((s["kernel"]["execution_state"] for s in sessions if s["path"].endswith(name)), None)
+
     def stop(self) -> None:
         """Shut make, the server and its kernels down (SIGTERM to their process group, then SIGKILL)."""
         if self.process.poll() is None:
@@ -189,6 +194,9 @@ MENUS = "return [...document.querySelectorAll('.lm-MenuBar-itemLabel')].map(labe
 # The open notebook's tab: dirty (a dot in place of the close icon) once its model differs from the file.
 NBGRADER_LOADED = "nbgrader.server_extensions.formgrader | extension was successfully loaded"
 DIRTY = "return !!document.querySelector('.lm-TabBar-tab.lm-mod-current.jp-mod-dirty')"
+# The open notebook's toolbar shows its kernel idle (JupyterLab's execution indicator).
+PAGE_KERNEL_IDLE = ("return !!document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) "
+                    ".jp-Notebook-ExecutionIndicator[data-status=\"idle\"]')")
 
 
 def cells_of(driver: Any) -> list[dict]:
@@ -200,8 +208,11 @@ def open_notebook(driver: Any, lab: Lab, name: str, n_cells: int) -> list[dict]:
     driver.get(lab.url(f"lab/workspaces/{name.replace('.', '-')}/tree/{name}"))
     page = lambda: (len(cells_of(driver)), driver.execute_script("return document.readyState") != "complete")
     wait_for(f"{name} to render its {n_cells} code cells", lambda: len(cells_of(driver)) == n_cells, page)
+    # Its own session's kernel idle on the server and on the page: another notebook's idle kernel is not enough,
+    # and a Run All clicked before the page has the kernel is dropped.
     kernel = lambda: (lab.kernel_states(), any(s in ("starting", "busy") for s in lab.kernel_states() or ()))
-    wait_for(f"the kernel of {name} to start", lab.kernels_idle, kernel)
+    ready = lambda: lab.kernel_of(name) == "idle" and driver.execute_script(PAGE_KERNEL_IDLE)
+    wait_for(f"the kernel of {name} to start", ready, kernel)
     return cells_of(driver)
 
 
