@@ -8,6 +8,7 @@ import http.server
 import io
 import json
 import os
+import shutil
 import tarfile
 import threading
 import urllib.error
@@ -19,6 +20,7 @@ import pytest
 
 from kitlib import _fs, runtime
 from kitlib.data import downloads, manifest
+from kitlib.models import hub
 from kitlib.course import runner, site
 
 
@@ -165,6 +167,30 @@ def served_imdb(http_root: tuple[Path, str], imdb_archive: Path, monkeypatch: py
     return spec
 
 
+def shared_session_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A temp folder both xdist workers of one `make test` share (pytest-N/popen-gwK: one session)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.fixture(scope="session")
+def exported_stand_ins(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A kit cache holding the text and image stand-ins, exported once per test session (the export is the same
+    code whichever test asks; tests of the export itself start from an empty cache instead)."""
+    cache = shared_session_folder(tmp_path_factory) / "stand-ins"
+    cfg = dataclasses.replace(runtime.setup("smoke", verbose=False), cache_dir=cache, offline=True)
+    for name in ("bert_en_uncased", "resnet_v2_50"):
+        hub.resolve_model(name, cfg)  # exports under a lock: the other worker waits, then finds it
+    return cache
+
+
+def seed_stand_ins(exported: Path, cache: Path) -> None:
+    """Copy the exported stand-ins into a test's own kit cache, so its run resolves them as a learner's second run
+    does (from the cache) without paying for the export again."""
+    for folder in (exported / "models").iterdir():
+        shutil.copytree(folder, cache / "models" / folder.name, dirs_exist_ok=True)
+
+
 # The two fastest lessons, executed once per session in the smoke profile by the bench runner, then built into the site.
 SITE_LESSONS = ("00_start_here.ipynb", "01_word_embeddings.ipynb")
 
@@ -185,9 +211,7 @@ def built_site(tmp_path_factory: pytest.TempPathFactory) -> BuiltSite:
     Built once per test session: under `make test`'s two xdist workers, in their shared session folder, by
     whichever worker needs it first while the other waits.
     """
-    base = tmp_path_factory.getbasetemp()
-    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # pytest-N/popen-gwK: one session
-    work = shared / "built-site"
+    work = shared_session_folder(tmp_path_factory) / "built-site"
     with _fs.one_at_a_time(work):
         if not (work / "pages.json").is_file():
             pages = _build_site(work)

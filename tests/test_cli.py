@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from conftest import seed_stand_ins
 
 import kitlib
 from kitlib import __main__ as cli
@@ -175,7 +176,9 @@ def test_doctor_reports_a_misplaced_folder_in_one_sentence(counted_archives, kit
     assert counted_archives == []
 
 
-def test_finetune_trains_exports_records_and_reports_on_the_learners_test_file(kit_env, capsys) -> None:
+def test_finetune_trains_exports_records_and_reports_on_the_learners_test_file(kit_env, exported_stand_ins,
+                                                                               capsys) -> None:
+    seed_stand_ins(exported_stand_ins, kit_env / "cache")
     def table(name: str, n: int, offset: int = 0) -> Path:
         rows = [f'"{text} {i + offset}",{label}' for i in range(n) for label, text in
                 (("pos", "a wonderful moving film"), ("neg", "a dull boring mess"), ("plot", "the story follows a man"))]
