@@ -1,6 +1,8 @@
 """Exercise checks, lesson by lesson: the reference answer passes, the unwritten stub says "not written yet", and
 plausible wrong answers (those found by working the student copies among them) fail with a message naming the
-mistake."""
+mistake. Every test runs under each precision policy the kit supports (float32, and the mixed policies a GPU or TPU
+turns on): a check that compares in float32 would reject a right answer under mixed precision, and one that
+loosens its tolerance for rounding must still reject every wrong answer."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ import tensorflow as tf
 
 from kitlib import checks
 from kitlib.checks import lesson11
+
+pytestmark = pytest.mark.usefixtures("policy")
 
 
 def stub(*args, **kwargs):
