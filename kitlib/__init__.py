@@ -33,6 +33,7 @@ _NAMES: dict[str, str] = {
     "classical_baseline": "kitlib.models.classical",
     "RecipeSettings": "kitlib.models.recipe:Settings", "run_recipe": "kitlib.models.recipe:run",
     "export_recipe": "kitlib.models.recipe:export", "class_probabilities": "kitlib.models.recipe:probabilities",
+    "memory_estimate": "kitlib.models.memory:recipe_estimate",
     # evaluating, recording, measuring (every lesson)
     "classification_report": "kitlib.evaluate", "confusion_matrix": "kitlib.evaluate",
     "format_report": "kitlib.evaluate", "latest_result": "kitlib.evaluate", "load_results": "kitlib.evaluate",

@@ -27,6 +27,20 @@ _SIZES: dict[str, dict[str, Any]] = {
 
 
 @dataclasses.dataclass(frozen=True)
+class Sizes:
+    """A profile's knobs without the rest of a run's set-up: the gpu profile's sizes read on a CPU, for example, to
+    check them before paying for a GPU (`TextRecipe.for_profile(Sizes("gpu"))`)."""
+
+    profile: str
+
+    def pick(self, *, smoke: Any, cpu: Any, gpu: Any) -> Any:
+        """Return the value given for this profile (one knob, three sizes)."""
+        if self.profile not in PROFILES:
+            raise ValueError(f"unknown profile {self.profile!r}: expected one of {', '.join(PROFILES)}")
+        return {"smoke": smoke, "cpu": cpu, "gpu": gpu}[self.profile]
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     """Read-only settings of one lesson run; the notebook's knobs read from it."""
 
@@ -54,7 +68,7 @@ class Config:
 
     def pick(self, *, smoke: Any, cpu: Any, gpu: Any) -> Any:
         """Return the value given for the active profile (one knob, three sizes)."""
-        return {"smoke": smoke, "cpu": cpu, "gpu": gpu}[self.profile]
+        return Sizes(self.profile).pick(smoke=smoke, cpu=cpu, gpu=gpu)
 
 
 def env_flag(name: str) -> bool:

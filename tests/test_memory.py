@@ -42,3 +42,34 @@ def test_bad_input_is_refused_with_what_was_expected():
         memory.peak_training_bytes(BERT_BASE, memory.transformer(512, 768, 12, 12), 32, "float16")
     with pytest.raises(ValueError, match="must be positive"):
         memory.peak_training_bytes(BERT_BASE, memory.transformer(512, 768, 12, 12), 0, "float32")
+
+
+def test_the_recipes_gpu_runs_fit_the_smallest_colab_gpu_and_say_what_they_estimate():
+    text, image = memory.recipe_estimate("text"), memory.recipe_estimate("image")
+    assert "BERT-base (12 layers, 768 wide) fine-tuned at 512 word pieces, batch 32, mixed_float16" in text
+    assert "fits a 16 GB GPU" in text and "with little room" in text, text  # 13 GB of 16: close to the edge
+    assert "ResNet-50 v2 fine-tuned at 224 x 224 pixels, batch 32, mixed_float16" in image
+    assert "fits a 16 GB GPU" in image and "little room" not in image, image
+    assert "small BERT (4 layers, 512 wide) fine-tuned at 128 word pieces, batch 16, float32" in \
+        memory.recipe_estimate("text", "cpu")
+
+
+def test_the_estimate_follows_the_recipes_sizes(monkeypatch: pytest.MonkeyPatch):
+    from kitlib.models import finetuned
+
+    doubled = finetuned.TextRecipe.for_profile
+
+    def bigger(sizes):
+        import dataclasses
+        recipe = doubled(sizes)
+        return dataclasses.replace(recipe, batch_size=recipe.batch_size * 2)
+
+    monkeypatch.setattr(finetuned.TextRecipe, "for_profile", bigger)
+    assert "batch 64" in memory.recipe_estimate("text") and "does NOT fit" in memory.recipe_estimate("text")
+
+
+def test_an_unknown_task_or_profile_is_refused():
+    with pytest.raises(ValueError, match="expected 'text' or 'image'"):
+        memory.recipe_estimate("audio")
+    with pytest.raises(ValueError, match="only the offline stand-ins"):
+        memory.recipe_estimate("text", "smoke")

@@ -228,3 +228,12 @@ def test_a_cluster_worker_builds_its_own_strategy_whatever_kitlib_replicas(monke
     assert runtime.replicas_requested() == 2
     monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 0}}')
     assert runtime.replicas_requested() == 1
+
+
+def test_sizes_pick_a_profiles_knobs_without_setting_anything_up():
+    from kitlib.models import finetuned
+
+    assert runtime.Sizes("gpu").pick(smoke=1, cpu=2, gpu=3) == 3
+    assert finetuned.TextRecipe.for_profile(runtime.Sizes("gpu")).seq_length == 512
+    with pytest.raises(ValueError, match="expected one of smoke, cpu, gpu"):
+        runtime.Sizes("tpu").pick(smoke=1, cpu=2, gpu=3)

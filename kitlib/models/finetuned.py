@@ -55,7 +55,7 @@ class TextRecipe:
     trainable: str = "everything"  # lesson 04's strategy comparison: everything beats the frozen encoder and the top
 
     @classmethod
-    def for_profile(cls, cfg: runtime.Config) -> "TextRecipe":
+    def for_profile(cls, cfg: runtime.Config | runtime.Sizes) -> "TextRecipe":
         """The sizes of the smoke, cpu or gpu profile (lesson 04's knobs)."""
         return cls(seq_length=cfg.pick(smoke=32, cpu=128, gpu=512), head_tokens=cfg.pick(smoke=8, cpu=32, gpu=128),
                    batch_size=cfg.pick(smoke=16, cpu=16, gpu=32),
@@ -93,7 +93,7 @@ class ImageRecipe:
     max_examples: int | None = None
 
     @classmethod
-    def for_profile(cls, cfg: runtime.Config) -> "ImageRecipe":
+    def for_profile(cls, cfg: runtime.Config | runtime.Sizes) -> "ImageRecipe":
         """The sizes of the smoke, cpu or gpu profile (lesson 05's knobs)."""
         return cls(image_size=cfg.pick(smoke=96, cpu=160, gpu=224), batch_size=32,
                    head_epochs=cfg.pick(smoke=2, cpu=4, gpu=5), fine_tune_epochs=cfg.pick(smoke=1, cpu=3, gpu=5),

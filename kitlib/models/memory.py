@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+from kitlib import runtime
 
 COLAB_SMALLEST_GPU_BYTES = 16e9  # Colab's smallest GPU, the T4: 16 GB
 VARIABLE_BYTES = 16  # per parameter, float32 under every policy: weight 4, gradient 4, AdamW's two moments 8
@@ -70,4 +72,49 @@ def peak_training_bytes(parameters: int, stages: Sequence[Stage], batch: int, po
 def memory_line(name: str, estimate: float, limit: float = COLAB_SMALLEST_GPU_BYTES) -> str:
     """One line for a setup report: the estimate, and whether it fits the smallest Colab GPU."""
     verdict = "fits" if estimate <= limit else "does NOT fit"
-    return f"peak memory estimate: {name} {estimate / 1e9:.1f} GB, {verdict} a {limit / 1e9:.0f} GB GPU"
+    room = ", with little room (the estimate leaves out workspaces and fragmentation)" if 0.8 * limit < estimate <= limit else ""
+    return f"peak memory estimate: {name} {estimate / 1e9:.1f} GB, {verdict} a {limit / 1e9:.0f} GB GPU{room}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+    """A pre-trained backbone's size for the estimate: its parameters, and its stages for an input size."""
+
+    title: str
+    parameters: int
+    stages: Callable[[int], list[Stage]]  # word pieces per text, or the side of a square image in pixels
+
+
+# The backbones the recipe fine-tunes online, by TF Hub handle (kitlib.models.hub's registry).
+ARCHITECTURES = {
+    "https://tfhub.dev/tensorflow/bert_en_uncased_L-12_H-768_A-12/4":
+        Architecture("BERT-base (12 layers, 768 wide)", 109_482_240, lambda n: transformer(n, 768, 12, 12)),
+    "https://tfhub.dev/tensorflow/small_bert/bert_en_uncased_L-4_H-512_A-8/2":
+        Architecture("small BERT (4 layers, 512 wide)", 28_763_648, lambda n: transformer(n, 512, 4, 8)),
+    "https://tfhub.dev/google/imagenet/resnet_v2_50/feature_vector/5":
+        Architecture("ResNet-50 v2", 23_564_800, resnet50),
+}
+
+
+def recipe_estimate(task: str, profile: str = "gpu") -> str:
+    """The memory line of the recipe's fine-tuning run (lesson 04's text or lesson 05's image winner) in a profile,
+    with the backbone that profile fine-tunes online and the precision `kitlib.setup()` turns on there."""
+    from kitlib.models import finetuned, hub  # the recipe and the registry import Keras: only when asked
+
+    sizes = runtime.Sizes(profile)
+    if profile not in ("cpu", "gpu"):
+        raise ValueError(f"the {profile!r} profile fine-tunes only the offline stand-ins: ask for 'cpu' or 'gpu'")
+    if task == "text":
+        recipe = finetuned.TextRecipe.for_profile(sizes)
+        handle, size, unit = hub.MODELS["bert_en_uncased"].handles[profile]["encoder"], recipe.seq_length, "word pieces"
+    elif task == "image":
+        recipe = finetuned.ImageRecipe.for_profile(sizes)
+        handle, size = hub.MODELS["resnet_v2_50"].handles[profile]["feature_vector"], recipe.image_size
+        unit = f"x {recipe.image_size} pixels"
+    else:
+        raise ValueError(f"unknown task {task!r}: expected 'text' or 'image'")
+    policy = runtime.precision_policy(profile, "GPU")
+    model = ARCHITECTURES[handle]
+    estimate = peak_training_bytes(model.parameters, model.stages(size), recipe.batch_size, policy)
+    return memory_line(f"{profile} profile, {model.title} fine-tuned at {size} {unit}, batch {recipe.batch_size}, "
+                       f"{policy}:", estimate)
