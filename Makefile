@@ -8,7 +8,7 @@ TEST_CACHE := .cache/test
 TEST_ENV := env KITLIB_DATA_DIR= KITLIB_OFFLINE=1 KITLIB_PROFILE=smoke \
 	KITLIB_CACHE=$(CURDIR)/$(TEST_CACHE)/cache KITLIB_RESULTS=$(CURDIR)/$(TEST_CACHE)/results
 
-.PHONY: setup lab lab-instructor exercises test test-compat test-newest test-gpu-path test-colab browser results site \
+.PHONY: setup lab lab-instructor exercises test test-compat test-newest test-gpu-path test-colab gpu-check browser results site \
 	release clean
 
 setup: $(STAMP)
@@ -109,6 +109,15 @@ test-gpu-path: $(STAMP)
 	$(call GPU_PATH_RUN,float16,KITLIB_PRECISION=mixed_float16)
 	$(call GPU_PATH_RUN,bfloat16,KITLIB_PRECISION=mixed_bfloat16)
 	$(call GPU_PATH_RUN,replicas,KITLIB_REPLICAS=2)
+
+# The ready check for a real GPU, from a fresh clone in one command: every lesson (or LESSONS=...) the way a GPU runs
+# it, its time and TensorFlow's peak GPU memory in $(GPU_CHECK) (report.md, run.json, the executed copies). With
+# network, the gpu profile; without, smoke sizes on the offline stand-ins under mixed_float16 (minutes on a GPU; on
+# a CPU, where float16 is emulated, far slower: the suite tests it on one small notebook).
+GPU_CHECK := docs/_executed-gpu
+
+gpu-check: $(STAMP)
+	$(BIN)/python -m kitlib course gpu-check $(or $(LESSONS),notebooks/*.ipynb) --executed $(GPU_CHECK)
 
 # Colab's set-up simulated on Colab-like stacks (TF 2.19, 2.20, 2.21) in Python 3.12 venvs: pip's own plan
 # (--dry-run --report) for what kitlib.setup() asks, with what it keeps as constraints, must never touch TensorFlow;

@@ -8,10 +8,12 @@ Run as `python -m kitlib` or as the installed `kitlib` script; the course comman
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections import Counter
 from pathlib import Path
 from typing import Callable
+from unittest import mock
 
 import kitlib
 from kitlib import _fs, evaluate, runtime
@@ -92,6 +94,15 @@ def results(args: argparse.Namespace) -> int:
           f"Show them with `{program()} results --profile {min(others)}`, or run a lesson with "
           f"KITLIB_PROFILE={args.profile}.")
     return 0
+
+
+def gpu_check(args: argparse.Namespace) -> int:
+    """Run the lessons the way a GPU runs them, recording times and peak GPU memory in the executed folder."""
+    environment, mode = runner.gpu_check_environment()
+    print(f"GPU ready check, {mode}", flush=True)
+    args.out, args.merge = str(Path(args.executed) / "report.md"), False
+    with mock.patch.dict(os.environ, environment):  # the lessons' kernels inherit it; this process gets it back
+        return bench(args)
 
 
 def bench(args: argparse.Namespace) -> int:
@@ -254,7 +265,7 @@ def finetune(args: argparse.Namespace) -> int:
     return 0
 
 
-COURSE_VERBS = ("release", "mark", "grade", "site", "tables", "stamp", "bench")
+COURSE_VERBS = ("release", "mark", "grade", "site", "tables", "stamp", "bench", "gpu-check")
 EXAMPLES = """examples:
   %(prog)s doctor                                   what would serve each dataset (downloads nothing)
   %(prog)s fetch --dest /share/kit-data             download and verify the archives once
@@ -342,7 +353,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 
 def _course_verbs(commands: argparse._SubParsersAction) -> None:
-    """The `course` group: release, mark, grade, site, tables, stamp, bench."""
+    """The `course` group: release, mark, grade, site, tables, stamp, bench, gpu-check."""
     release_cmd = _verb(commands, "release", "write student copies (solutions replaced by stubs)",
                         ["", "--src notebooks --out release"], release_notebooks)
     release_cmd.add_argument("--src", default="notebooks", help="folder of source notebooks (default: notebooks)")
@@ -387,6 +398,14 @@ def _course_verbs(commands: argparse._SubParsersAction) -> None:
     bench_cmd.add_argument("--executed", help="keep each executed copy (outputs, figures, provenance) in this folder")
     bench_cmd.add_argument("--merge", action="store_true", help="re-measure these lessons into the run.json already "
                                                                 "in --executed instead of replacing it")
+    check_cmd = _verb(commands, "gpu-check", "the ready check for a real GPU (make gpu-check): every lesson the way a "
+                                              "GPU runs it, with times and peak GPU memory",
+                      ["notebooks/*.ipynb --executed docs/_executed-gpu"], gpu_check)
+    check_cmd.add_argument("notebooks", nargs="+")
+    check_cmd.add_argument("--executed", default="docs/_executed-gpu",
+                           help="folder for the executed copies, run.json and report.md (default: docs/_executed-gpu)")
+    check_cmd.add_argument("--timeout", type=float, default=900,
+                           help="seconds each notebook may run before it is stopped and reported (default: 900)")
 
 
 def _help(parser: argparse.ArgumentParser) -> int:

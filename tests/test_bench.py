@@ -87,3 +87,24 @@ def test_merge_remeasures_a_lesson_into_the_run(kit_env: Path, tmp_path: Path, m
         main(["bench", str(tmp_path / "02_b.ipynb"), "--merge"])
     with pytest.raises(ValueError, match="Cannot merge a gpu run .* into .*a smoke run"):
         runner.merged({**again, "profile": "gpu"}, executed / "run.json")
+
+
+def test_gpu_check_without_network_runs_smoke_sizes_offline_under_the_gpu_precision(
+    kit_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+    import os
+
+    lesson = write_notebook(tmp_path / "00_probe.ipynb", "import os, types\ncfg = types.SimpleNamespace("
+                            "profile=os.environ['KITLIB_PROFILE'], precision=os.environ['KITLIB_PRECISION'])\n"
+                            "assert os.environ['KITLIB_OFFLINE'] == '1'")
+    executed = tmp_path / "gpu"
+    before = dict(os.environ)
+    assert main(["gpu-check", str(lesson), "--executed", str(executed)]) == 0
+    assert dict(os.environ) == before, "the check's settings stay in the lessons' kernels"
+    assert "no network: smoke sizes on the offline stand-ins under mixed_float16" in capsys.readouterr().out
+    report = (executed / "report.md").read_text(encoding="utf-8")
+    assert "| 00_probe.ipynb | smoke | mixed_float16 |" in report and report.rstrip().count("| no GPU |") == 1
+    run = json.loads((executed / "run.json").read_text(encoding="utf-8"))["notebooks"]["00_probe.ipynb"]
+    assert run["precision"] == "mixed_float16" and run["peak_gpu_gb"] is None and run["error"] is None
+    assert (executed / "00_probe.ipynb").is_file()

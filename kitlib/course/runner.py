@@ -20,8 +20,23 @@ from pathlib import Path
 from kitlib import _fs, evaluate, progress, runtime
 from kitlib.course import notebooks
 
-# Appended to the notebook's copy: the profile its own `kitlib.setup` resolved, or "-" if it made no cfg.
-PROFILE_PROBE = 'print("kitlib-profile:", getattr(globals().get("cfg"), "profile", "-"))'
+# Appended to the notebook's copy: the profile and precision its own `kitlib.setup` resolved ("-" if it made no
+# cfg), and the peak memory TensorFlow allocated on the busiest GPU ("-" with no GPU, or without TensorFlow).
+PROFILE_PROBE = """import sys as _sys
+print("kitlib-profile:", getattr(globals().get("cfg"), "profile", "-"))
+print("kitlib-precision:", getattr(globals().get("cfg"), "precision", "-"))
+_tf = _sys.modules.get("tensorflow")
+_gpus = _tf.config.list_logical_devices("GPU") if _tf else []
+print("kitlib-peak-gpu-bytes:", max((_tf.config.experimental.get_memory_info(f"GPU:{i}")["peak"]
+                                     for i in range(len(_gpus))), default="-"))"""
+
+
+def probed(text: str, key: str) -> str:
+    """The value the probe printed after `kitlib-KEY:`, or "-"."""
+    for line in text.splitlines():
+        if line.startswith(f"kitlib-{key}:"):
+            return line.split(":", 1)[1].strip()
+    return "-"
 
 
 @dataclasses.dataclass
@@ -31,6 +46,8 @@ class Run:
     path: Path
     seconds: float
     profile: str = "-"
+    precision: str = "-"
+    peak_gpu_bytes: int | None = None  # TensorFlow's peak allocation on the busiest GPU; None without one
     error: str | None = None
     provenance: dict[str, object] = dataclasses.field(default_factory=dict)
 
@@ -78,6 +95,8 @@ def _provenance(run: Run, started: datetime.datetime, records: list[dict]) -> di
     data_dir = os.environ.get("KITLIB_DATA_DIR")
     return {
         "profile": run.profile,
+        "precision": run.precision,
+        "peak_gpu_gb": None if run.peak_gpu_bytes is None else round(run.peak_gpu_bytes / 1e9, 2),
         "datasets": sorted({r["dataset"] for r in records}),
         "models": sorted({r["model"] for r in records}),
         "data_dir": Path(data_dir).name if data_dir else "-",  # the folder's name: no machine's path in a table
@@ -136,8 +155,9 @@ def run_notebook(path: Path, timeout: float = 3600, executed: Path | None = None
     run.seconds = time.perf_counter() - start
     probe = notebook.cells[-1].get("outputs", [])
     text = "".join(output.get("text", "") for output in probe)
-    if "kitlib-profile:" in text:
-        run.profile = text.split("kitlib-profile:")[1].strip()
+    run.profile, run.precision = probed(text, "profile"), probed(text, "precision")
+    peak = probed(text, "peak-gpu-bytes")
+    run.peak_gpu_bytes = int(peak) if peak.isdigit() else None
     lesson = path.name[:2]
     new = [r for r in evaluate.load_results(runtime.results_dir())[recorded_before:] if r["lesson"] == lesson]
     run.provenance = {**_provenance(run, started, new), "long_cells": long_cells(notebook.cells[:-1])}
@@ -174,14 +194,17 @@ def bench(paths: list[Path], out: Path | None = None, timeout: float = 3600,
     With `executed`, the executed copies and `run.json` (each notebook's provenance and the records this run
     wrote) go there; with `merge`, into the run already there (re-measuring a few lessons), else replacing it.
     """
-    rows = ["| notebook | profile | seconds (kernel start included) |", "| --- | --- | --- |"]
+    rows = ["| notebook | profile | precision | seconds (kernel start included) | peak GPU memory |",
+            "| --- | --- | --- | --- | --- |"]
     runs = []
     recorded_before = len(evaluate.load_results(runtime.results_dir()))
     for number, path in enumerate(paths, 1):
         print(f"[{number}/{len(paths)}] {path.name}: started", flush=True)
         run = run_notebook(path, timeout, executed)
         runs.append(run)
-        rows.append(f"| {path.name} | {run.profile} | {run.seconds:.0f}{' (' + run.error + ')' if run.error else ''} |")
+        peak = "no GPU" if run.peak_gpu_bytes is None else f"{run.peak_gpu_bytes / 1e9:.1f} GB"
+        rows.append(f"| {path.name} | {run.profile} | {run.precision} | "
+                    f"{run.seconds:.0f}{' (' + run.error + ')' if run.error else ''} | {peak} |")
         print(f"[{number}/{len(paths)}] {path.name}: {'stopped, ' + run.error if run.error else 'finished'} "
               f"after {run.seconds:.0f} s", flush=True)
     profiles = sorted({run.profile for run in runs if run.profile != "-"})
@@ -212,3 +235,13 @@ def bench(paths: list[Path], out: Path | None = None, timeout: float = 3600,
         executed.mkdir(parents=True, exist_ok=True)
         _fs.write_atomically(executed / RUN_FILE, json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
     return report, runs
+
+
+def gpu_check_environment() -> tuple[dict[str, str], str]:
+    """The environment of a real GPU's ready check, and a sentence saying which mode: the gpu profile when TF Hub
+    and the datasets can be reached; without network, smoke sizes on the offline stand-ins under the precision the
+    gpu profile turns on (mixed_float16), which is also how it runs, slowly, on a CPU."""
+    if not runtime.env_flag("KITLIB_OFFLINE") and runtime.network_available():
+        return {"KITLIB_PROFILE": "gpu"}, "online: the gpu profile, TF Hub's models and the full datasets"
+    return ({"KITLIB_PROFILE": "smoke", "KITLIB_OFFLINE": "1", "KITLIB_PRECISION": "mixed_float16"},
+            "no network: smoke sizes on the offline stand-ins under mixed_float16, the gpu profile's precision")
