@@ -56,8 +56,9 @@ def test_outputs_are_stripped(path: Path) -> None:
 def test_first_cell_has_title_badge_time_and_prerequisites(path: Path) -> None:
     first = source(cells(path)[0])
     assert first.startswith("# ")
-    badge = f"https://colab.research.google.com/github/{REPO}/blob/main/notebooks/{path.name}"
-    assert badge in first, f"the Colab badge must open this very file: {badge}"
+    # the exercise copy of this very lesson, which the exercises workflow publishes to the `exercises` branch
+    badge = f"https://colab.research.google.com/github/{REPO}/blob/exercises/notebooks/{path.name}"
+    assert badge in first, f"the Colab badge must open this lesson's exercise copy: {badge}"
     assert "**Time:**" in first and "smoke" in first and "**Prerequisites:**" in first
 
 
@@ -118,7 +119,7 @@ def test_stamp_writes_a_new_url_into_every_place(tmp_path: Path) -> None:
     changed = repository.stamp(tmp_path)
     assert len(changed) == 3 and repository.stamp(tmp_path, check=True) == []
     lesson = json.loads((tmp_path / "notebooks" / NOTEBOOKS[0].name).read_text(encoding="utf-8"))
-    assert f"colab.research.google.com/github/Someone/fork-kit/blob/main/notebooks/{NOTEBOOKS[0].name}" in source(
+    assert f"colab.research.google.com/github/Someone/fork-kit/blob/exercises/notebooks/{NOTEBOOKS[0].name}" in source(
         lesson["cells"][0])
     assert "kitlib @ git+https://github.com/Someone/fork-kit" in source(
         [c for c in lesson["cells"] if c["cell_type"] == "code"][0])
