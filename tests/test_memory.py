@@ -73,3 +73,31 @@ def test_an_unknown_task_or_profile_is_refused():
         memory.recipe_estimate("audio")
     with pytest.raises(ValueError, match="only the offline stand-ins"):
         memory.recipe_estimate("text", "smoke")
+
+
+def gpu_knobs(notebook: str) -> dict[str, object]:
+    """The gpu values of a lesson's `NAME = cfg.pick(smoke=..., cpu=..., gpu=...)` knobs, read from its source."""
+    import ast
+    import json
+    from pathlib import Path
+
+    cells = json.loads((Path(__file__).resolve().parents[1] / "notebooks" / notebook).read_text(encoding="utf-8"))
+    knobs = {}
+    for cell in cells["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        for node in ast.walk(ast.parse("".join(cell["source"]))):
+            if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+                    and getattr(node.value.func, "attr", None) == "pick"):
+                gpu = next(k.value for k in node.value.keywords if k.arg == "gpu")
+                knobs[node.targets[0].id] = ast.literal_eval(gpu)
+    return knobs
+
+
+def test_lesson_03s_gpu_pre_training_fits_the_smallest_colab_gpu():
+    knobs = gpu_knobs("03_pretraining_mlm.ipynb")
+    width, layers = knobs["HIDDEN_DIM"], knobs["NUM_LAYERS"]
+    parameters = knobs["VOCAB_SIZE"] * width + layers * 12 * width ** 2  # embeddings + attention and feed-forward
+    stages = memory.transformer(knobs["SEQ_LENGTH"], width, layers, knobs["NUM_HEADS"])
+    estimate = memory.peak_training_bytes(parameters, stages, knobs["BATCH_SIZE"], "mixed_float16")
+    assert 1e8 < estimate <= memory.COLAB_SMALLEST_GPU_BYTES / 2, f"{estimate / 1e9:.1f} GB"
