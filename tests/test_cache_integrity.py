@@ -8,6 +8,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from conftest import smoke
 
 import kitlib
 from kitlib import integrity
@@ -104,29 +105,29 @@ def fake_stand_in(kit_env: Path, monkeypatch) -> tuple[list[Path], str]:
 
 def test_a_damaged_stand_in_export_is_exported_again(fake_stand_in, kit_env: Path) -> None:
     exports, export = fake_stand_in
-    first = hub.resolve_model("fake")
+    first = hub.resolve_model("fake", smoke())
     assert len(exports) == 1 and "exported to" in first.source
-    assert "cached in" in hub.resolve_model("fake").source and len(exports) == 1
+    assert "cached in" in hub.resolve_model("fake", smoke()).source and len(exports) == 1
     folder = Path(first.handles["encoder"]).parent
     variables = folder / "encoder" / "variables" / "variables.data-00000-of-00001"
     flip(variables, 1000, 64)
-    assert "exported to" in hub.resolve_model("fake").source and len(exports) == 2
+    assert "exported to" in hub.resolve_model("fake", smoke()).source and len(exports) == 2
     with open(folder / "encoder" / "saved_model.pb", "r+b") as handle:
         handle.truncate(7)
-    hub.resolve_model("fake")
+    hub.resolve_model("fake", smoke())
     assert len(exports) == 3 and integrity.problem(folder) is None
     (folder / integrity.RECORD).unlink()
-    hub.resolve_model("fake")
+    hub.resolve_model("fake", smoke())
     assert len(exports) == 4
 
 
 def test_a_damaged_stand_in_that_cannot_be_exported_again_is_named(fake_stand_in, kit_env: Path) -> None:
     exports, export = fake_stand_in
-    folder = Path(hub.resolve_model("fake").handles["encoder"]).parent
+    folder = Path(hub.resolve_model("fake", smoke()).handles["encoder"]).parent
     flip(folder / "encoder" / "saved_model.pb", 3)
     export.fail = True
     with pytest.raises(hub.ModelUnavailableError, match=f"The cached copy in {folder} is damaged .*saved_model.pb"):
-        hub.resolve_model("fake")
+        hub.resolve_model("fake", smoke())
 
 
 # --- fine-tuned classifiers -----------------------------------------------------------------------

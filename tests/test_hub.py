@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from kitlib import runtime
 from kitlib.models import heads, hub, savedmodel, standins
+
+SMOKE = runtime.setup("smoke", verbose=False)
+
+
+def offline() -> runtime.Config:
+    """The smoke profile offline, with the cache the test's environment names, and no set-up side effects (the
+    precision policy a test sets stays in force)."""
+    return dataclasses.replace(SMOKE, cache_dir=runtime.cache_dir(), offline=True)
+
 
 
 class ImageLike(tf.Module):
@@ -157,7 +168,7 @@ def test_keras_round_trip_keeps_predictions(image_model: str, tmp_path: Path) ->
 
 def test_unknown_model_lists_the_known(kit_env) -> None:
     with pytest.raises(hub.UnknownModelError, match="Unknown model 'gpt5'"):
-        hub.resolve_model("gpt5")
+        hub.resolve_model("gpt5", offline())
 
 
 def test_stand_in_is_exported_once_atomically_and_named(kit_env, monkeypatch, tmp_path) -> None:
@@ -171,10 +182,10 @@ def test_stand_in_is_exported_once_atomically_and_named(kit_env, monkeypatch, tm
     model = hub.HubModel("tiny", "image", {"gpu": {"feature_vector": "https://tfhub.dev/x/1"}},
                          standins.StandIn("tiny-stand-in", "a tiny stand-in", export))
     monkeypatch.setitem(hub.MODELS, "tiny", model)
-    first = hub.resolve_model("tiny")
+    first = hub.resolve_model("tiny", offline())
     assert "offline stand-in a tiny stand-in, exported to" in first.source
     assert hub.HubLayer(first.handles["feature_vector"])(np.ones((2, 3), "float32")).shape == (2, 4)
-    second = hub.resolve_model("tiny")
+    second = hub.resolve_model("tiny", offline())
     assert "cached in" in second.source and len(calls) == 1
     assert sorted(p.name for p in (kit_env / "cache" / "models").iterdir()) == ["tiny-stand-in"]
 
@@ -187,7 +198,7 @@ def test_failed_export_leaves_nothing_and_says_how_to_fix(kit_env, monkeypatch) 
     stand_in = standins.StandIn("broken-stand-in", "a stand-in", export)
     monkeypatch.setitem(hub.MODELS, "broken", hub.HubModel("broken", "image", {}, stand_in))
     with pytest.raises(hub.ModelUnavailableError, match="python -m kitlib pack"):
-        hub.resolve_model("broken")
+        hub.resolve_model("broken", offline())
     assert list((kit_env / "cache" / "models").iterdir()) == []
 
 
@@ -270,7 +281,7 @@ def _trains_under(model: keras.Model, hub_layer: hub.HubLayer, x: Any, y: np.nda
 
 @MIXED
 def test_image_stand_in_fine_tunes_under_mixed_precision(policy: str) -> None:
-    handle = hub.resolve_model("resnet_v2_50").handles["feature_vector"]
+    handle = hub.resolve_model("resnet_v2_50", offline()).handles["feature_vector"]
     layer = hub.HubLayer(handle, trainable=True, inference_only=True)
     inputs = keras.Input((32, 32, 3))
     features = layer(inputs)
@@ -282,7 +293,7 @@ def test_image_stand_in_fine_tunes_under_mixed_precision(policy: str) -> None:
 
 @MIXED
 def test_text_stand_in_fine_tunes_under_mixed_precision(policy: str) -> None:
-    handles = hub.resolve_model("bert_en_uncased").handles
+    handles = hub.resolve_model("bert_en_uncased", offline()).handles
     inputs = keras.Input((), dtype="string")
     packed = hub.BertPreprocessor(handles["preprocessor"], seq_length=8)(inputs)
     layer = hub.HubLayer(handles["encoder"], trainable=True, output_key="sequence_output")
@@ -293,7 +304,7 @@ def test_text_stand_in_fine_tunes_under_mixed_precision(policy: str) -> None:
 
 @pytest.mark.parametrize("policy", ["mixed_float16"], indirect=True)  # the head rule is the same under bfloat16
 def test_a_mixed_precision_export_serves_float32(policy: str, tmp_path: Path) -> None:
-    handle = hub.resolve_model("resnet_v2_50").handles["feature_vector"]
+    handle = hub.resolve_model("resnet_v2_50", offline()).handles["feature_vector"]
     inputs = keras.Input((32, 32, 3))
     features = hub.HubLayer(handle, inference_only=True)(inputs)
     model = keras.Model(inputs, heads.head(features.shape[-1], 3, 0.0, seed=1)(features))
@@ -306,7 +317,7 @@ def test_a_mixed_precision_export_serves_float32(policy: str, tmp_path: Path) ->
 
 @pytest.mark.parametrize("policy", ["mixed_float16"], indirect=True)  # where HubLayer casts: float32 passes too
 def test_ragged_word_pieces_pass_through_uncast(policy: str) -> None:
-    preprocessor = hub.resolve_model("bert_en_uncased").handles["preprocessor"]
+    preprocessor = hub.resolve_model("bert_en_uncased", offline()).handles["preprocessor"]
     tokenize = hub.HubLayer(preprocessor, method="tokenize")
     pack = hub.HubLayer(preprocessor, method="bert_pack_inputs", arguments={"seq_length": 8})
     pieces = tokenize(tf.constant(["a wonderful film", "dull"]))
@@ -317,8 +328,14 @@ def test_ragged_word_pieces_pass_through_uncast(policy: str) -> None:
 
 @pytest.mark.parametrize("policy", ["mixed_bfloat16"], indirect=True)
 def test_a_stand_in_exported_under_mixed_precision_is_float32(kit_env, policy: str) -> None:
-    handle = hub.resolve_model("resnet_v2_50").handles["feature_vector"]  # a cold cache: exported now
+    handle = hub.resolve_model("resnet_v2_50", offline()).handles["feature_vector"]  # a cold cache: exported now
     assert keras.mixed_precision.global_policy().name == policy, "the lesson's policy is back after the export"
     module = tf.saved_model.load(handle)
     assert hub._input_signature(module).dtype == tf.float32
     assert module(tf.zeros((1, 32, 32, 3)), False).dtype == tf.float32, "computes in float32, as TF Hub's models do"
+
+
+def test_resolve_model_needs_the_runs_config() -> None:
+    """The profile decides which TF Hub model serves (small BERT on cpu, BERT-base on gpu), so there is no default."""
+    with pytest.raises(TypeError, match="cfg"):
+        hub.resolve_model("bert_en_uncased")

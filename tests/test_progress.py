@@ -144,11 +144,11 @@ def test_exporting_a_stand_in_shows_its_elapsed_time(
     monkeypatch.setattr(progress, "TICK", 0.05)
     fake = hub.HubModel("fake", "image", {}, standins.StandIn("fake-stand-in", "a fake stand-in", slow_export))
     monkeypatch.setitem(hub.MODELS, "fake", fake)
-    hub.resolve_model("fake")
+    hub.resolve_model("fake", smoke())
     err = capsys.readouterr().err
     assert err.count("exporting the offline stand-in fake-stand-in (once, then cached): 00:00") >= 3, err
     assert "(once, then cached): done" in err
-    hub.resolve_model("fake")
+    hub.resolve_model("fake", smoke())
     assert capsys.readouterr().err == "", "a cached stand-in is not exported again"
 
 

@@ -277,7 +277,7 @@ def _export_atomically(model: HubModel, folder: Path) -> dict[str, str]:
     return relative
 
 
-def resolve_model(name: str, cfg: runtime.Config | None = None) -> ResolvedModel:
+def resolve_model(name: str, cfg: runtime.Config) -> ResolvedModel:
     """Online TF Hub handles for the profile when the network allows, else the offline stand-in (exported once).
 
     Lesson 04 introduces it; `kitlib.resolve_model` is this function.
@@ -285,12 +285,10 @@ def resolve_model(name: str, cfg: runtime.Config | None = None) -> ResolvedModel
     if name not in MODELS:
         raise UnknownModelError(f"Unknown model {name!r}. Known models: {', '.join(sorted(MODELS)) or 'none'}.")
     model = MODELS[name]
-    profile = cfg.profile if cfg else "cpu"
-    offline = cfg.offline if cfg else runtime.env_flag("KITLIB_OFFLINE")
-    if not offline and profile in model.handles and runtime.network_available():
-        handles = model.handles[profile]
+    if not cfg.offline and cfg.profile in model.handles and runtime.network_available():
+        handles = model.handles[cfg.profile]
         return ResolvedModel(name, handles, f"TF Hub ({', '.join(handles.values())})", name)
-    folder = (cfg.cache_dir if cfg else runtime.cache_dir()) / "models" / model.stand_in.name
+    folder = cfg.cache_dir / "models" / model.stand_in.name
     how = "cached in"
     with _fs.one_at_a_time(folder):
         damage = integrity.problem(folder) if (folder / HANDLES).exists() else None
