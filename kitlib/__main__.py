@@ -105,6 +105,17 @@ def gpu_check(args: argparse.Namespace) -> int:
         return bench(args)
 
 
+def bench_train(args: argparse.Namespace) -> int:
+    """Fine-tuning speed under float32 and mixed_bfloat16, against the cores' compiled matmul ceiling."""
+    from kitlib import throughput
+
+    try:
+        print(throughput.report(args.seq_length, args.batch, args.steps, args.matmul_size))
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+    return 0
+
+
 def bench(args: argparse.Namespace) -> int:
     """Run notebooks in the active profile and write their times and results."""
     paths = [Path(p) for p in args.notebooks]
@@ -265,7 +276,7 @@ def finetune(args: argparse.Namespace) -> int:
     return 0
 
 
-COURSE_VERBS = ("release", "mark", "grade", "site", "tables", "stamp", "bench", "gpu-check")
+COURSE_VERBS = ("release", "mark", "grade", "site", "tables", "stamp", "bench", "bench-train", "gpu-check")
 EXAMPLES = """examples:
   %(prog)s doctor                                   what would serve each dataset (downloads nothing)
   %(prog)s fetch --dest /share/kit-data             download and verify the archives once
@@ -353,7 +364,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 
 def _course_verbs(commands: argparse._SubParsersAction) -> None:
-    """The `course` group: release, mark, grade, site, tables, stamp, bench, gpu-check."""
+    """The `course` group: release, mark, grade, site, tables, stamp, bench, bench-train, gpu-check."""
     release_cmd = _verb(commands, "release", "write student copies (solutions replaced by stubs)",
                         ["", "--src notebooks --out release"], release_notebooks)
     release_cmd.add_argument("--src", default="notebooks", help="folder of source notebooks (default: notebooks)")
@@ -398,6 +409,13 @@ def _course_verbs(commands: argparse._SubParsersAction) -> None:
     bench_cmd.add_argument("--executed", help="keep each executed copy (outputs, figures, provenance) in this folder")
     bench_cmd.add_argument("--merge", action="store_true", help="re-measure these lessons into the run.json already "
                                                                 "in --executed instead of replacing it")
+    train_cmd = _verb(commands, "bench-train", "fine-tuning speed under float32 and mixed_bfloat16 against the "
+                                                "cores' compiled matmul ceiling", ["", "--seq-length 256 --batch 8"],
+                      bench_train)
+    train_cmd.add_argument("--seq-length", type=int, default=128, help="word pieces per example (default 128)")
+    train_cmd.add_argument("--batch", type=int, default=16, help="examples per step (default 16)")
+    train_cmd.add_argument("--steps", type=int, default=12, help="timed steps per policy (default 12)")
+    train_cmd.add_argument("--matmul-size", type=int, default=2048, help="side of the square matmul (default 2048)")
     check_cmd = _verb(commands, "gpu-check", "the ready check for a real GPU (make gpu-check): every lesson the way a "
                                               "GPU runs it, with times and peak GPU memory",
                       ["notebooks/*.ipynb --executed docs/_executed-gpu"], gpu_check)
