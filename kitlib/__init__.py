@@ -43,6 +43,7 @@ _NAMES: dict[str, str] = {
     "measure_model": "kitlib.measure:measure", "measures_table": "kitlib.measure:format_table",
     "gzip_bytes": "kitlib.measure", "latency_ms": "kitlib.measure", "model_latency_ms": "kitlib.measure",
     "payload": "kitlib.measure",
+    "matmul_gflops": "kitlib.throughput", "bf16_hardware": "kitlib.throughput",
     "trial_lines": "kitlib.progress", "tolerance": "kitlib.checks.core",
     # compression (lesson 07)
     "MagnitudePruning": "kitlib.compress", "layers_of": "kitlib.compress", "quantize_int8": "kitlib.compress",
