@@ -22,7 +22,7 @@ ENV = "KITLIB_PROGRESS"
 TICK = 1.0  # seconds between refreshes of an elapsed-time line
 SLOW = 2.0  # seconds before a bar over files appears: quick reads show none
 LONG = 30.0  # seconds: a lesson cell measured to take longer says so before it runs
-TIMINGS = Path(__file__).with_name("timings.json")  # written by `python -m kitlib tables` from `make results`
+TIMINGS = Path(__file__).with_name("timings.json")  # written by `python -m kitlib course tables` from `make results`
 
 
 def in_notebook() -> bool:

@@ -1,6 +1,6 @@
 """Grading a class: nbgrader cell metadata for the lessons, and a gradebook from a folder of submissions.
 
-Cells are recognised by content, so the metadata is written by `python -m kitlib mark` and kept in step by
+Cells are recognised by content, so the metadata is written by `python -m kitlib course mark` and kept in step by
 a test, never by hand:
 
 - a code cell holding `### BEGIN SOLUTION` is an nbgrader *solution* cell (`lNN-exK-solution`);

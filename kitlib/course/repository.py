@@ -1,6 +1,6 @@
 """The repository's URL, defined once (pyproject's [project.urls] Repository) and stamped everywhere it is used.
 
-`python -m kitlib stamp` writes it into the lessons' Colab badges and setup cells (`pip install kitlib @
+`python -m kitlib course stamp` writes it into the lessons' Colab badges and setup cells (`pip install kitlib @
 git+URL`), the nightly workflow's repository guard, and the README's link to the published site; `--check`
 only reports what is out of step. Files are edited as text, so notebooks keep their JSON formatting.
 """

@@ -4,7 +4,7 @@ Each notebook runs under an overall time limit; a notebook that fails or runs ou
 in the report and the others still run. The report is labelled with the profile each notebook's
 `cfg` actually used (read from its kernel after the run), not with a guess made outside it.
 With `executed`, each notebook's executed copy (outputs and figures embedded) is kept there with the
-provenance of its run in its metadata (`kitlib_run`), for `python -m kitlib site`.
+provenance of its run in its metadata (`kitlib_run`), for `python -m kitlib course site`.
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ def run_notebook(path: Path, timeout: float = 3600, executed: Path | None = None
     return run
 
 
-RUN_FILE = "run.json"  # beside the executed copies: the whole run and the records it wrote, for `kitlib tables`
+RUN_FILE = "run.json"  # beside the executed copies: the whole run and the records it wrote, for `kitlib course tables`
 
 
 def merged(summary: dict, path: Path) -> dict:

@@ -2,7 +2,7 @@
 
 Why Sphinx + myst-nb (the engine of Jupyter Book 1) and the Sphinx Book Theme: the Executable Books
 project keeps all three; myst-nb renders stored outputs without executing anything (the executed copies
-come from `python -m kitlib bench --executed`, the runner of `make results`), writes every figure to an
+come from `python -m kitlib course bench --executed`, the runner of `make results`), writes every figure to an
 image file the page references, and Sphinx brings navigation, full-text search and a build that fails on
 any broken cross-reference (`-W`), all offline. It installs from PyPI alone (Jupyter Book 2, built on
 mystmd, needs Node), and it is one toolchain where mkdocs-material + mkdocs-jupyter would pair MkDocs with
@@ -72,7 +72,7 @@ class SiteError(RuntimeError):
 def provenance_note(run: dict) -> str:
     """One Markdown note naming the run that produced a page (no machine's paths: a data folder by its name)."""
     if not run:
-        return "> **Executed copy** of unknown provenance (it was not written by `python -m kitlib bench --executed`)."
+        return "> **Executed copy** of unknown provenance (it was not written by `python -m kitlib course bench --executed`)."
     where = run.get("data_dir", "-")
     source = (f"data folder `{Path(where).name}` (`KITLIB_DATA_DIR`)" if where != "-" else "no data folder") + (
         ", offline (the offline pack's stand-ins where the network would be needed)" if run.get("offline") else "")

@@ -1,6 +1,6 @@
-"""The README's and docs/results.md's results tables, generated from one `make results` run (`kitlib tables`).
+"""The README's and docs/results.md's results tables, generated from one `make results` run (`kitlib course tables`).
 
-`python -m kitlib bench --executed docs/_executed` leaves `run.json` there: the profile, machine, date and
+`python -m kitlib course bench --executed docs/_executed` leaves `run.json` there: the profile, machine, date and
 the kit's commit of the run, each notebook's time, and the records the lessons wrote. From it this module
 rewrites only what sits between marker comments, so the prose around the tables stays hand-written:
 
