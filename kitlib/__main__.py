@@ -106,7 +106,7 @@ def gpu_check(args: argparse.Namespace) -> int:
 
 
 def bench_train(args: argparse.Namespace) -> int:
-    """Fine-tuning speed under float32 and mixed_bfloat16, against the cores' compiled matmul ceiling."""
+    """Fine-tuning speed under float32 and mixed_bfloat16, against the cores' matmul ceiling in each dtype."""
     from kitlib import throughput
 
     try:
@@ -410,7 +410,7 @@ def _course_verbs(commands: argparse._SubParsersAction) -> None:
     bench_cmd.add_argument("--merge", action="store_true", help="re-measure these lessons into the run.json already "
                                                                 "in --executed instead of replacing it")
     train_cmd = _verb(commands, "bench-train", "fine-tuning speed under float32 and mixed_bfloat16 against the "
-                                                "cores' compiled matmul ceiling", ["", "--seq-length 256 --batch 8"],
+                                                "cores' matmul ceiling in each dtype", ["", "--seq-length 256 --batch 8"],
                       bench_train)
     train_cmd.add_argument("--seq-length", type=int, default=128, help="word pieces per example (default 128)")
     train_cmd.add_argument("--batch", type=int, default=16, help="examples per step (default 16)")

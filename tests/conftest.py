@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import http.server
@@ -24,15 +25,30 @@ from kitlib.models import hub
 from kitlib.course import runner, site
 
 
+def kit_environment(root: Path) -> dict[str, str]:
+    """The kit's cache and results in `root`, offline, with no data dir (not the checkout's data/)."""
+    return {"KITLIB_CACHE": str(root / "cache"), "KITLIB_RESULTS": str(root / "results"), "KITLIB_OFFLINE": "1",
+            "KITLIB_DATA_DIR": ""}
+
+
 @pytest.fixture
 def kit_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point the kit's cache and results at a temp folder, offline, with no data dir."""
-    monkeypatch.setenv("KITLIB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("KITLIB_RESULTS", str(tmp_path / "results"))
-    monkeypatch.setenv("KITLIB_OFFLINE", "1")
-    monkeypatch.setenv("KITLIB_DATA_DIR", "")  # not the checkout's data/
+    for name, value in kit_environment(tmp_path).items():
+        monkeypatch.setenv(name, value)
     monkeypatch.delenv("KITLIB_PROFILE", raising=False)
     return tmp_path
+
+
+@contextlib.contextmanager
+def smoke_kit(root: Path, exported: Path) -> Iterator[None]:
+    """For a module's fixture: the kit environment in `root` in the smoke profile, its cache seeded with the
+    exported stand-ins (`exported_stand_ins`), restored on exit."""
+    seed_stand_ins(exported, root / "cache")
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {**kit_environment(root), "KITLIB_PROFILE": "smoke"}.items():
+            patch.setenv(name, value)
+        yield
 
 
 def smoke() -> runtime.Config:

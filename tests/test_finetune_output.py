@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import seed_stand_ins
+from conftest import smoke_kit
 
 import kitlib
 from kitlib import __main__ as cli
@@ -22,11 +22,7 @@ ROWS = (("pos", "a wonderful moving film"), ("neg", "a dull boring mess"), ("plo
 def trained(tmp_path_factory: pytest.TempPathFactory, exported_stand_ins: Path):
     """One real smoke run of the recipe on a small CSV: (source, its Run)."""
     root = tmp_path_factory.mktemp("finetune_output")
-    seed_stand_ins(exported_stand_ins, root / "cache")
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in {"KITLIB_CACHE": root / "cache", "KITLIB_RESULTS": root / "results",
-                            "KITLIB_OFFLINE": "1", "KITLIB_PROFILE": "smoke", "KITLIB_DATA_DIR": ""}.items():
-            patch.setenv(name, str(value))
+    with smoke_kit(root, exported_stand_ins):
         source = root / "mine.csv"
         source.write_text("review,label\n" + "\n".join(f'"{text} {i}",{label}' for i in range(25)
                                                        for label, text in ROWS) + "\n", encoding="utf-8")

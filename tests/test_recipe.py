@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import seed_stand_ins
+from conftest import smoke_kit
 
 import kitlib
 from kitlib.models import finetuned, hub, recipe
@@ -29,11 +29,7 @@ WORDS = {"good": "a wonderful moving film, great acting", "bad": "a dull boring 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory: pytest.TempPathFactory, exported_stand_ins: Path):
     root = tmp_path_factory.mktemp("recipe")
-    seed_stand_ins(exported_stand_ins, root / "cache")
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in {"KITLIB_CACHE": root / "cache", "KITLIB_RESULTS": root / "results",
-                            "KITLIB_OFFLINE": "1", "KITLIB_PROFILE": "smoke", "KITLIB_DATA_DIR": ""}.items():
-            patch.setenv(name, str(value))
+    with smoke_kit(root, exported_stand_ins):
         yield kitlib.setup(verbose=False), root
 
 

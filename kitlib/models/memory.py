@@ -101,9 +101,9 @@ def recipe_estimate(task: str, profile: str = "gpu") -> str:
     with the backbone that profile fine-tunes online and the precision `kitlib.setup()` turns on there."""
     from kitlib.models import finetuned, hub  # the recipe and the registry import Keras: only when asked
 
-    sizes = runtime.Sizes(profile)
     if profile not in ("cpu", "gpu"):
         raise ValueError(f"the {profile!r} profile fine-tunes only the offline stand-ins: ask for 'cpu' or 'gpu'")
+    sizes = runtime.Sizes(profile)
     if task == "text":
         recipe = finetuned.TextRecipe.for_profile(sizes)
         handle, size, unit = hub.MODELS["bert_en_uncased"].handles[profile]["encoder"], recipe.seq_length, "word pieces"
