@@ -36,7 +36,7 @@ _NAMES: dict[str, str] = {
     "memory_estimate": "kitlib.models.memory:recipe_estimate",
     # evaluating, recording, measuring (every lesson)
     "classification_report": "kitlib.evaluate", "confusion_matrix": "kitlib.evaluate",
-    "format_report": "kitlib.evaluate", "latest_result": "kitlib.evaluate", "load_results": "kitlib.evaluate",
+    "latest_result": "kitlib.evaluate", "load_results": "kitlib.evaluate",
     "project_2d": "kitlib.evaluate", "record_result": "kitlib.evaluate", "results_table": "kitlib.evaluate",
     "stopwatch": "kitlib.evaluate", "render_table": "kitlib.evaluate",
     "race": "kitlib.racing", "Budget": "kitlib.racing",

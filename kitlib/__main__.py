@@ -16,7 +16,7 @@ from typing import Callable
 from unittest import mock
 
 import kitlib
-from kitlib import _fs, evaluate, runtime
+from kitlib import _fs, course, evaluate, runtime
 from kitlib.course import grading, release, runner, sandbox
 from kitlib.data import downloads, loaders, manifest, pack, sources
 
@@ -141,7 +141,7 @@ def write_tables(args: argparse.Namespace) -> int:
     from kitlib.course import tables
 
     try:
-        root = Path(args.root) if args.root else tables.ROOT
+        root = course.checkout(args.root)
         run_file = Path(args.run_file) if args.run_file else root / tables.RUN_FILE
         run = tables.load_run(run_file)
         changed = (tables.update(run, root, check=args.check) + tables.update_timings(run, root, check=args.check)
@@ -438,7 +438,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in COURSE_VERBS:
         argv.insert(0, "course")
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except course.CheckoutError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 if __name__ == "__main__":

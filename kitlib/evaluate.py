@@ -45,32 +45,30 @@ def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], n_classes: in
     return metrics.confusion_matrix(y_true, y_pred, labels=np.arange(n))
 
 
-def classification_report(
-    y_true: Sequence[int], y_pred: Sequence[int], class_names: Sequence[str]
-) -> dict[str, Any]:
+class Report(dict):
+    """scikit-learn's classification report as a dictionary that prints as scikit-learn's own text table."""
+
+    def __init__(self, scores: dict[str, Any], text: str) -> None:
+        super().__init__(scores)
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def classification_report(y_true: Sequence[int], y_pred: Sequence[int], class_names: Sequence[str]) -> Report:
     """Accuracy plus per-class, macro and weighted precision, recall, f1-score and support (lessons 02, 04, 05).
 
     scikit-learn's dictionary, as `sklearn.metrics.classification_report(..., output_dict=True)` returns it,
-    with every class listed and 0.0 (not a warning) where a class is never predicted.
+    with every class listed and 0.0 (not a warning) where a class is never predicted; `print(report)` shows
+    the table scikit-learn prints for the same arguments.
     """
     from sklearn import metrics
 
     y_true, y_pred = _labels(y_true, y_pred)
-    return metrics.classification_report(y_true, y_pred, labels=np.arange(len(class_names)),
-                                         target_names=list(class_names), output_dict=True, zero_division=0.0)
-
-
-def format_report(report: dict[str, Any]) -> str:
-    """The classification report as an aligned text table, laid out as scikit-learn prints it."""
-    width = max(12, *(len(name) for name in report))  # long class names keep the columns aligned
-    rows = [f"{'':>{width}s} {'precision':>9s} {'recall':>9s} {'f1-score':>9s} {'support':>9s}"]
-    for name, row in report.items():
-        if name == "accuracy":
-            rows.append(f"{name:>{width}s} {'':>9s} {'':>9s} {row:9.3f} {int(report['macro avg']['support']):9d}")
-        else:
-            scores = " ".join(f"{row[key]:9.3f}" for key in ("precision", "recall", "f1-score"))
-            rows.append(f"{name:>{width}s} {scores} {int(row['support']):9d}")
-    return "\n".join(rows)
+    arguments = {"labels": np.arange(len(class_names)), "target_names": list(class_names), "zero_division": 0.0}
+    return Report(metrics.classification_report(y_true, y_pred, output_dict=True, **arguments),
+                  metrics.classification_report(y_true, y_pred, digits=3, **arguments))
 
 
 def project_2d(vectors: np.ndarray) -> np.ndarray:

@@ -22,6 +22,7 @@ import pytest
 from kitlib import _fs, runtime
 from kitlib.data import downloads, manifest
 from kitlib.models import hub
+from kitlib import course
 from kitlib.course import runner, site
 
 
@@ -240,7 +241,7 @@ def _build_site(work: Path) -> list[str]:
     notebooks = work / "notebooks"
     notebooks.mkdir(parents=True, exist_ok=True)
     for name in SITE_LESSONS:  # a copy, so what the lessons write at run time stays out of the checkout
-        (notebooks / name).write_bytes((site.ROOT / "notebooks" / name).read_bytes())
+        (notebooks / name).write_bytes((course.checkout() / "notebooks" / name).read_bytes())
     env = {"KITLIB_OFFLINE": "1", "KITLIB_PROFILE": "smoke", "KITLIB_DATA_DIR": "",
            "KITLIB_CACHE": str(work / "cache"), "KITLIB_RESULTS": str(work / "results")}
     with pytest.MonkeyPatch.context() as patch:

@@ -209,3 +209,19 @@ def test_finetune_names_the_bad_file(kit_env) -> None:
     source.write_text("text,label\na,x\nb,x\nc,x\n", encoding="utf-8")
     with pytest.raises(SystemExit, match="one.csv has a single class"):
         cli.main(["finetune", str(source), "--task", "text", "--profile", "smoke"])
+
+
+def test_course_tools_outside_a_checkout_say_so(tmp_path, monkeypatch, capsys) -> None:
+    from kitlib import course
+    from kitlib.course import repository, tables
+
+    installed = tmp_path / "site-packages"
+    (installed / "kitlib" / "course").mkdir(parents=True)
+    monkeypatch.setattr(course, "__file__", str(installed / "kitlib" / "course" / "__init__.py"))
+    with pytest.raises(course.CheckoutError, match=r"site-packages is not a checkout of the kit .*pip install -e"):
+        repository.stamp(check=True)
+    with pytest.raises(course.CheckoutError, match="no pyproject.toml, README.md, notebooks"):
+        tables.load_run()
+    with pytest.raises(SystemExit, match="not a checkout of the kit"):
+        cli.main(["course", "tables", "--check"])
+    assert course.checkout(tmp_path) == tmp_path, "a folder given explicitly is the caller's choice"

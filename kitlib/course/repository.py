@@ -12,8 +12,8 @@ import tomllib
 from pathlib import Path
 
 from kitlib import _fs
+from kitlib.course import checkout
 
-ROOT = Path(__file__).resolve().parents[2]
 NAME = r"[A-Za-z0-9_.-]+"
 # (files, pattern, replacement given "owner/name"): each place the URL appears, and how it is written there.
 PLACES: list[tuple[str, re.Pattern, str]] = [
@@ -26,9 +26,9 @@ PLACES: list[tuple[str, re.Pattern, str]] = [
 ]
 
 
-def repository_url(root: Path = ROOT) -> str:
+def repository_url(root: Path | None = None) -> str:
     """pyproject's [project.urls] Repository: https://github.com/owner/name."""
-    url = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]["urls"]["Repository"]
+    url = tomllib.loads((checkout(root) / "pyproject.toml").read_text(encoding="utf-8"))["project"]["urls"]["Repository"]
     if not re.fullmatch(rf"https://github\.com/{NAME}/{NAME}", url):
         raise ValueError(f"pyproject's Repository URL {url!r} is not https://github.com/OWNER/NAME: fix it there.")
     return url
@@ -40,8 +40,9 @@ def pages_url(url: str) -> str:
     return f"https://{owner.lower()}.github.io/{name}/"
 
 
-def stamp(root: Path = ROOT, check: bool = False) -> list[Path]:
+def stamp(root: Path | None = None, check: bool = False) -> list[Path]:
     """Write the repository URL into every place that uses it; returns the files changed (or, checking, stale)."""
+    root = checkout(root)
     url = repository_url(root)
     values = {"repo": url.removeprefix("https://github.com/"), "pages": pages_url(url)}
     edits: dict[Path, str] = {}

@@ -30,10 +30,9 @@ from pathlib import Path
 
 import nbformat
 
-from kitlib.course import release
+from kitlib.course import checkout, release
 from kitlib.course.repository import repository_url
 
-ROOT = Path(__file__).resolve().parents[2]  # a checkout: README.md, docs/, notebooks/
 LESSON_GLOB = "[0-9][0-9]_*.ipynb"
 PAGES = {"README.md": "index.md", "docs/teaching_guide.md": "teaching_guide.md", "docs/data.md": "data.md",
          "docs/results.md": "results.md", "CONTRIBUTING.md": "contributing.md"}
@@ -126,8 +125,9 @@ def _error_cells(notebook: nbformat.NotebookNode) -> list[int]:
             and any(output.get("output_type") == "error" for output in cell.get("outputs", []))]
 
 
-def assemble(executed: Path, staging: Path, root: Path = ROOT, partial: bool = False) -> list[str]:
+def assemble(executed: Path, staging: Path, root: Path | None = None, partial: bool = False) -> list[str]:
     """Write the site's sources into `staging`; returns the lesson pages (e.g. lessons/00_start_here.ipynb)."""
+    root = checkout(root)
     lessons = sorted((root / "notebooks").glob(LESSON_GLOB))
     present = [p for p in lessons if (executed / p.name).is_file()]
     missing = [p.name for p in lessons if p not in present]
@@ -184,8 +184,9 @@ def assemble(executed: Path, staging: Path, root: Path = ROOT, partial: bool = F
     return pages
 
 
-def build(executed: Path, out: Path, root: Path = ROOT, partial: bool = False) -> list[str]:
+def build(executed: Path, out: Path, root: Path | None = None, partial: bool = False) -> list[str]:
     """Build the HTML site into `out` (Sphinx, warnings are errors); returns the lesson pages built."""
+    root = checkout(root)
     try:
         import myst_nb  # noqa: F401
         import sphinx_book_theme  # noqa: F401

@@ -22,11 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from kitlib import _fs, evaluate
-from kitlib.course import notebooks
+from kitlib.course import checkout, notebooks
 
-ROOT = Path(__file__).resolve().parents[2]
 RUN_FILE = "docs/_executed/run.json"
-RUN = ROOT / RUN_FILE
 TIMINGS_FILE = "kitlib/timings.json"
 FILES = {"README.md": ("lessons", "results"), "docs/results.md": ("results",), "docs/teaching_guide.md": ("lessons",)}
 
@@ -35,8 +33,9 @@ class TablesError(ValueError):
     """A marked block or table is not where or what it should be."""
 
 
-def load_run(path: Path = RUN) -> dict[str, Any]:
-    """The run summary `bench --executed` wrote."""
+def load_run(path: Path | None = None) -> dict[str, Any]:
+    """The run summary `bench --executed` wrote (default: the checkout's committed one)."""
+    path = path or checkout() / RUN_FILE
     if not path.is_file():
         raise TablesError(f"No {path}: run `make results` first (it runs the lessons and writes it).")
     return json.loads(path.read_text(encoding="utf-8"))
@@ -150,8 +149,9 @@ def render(text: str, blocks: tuple[str, ...], run: dict[str, Any], every_metric
     return text
 
 
-def update(run: dict[str, Any], root: Path = ROOT, check: bool = False) -> list[Path]:
+def update(run: dict[str, Any], root: Path | None = None, check: bool = False) -> list[Path]:
     """Regenerate the marked tables of README.md and docs/results.md; returns the files that changed (or would)."""
+    root = checkout(root)
     changed = []
     for relative, blocks in FILES.items():
         path = root / relative
@@ -164,8 +164,9 @@ def update(run: dict[str, Any], root: Path = ROOT, check: bool = False) -> list[
     return changed
 
 
-def update_timings(run: dict[str, Any], root: Path = ROOT, check: bool = False) -> list[Path]:
+def update_timings(run: dict[str, Any], root: Path | None = None, check: bool = False) -> list[Path]:
     """Write the run's long cells into kitlib/timings.json under its profile (other profiles kept)."""
+    root = checkout(root)
     path = root / TIMINGS_FILE
     old = path.read_text(encoding="utf-8") if path.is_file() else "{}\n"
     timings = json.loads(old)
@@ -189,8 +190,9 @@ def time_line(line: str, took: str, date: str, datasets: list[str]) -> str:
                       for part in line.split(" · "))
 
 
-def update_time_lines(run: dict[str, Any], root: Path = ROOT, check: bool = False) -> list[Path]:
+def update_time_lines(run: dict[str, Any], root: Path | None = None, check: bool = False) -> list[Path]:
     """Set the cpu part of each run lesson's `**Time:**` line (its first cell) from the run's whole-notebook time."""
+    root = checkout(root)
     changed = []
     for name, info in sorted(run.get("notebooks", {}).items()):
         path = root / "notebooks" / name
