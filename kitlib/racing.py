@@ -27,16 +27,23 @@ VERDICTS = ("wins", "ties", "loses")
 
 @dataclasses.dataclass(frozen=True)
 class Budget:
-    """The budget rule every Keras contender of a race trains under (state it once, print `describe()`)."""
+    """The budget rule every Keras contender of a race trains under (state it once, print `describe()`).
+
+    `min_steps`: an epoch is at least this many batches. A training set smaller than `min_steps` batches is
+    repeated to fill one, so that early stopping judges a model after that many updates rather than after one
+    (40 labels in batches of 64 would otherwise give epochs of a single step, and `patience` such epochs stop a
+    run before it has learned anything). Applies to arrays (or a dict of arrays) given with `batch_size`.
+    """
 
     max_epochs: int
     patience: int = 2
     monitor: str = "val_loss"
+    min_steps: int = 1
 
     def __post_init__(self) -> None:
-        if self.max_epochs < 1 or self.patience < 0:
-            raise ValueError(f"Budget needs max_epochs >= 1 and patience >= 0 "
-                             f"(got {self.max_epochs}, {self.patience}).")
+        if self.max_epochs < 1 or self.patience < 0 or self.min_steps < 1:
+            raise ValueError(f"Budget needs max_epochs >= 1, patience >= 0 and min_steps >= 1 "
+                             f"(got {self.max_epochs}, {self.patience}, {self.min_steps}).")
 
     def callbacks(self) -> list[Any]:
         """Early stopping on validation with the best weights restored: the one callback set for a race."""
@@ -50,12 +57,27 @@ class Budget:
         """`model.fit(x, y)` under this budget, validated on `val`; returns the History. Extra callbacks are kept."""
         callbacks = [*fit_kwargs.pop("callbacks", []), *self.callbacks()]
         fit_kwargs.setdefault("verbose", 0)
+        x, y = self._filled(x, y, fit_kwargs.get("batch_size"))
         return model.fit(x, y, validation_data=val, epochs=self.max_epochs, callbacks=callbacks, **fit_kwargs)
+
+    def _filled(self, x: Any, y: Any, batch_size: int | None) -> tuple[Any, Any]:
+        """x and y repeated until an epoch holds `min_steps` batches (arrays only; anything else as given)."""
+        columns = x if isinstance(x, Mapping) else {None: x}
+        if self.min_steps == 1 or not batch_size or not all(isinstance(v, np.ndarray) for v in columns.values()):
+            return x, y
+        n = len(next(iter(columns.values())))
+        if n == 0 or -(-n // batch_size) >= self.min_steps:
+            return x, y
+        rows = np.tile(np.arange(n), -(-self.min_steps * batch_size // n))
+        filled = {k: v[rows] for k, v in columns.items()}
+        return (filled if isinstance(x, Mapping) else filled[None]), (None if y is None else np.asarray(y)[rows])
 
     def describe(self) -> str:
         """The rule as a sentence for the notebook."""
-        return (f"every contender trains for at most {self.max_epochs} epochs, stops when {self.monitor} has not "
-                f"improved for {self.patience} epochs, and keeps its best weights")
+        steps = (f" (an epoch is at least {self.min_steps} batches: a smaller training set is repeated to fill one)"
+                 if self.min_steps > 1 else "")
+        return (f"every contender trains for at most {self.max_epochs} epochs{steps}, stops when {self.monitor} has "
+                f"not improved for {self.patience} epochs, and keeps its best weights")
 
 
 def _labels(predictions: Any, name: str, n: int) -> np.ndarray:

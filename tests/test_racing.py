@@ -103,3 +103,31 @@ def test_the_budget_rule_stops_early_and_restores_the_best_weights() -> None:
     assert "at most 50 epochs" in budget.describe()
     with pytest.raises(ValueError, match="max_epochs"):
         kitlib.Budget(max_epochs=0)
+
+
+def test_min_steps_fills_an_epoch_of_a_tiny_training_set() -> None:
+    import keras
+
+    seen = []
+
+    class Count(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(self.params["steps"])
+
+    keras.utils.set_random_seed(0)
+    x = {"a": np.arange(12, dtype="float32")[:, None], "b": np.ones((12, 1), "float32")}
+    y = (np.arange(12) % 2).astype("float32")
+    inputs = {k: keras.Input((1,), name=k) for k in x}
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(keras.layers.Concatenate()(list(inputs.values()))))
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    budget = kitlib.Budget(max_epochs=2, patience=5, min_steps=10)
+    budget.fit(model, x, y, val=(x, y), batch_size=8, callbacks=[Count()])
+    assert seen == [11, 11], "12 examples in batches of 8: 7 whole copies, 84 rows, the first 11 batches >= 10"
+    filled, labels = budget._filled(x, y, 8)
+    assert len(labels) == 84 and np.array_equal(filled["a"][12:24, 0], np.arange(12)), "whole copies, rows aligned"
+    assert np.array_equal(labels[:12], y)
+    big = np.zeros((200, 1), "float32")
+    assert budget._filled(big, np.zeros(200), 8)[0] is big, "a set of 25 batches is left as it is"
+    assert "at least 10 batches" in budget.describe() and "at least" not in kitlib.Budget(3).describe()
+    with pytest.raises(ValueError, match="min_steps"):
+        kitlib.Budget(max_epochs=3, min_steps=0)
