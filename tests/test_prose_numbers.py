@@ -40,7 +40,7 @@ CLAIM = re.compile(
 PAST_RUN = (re.compile(r"\b20\d\d-\d\d-\d\d\b"), re.compile(r"\b(?:smoke|cpu|gpu) profile\b"),
             re.compile(r"\b(?:v?CPU|GPU|TPU)s?\b|\bcores?\b"))
 COMPARISON = re.compile(r"\b(?:beats?|beaten|beating|wins?|won|winner|outperform(?:s|ed|ing)?|pays(?: off)?|paid off"
-                        r"|better than)\b", re.IGNORECASE)
+                        r"|better than|overtakes?|overtook|catch(?:es)? up|caught up|shines?)\b", re.IGNORECASE)
 GOAL = re.compile(r"\bto beat\b", re.IGNORECASE)
 SENTENCE_END = re.compile(r"(?<!\bal\.)(?<!e\.g\.)(?<!i\.e\.)(?<=[.!?])\s+(?=[A-Z*(`\"])")
 BLOCK_START = re.compile(r"\n\s*\n|\n(?=\s*(?:[-*] |\d+\. |#|\|))")
@@ -143,6 +143,8 @@ def test_the_comparison_lint_flags_claimed_winners_and_passes_goals_questions_an
                 "Measured 2026-11-28 on 2 CPU cores, cpu profile: the GRU beats the LSTM.",
                 "The printout above gives the verdict.") == []
     assert lint("It has to beat the baseline, and it beats it.") == ["c0: It has to beat the baseline, and it beats it."]
+    assert lint("Scratch models catch up as labels grow.", "Hyperband shines here.", "The CNN overtook it.") == [
+        "c0: Scratch models catch up as labels grow.", "c1: Hyperband shines here.", "c2: The CNN overtook it."]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
