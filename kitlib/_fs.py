@@ -74,15 +74,27 @@ def staging_prefix(target: Path) -> str:
     return f".{target.name}.{STAGING_MARK}{os.getpid()}."
 
 
-def write_atomically(target: Path, text: str) -> None:
-    """Write text to `target` through a temporary file beside it, so a failed write leaves no half file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+@contextlib.contextmanager
+def staged_file(target: Path) -> Iterator[Path]:
+    """Yield a marked staging path beside `target` to write; it replaces `target` at once on success, else vanishes."""
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale(target.parent, target.name)
+        fd, tmp = tempfile.mkstemp(prefix=staging_prefix(target), suffix=target.suffix or ".part", dir=target.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise storage_error(exc, f"create a file in {target.parent}") from exc
+    try:
+        yield Path(tmp)
         os.replace(tmp, target)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def write_atomically(target: Path, text: str) -> None:
+    """Write text to `target` through a staging file beside it, so a failed write leaves no half file."""
+    with staged_file(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 @contextlib.contextmanager
@@ -120,12 +132,15 @@ def staged_folder(target: Path) -> Iterator[Path]:
     The old `target` is renamed aside (under a marked staging name) before the new one is renamed in, and only then
     deleted: at no moment is half of either folder in place, and what a kill leaves is cleaned by the next writer.
     """
+    created = next((p for p in [*reversed(target.parent.absolute().parents), target.parent.absolute()]
+                    if not p.exists()), None)  # the highest folder this call creates, removed again on failure
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         clean_stale(target.parent, target.name)
         staging = Path(tempfile.mkdtemp(prefix=staging_prefix(target), dir=target.parent))
     except OSError as exc:
         raise storage_error(exc, f"create a folder in {target.parent}") from exc
+    done = False
     try:
         yield staging
         aside = target.parent / f"{staging_prefix(target)}replaced"
@@ -136,5 +151,20 @@ def staged_folder(target: Path) -> Iterator[Path]:
             shutil.rmtree(aside, ignore_errors=True)
         else:
             aside.unlink(missing_ok=True)
+        done = True
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if not done and created is not None:
+            _remove_empty(target.parent.absolute(), created)
+
+
+def _remove_empty(folder: Path, top: Path) -> None:
+    """Remove `folder` and its parents up to `top` while they are empty (what a failed writer created)."""
+    while True:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        if folder == top:
+            return
+        folder = folder.parent

@@ -166,9 +166,9 @@ def latest_result(lesson: str, metric: str, profile: str, results_dir: Path | No
 
 
 def render_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A Markdown table: the one renderer for results, measures and race tables ('|' in a cell is escaped)."""
+    """A Markdown table: the one renderer for results, measures and race tables (cells on one line, '|' escaped)."""
     def line(cells: Sequence[Any]) -> str:
-        return "| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |"
+        return "| " + " | ".join(" ".join(str(cell).split()).replace("|", "\\|") for cell in cells) + " |"
 
     wrong = [len(row) for row in rows if len(row) != len(header)]
     if wrong:

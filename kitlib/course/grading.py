@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from kitlib import _fs
+from kitlib import _fs, course
 from kitlib.course import notebooks, sandbox
 from kitlib.course.notebooks import BEGIN as SOLUTION_MARK, source as _source
 
@@ -202,15 +202,19 @@ def _read_only_paths(kit: Path) -> list[tuple[str, str]]:
     the kit's package at /kit/kitlib and the files its links point to (e.g. the data manifest), nothing else."""
     candidates = ["/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/etc", sys.prefix, sys.base_prefix,
                   sys.exec_prefix, *[p for p in sys.path if p and "site-packages" in p or "dist-packages" in p]]
-    checkout = kit.parent
+    try:
+        checkout = course.checkout()  # the instructor's clone: no folder holding it is bound
+    except course.CheckoutError:
+        checkout = None  # an installed kitlib (a wheel in site-packages): nothing of the course lies beside it
     keep = []
     for path in dict.fromkeys(os.path.abspath(p) for p in candidates):
-        if os.path.isdir(path) and not checkout.is_relative_to(path) and not any(path.startswith(k + "/") for k in keep):
+        hides = checkout is not None and checkout.is_relative_to(path)
+        if os.path.isdir(path) and not hides and not any(path.startswith(k + "/") for k in keep):
             keep.append(path)
     binds = [(path, path) for path in keep] + [(str(kit), "/kit/kitlib")]
     for link in (p for p in kit.rglob("*") if p.is_symlink()):
         target = link.resolve()
-        if target.is_file() and target.is_relative_to(checkout) and not target.is_relative_to(kit):
+        if checkout and target.is_file() and target.is_relative_to(checkout) and not target.is_relative_to(kit):
             binds.append((str(target), "/kit/" + target.relative_to(checkout).as_posix()))
     return binds
 

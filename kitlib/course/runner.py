@@ -224,8 +224,7 @@ def bench(paths: list[Path], out: Path | None = None, timeout: float = 3600,
         "",
     ])
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(report, encoding="utf-8")
+        _fs.write_atomically(out, report)
     if executed is not None:
         summary = {"profile": label, "commit": commit, "machine": evaluate.machine(),
                    "date": datetime.date.today().isoformat(),

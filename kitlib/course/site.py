@@ -30,7 +30,8 @@ from pathlib import Path
 
 import nbformat
 
-from kitlib.course import checkout, release
+from kitlib import _fs
+from kitlib.course import checkout, notebooks, release
 from kitlib.course.repository import repository_url
 
 LESSON_GLOB = "[0-9][0-9]_*.ipynb"
@@ -138,15 +139,15 @@ def assemble(executed: Path, staging: Path, root: Path | None = None, partial: b
     if not present:
         raise SiteError(f"No executed lesson in {executed}: run `make site`, which runs the lessons in the smoke "
                         "profile first, or `make results`.")
-    notebooks = {p.name: nbformat.read(executed / p.name, as_version=4) for p in present}
-    for name, notebook in notebooks.items():
+    copies = {p.name: notebooks.read(executed / p.name) for p in present}
+    for name, notebook in copies.items():
         errors = _error_cells(notebook)
         if errors:
             raise SiteError(f"{executed / name} has error outputs in cells {errors}: the run failed "
                             f"({notebook.metadata.get('kitlib_run', {}).get('error')}). Fix it and run it again.")
     repo = repository_url(root)
     targets = dict(PAGES) | {f"notebooks/{p.name}": f"lessons/{p.name}" for p in present}
-    smoke = any(n.metadata.get("kitlib_run", {}).get("profile") == "smoke" for n in notebooks.values())
+    smoke = any(n.metadata.get("kitlib_run", {}).get("profile") == "smoke" for n in copies.values())
     options = {"repository_url": repo, "use_repository_button": True, "home_page_in_toc": True,
                "use_download_button": False}  # its .ipynb entry would be the executed copy: see downloads_note
     if smoke:
@@ -172,14 +173,14 @@ def assemble(executed: Path, staging: Path, root: Path | None = None, partial: b
         raise SiteError(f"No exercise copy for the downloads: {exc}") from None
     pages = []
     for path in present:
-        notebook = notebooks[path.name]
+        notebook = copies[path.name]
         page = f"lessons/{path.name}"
         for cell in notebook.cells:
             if cell.cell_type == "markdown":
                 cell.source = _rewrite_links(cell.source, f"notebooks/{path.name}", page, targets, repo)
         note = provenance_note(notebook.metadata.get("kitlib_run", {})) + "\n>\n" + downloads_note(path.name)
         notebook.cells.insert(1, nbformat.v4.new_markdown_cell(note))
-        nbformat.write(notebook, str(staging / page))
+        notebooks.write(staging / page, notebook)
         pages.append(page)
     return pages
 
@@ -196,14 +197,14 @@ def build(executed: Path, out: Path, root: Path | None = None, partial: bool = F
     with tempfile.TemporaryDirectory(prefix="kitlib-site-") as folder:
         staging = Path(folder) / "src"
         pages = assemble(executed, staging, root, partial)
-        if out.exists():
-            shutil.rmtree(out)
-        done = subprocess.run(
-            [sys.executable, "-m", "sphinx", "-b", "html", "-W", "--keep-going", "-q", "-d",
-             str(Path(folder) / "doctrees"), str(staging), str(out)],
-            capture_output=True, text=True)
-        if done.returncode != 0:
-            raise SiteError(f"sphinx-build failed:\n{done.stderr[-4000:]}")
-    (out / ".nojekyll").write_text("")  # GitHub Pages: serve _static/ and _images/ as they are
+        with _fs.staged_folder(Path(out).absolute()) as html:  # the old site stays whole until the new one is
+            done = subprocess.run(
+                [sys.executable, "-m", "sphinx", "-b", "html", "-W", "--keep-going", "-q", "-d",
+                 str(Path(folder) / "doctrees"), str(staging), str(html)],
+                capture_output=True, text=True)
+            if done.returncode != 0:
+                raise SiteError(f"sphinx-build failed:\n{done.stderr[-4000:]}")
+            (html / ".nojekyll").write_text("")  # GitHub Pages: serve _static/ and _images/ as they are
+            html.chmod(0o755)  # mkdtemp's folder is private; a site is read by whoever serves it
     return pages
 

@@ -17,8 +17,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +29,7 @@ from kitlib.models import heads, hub
 
 RECIPE = 4  # bump when the training below changes: 2 = seeded head, early stopping; 3 = text: mean of the token vectors;
 # 4 = text length and image size read from TextRecipe / ImageRecipe (gpu text: 512 word pieces, was 256)
+CLASSIFIER_BATCH = 32  # the cached text classifier's batches (its head trains on frozen features)
 LEARNING_RATE = 1e-2  # Adam's, for the head on cached features (early stopping keeps it from overfitting)
 MAX_EPOCHS = 100  # at most; early stopping usually ends sooner
 PATIENCE = 10  # epochs without a better held-out loss before the head stops
@@ -135,14 +134,8 @@ def _save(model: keras.Model, path: Path, info: dict[str, Any]) -> None:
 
     The note is written last: a .keras without one (its writer was stopped between the two) is trained again.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".keras", dir=path.parent)
-    os.close(fd)
-    try:
+    with _fs.staged_file(path) as tmp:
         model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     note = {**info, CHECKSUM: integrity.describe(path)}
     _fs.write_atomically(path.with_suffix(".json"), json.dumps(note, indent=1, sort_keys=True))
 
@@ -256,7 +249,11 @@ def _fit_head_outputs(model: keras.Model, train: Any, evaluate_on: Any, max_epoc
 
 
 def split_sizes(kind: str, cfg: runtime.Config) -> dict[str, int | None]:
-    """The training and validation sizes the `kind` classifier of this profile is fitted on; None: every example."""
+    """The training and validation sizes the `kind` classifier of this profile is fitted on; None: every example.
+
+    Its own knob, not the profile's data sizes (`runtime.Sizes`): lessons 07 and 09 wait for this classifier the
+    first time, so it trains a head on a few thousand examples and validates on a few hundred.
+    """
     if kind == "text":
         return {"train_size": cfg.pick(smoke=256, cpu=2000, gpu=None), "val_size": cfg.pick(smoke=128, cpu=500, gpu=2500)}
     return {"train_size": cfg.pick(smoke=200, cpu=None, gpu=None), "val_size": cfg.pick(smoke=100, cpu=500, gpu=500)}
@@ -267,7 +264,7 @@ def _train(kind: str, cfg: runtime.Config) -> tuple[keras.Model, dict[str, Any]]
     with evaluate.stopwatch() as timer, progress.working(f"training the {kind} classifier (once per profile)"):
         if kind == "text":
             seq_length = TextRecipe.for_profile(cfg).seq_length
-            data = loaders.load_text("imdb", cfg, batch_size=32, verbose=False, **split_sizes(kind, cfg))
+            data = loaders.load_text("imdb", cfg, batch_size=CLASSIFIER_BATCH, verbose=False, **split_sizes(kind, cfg))
             model, backbone = text_model(cfg, seq_length)
             extra = {"seq_length": seq_length}
         else:

@@ -438,9 +438,9 @@ def export(result: Run, folder: Path | str, force: bool = False) -> dict[str, Pa
     return {name: folder / path.name for name, path in paths.items()}
 
 
-def _cell(text: str) -> str:
-    """Text safe inside a Markdown table cell."""
-    return text.replace("|", "\\|").replace("\n", " ")
+def _one_line(text: str) -> str:
+    """A class name on one line, for the report's list of classes."""
+    return " ".join(text.split())
 
 
 def loading_code(result: Run, folder: Path) -> dict[str, str]:
@@ -512,30 +512,31 @@ def write_report(result: Run, data: containers.LabelledSplits, folder: Path | st
     epochs = result.stages[-1].epochs
     lines = [f"# Fine-tuned {result.task} classifier: {data.name}", "",
              f"- data: {data.title}", f"- source: {data.source}",
-             f"- classes ({len(names)}): " + ", ".join(f"`{_cell(name)}`" for name in names), f"- sizes: {sizes}",
+             f"- classes ({len(names)}): " + ", ".join(f"`{_one_line(name)}`" for name in names), f"- sizes: {sizes}",
              f"- backbone: {result.backbone}", f"- recipe: {recipe_line}; {epochs} epoch(s) trained, the epoch with "
              "the lowest validation loss kept", "",
              f"## Stages on the test split ({len(y):,} examples)", "",
              "Each stage is raced against stage 0, the model to beat, on the same test examples (`kitlib.race`): a "
              "paired bootstrap gives the 95% interval of the difference in accuracy, and the verdict is 'wins' or "
-             "'loses' only when that whole interval is above or below zero.", "",
-             "| stage | model | test accuracy | against stage 0 | training time | training examples/s |",
-             "|---|---|---:|---|---:|---:|"]
+             "'loses' only when that whole interval is above or below zero.", ""]
     base = result.stages[0]
     raced = racing.race(y, {stage.name: stage.predictions for stage in result.stages}, against=base.name)
+    stages = []
     for stage in result.stages:
         d = None if stage is base else raced.difference(stage.name, base.name)
         against = ("the model to beat" if d is None else f"{d.verdict}: {100 * d.difference:+.1f} points (95% "
                    f"interval {100 * d.low:+.1f} to {100 * d.high:+.1f})")
-        lines.append(f"| {stage.name} | {_cell(stage.model)} | {stage.accuracy(y):.1%} | {against} | "
-                     f"{stage.seconds:.1f} s | {stage.rate:,.1f} |")
+        stages.append([stage.name, stage.model, f"{stage.accuracy(y):.1%}", against, f"{stage.seconds:.1f} s",
+                       f"{stage.rate:,.1f}"])
+    lines.append(evaluate.render_table(["stage", "model", "test accuracy", "against stage 0", "training time",
+                                        "training examples/s"], stages))
     code = loading_code(result, location)
     lines += ["", f"Testing the fine-tuned model: {len(y):,} examples in {result.test_seconds:.1f} s "
               f"({len(y) / max(result.test_seconds, 1e-9):,.1f} examples/s).", "",
-              "## Per-class scores (test split, fine-tuned)", "", "| class | precision | recall | F1 | support |",
-              "|---|---:|---:|---:|---:|"]
-    lines += [f"| {_cell(name)} | {scores[name]['precision']:.3f} | {scores[name]['recall']:.3f} | "
-              f"{scores[name]['f1-score']:.3f} | {int(scores[name]['support'])} |" for name in names]
+              "## Per-class scores (test split, fine-tuned)", "",
+              evaluate.render_table(["class", "precision", "recall", "F1", "support"],
+                                    [[name, *(f"{scores[name][key]:.3f}" for key in ("precision", "recall", "f1-score")),
+                                      int(scores[name]["support"])] for name in names])]
     lines += ["", f"Macro F1 {scores['macro avg']['f1-score']:.3f}, accuracy {scores['accuracy']:.3f}.", "",
               "## Confusion matrix", "", "![confusion matrix](confusion_matrix.png)", "",
               "## Loading the exports in a fresh process", "",

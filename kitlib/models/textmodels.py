@@ -145,6 +145,7 @@ def _preprocessor_module(vocabulary: list[str], lowercase: bool) -> Any:
 
 def _encoder_module(backbone: Any) -> Any:
     """A tf.Module with TF Hub's reusable BERT encoder interface around a keras-hub BertBackbone."""
+    import keras
     import tensorflow as tf
 
     class SavedEncoder(tf.Module):
@@ -155,6 +156,7 @@ def _encoder_module(backbone: Any) -> Any:
             self.backbone = backbone
             # Trap 2 of DESIGN.md: list backbone.variables (dropout seed states included) on the module.
             self.variables_list = list(backbone.variables)
+            self.mean = keras.layers.GlobalAveragePooling1D()  # the classifiers' masked mean (heads.mean_pooled)
 
         @tf.function
         def __call__(self, inputs: dict, training: bool = False) -> dict:
@@ -162,8 +164,7 @@ def _encoder_module(backbone: Any) -> Any:
             outputs = self.backbone({"token_ids": inputs["input_word_ids"], "segment_ids": inputs["input_type_ids"],
                                      "padding_mask": inputs["input_mask"]}, training=training)
             sequence = outputs["sequence_output"]
-            mask = tf.cast(inputs["input_mask"], sequence.dtype)[..., None]
-            pooled = tf.reduce_sum(sequence * mask, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+            pooled = self.mean(sequence, mask=inputs["input_mask"])
             return {"pooled_output": pooled, "sequence_output": sequence, "default": pooled}
 
     return SavedEncoder()

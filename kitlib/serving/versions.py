@@ -11,10 +11,7 @@ policy serves the latest version only, it keeps every version loaded (TF Serving
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
-import shutil
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -136,15 +133,7 @@ def export_version(export: Callable[[Path], Any], base_path: str | Path, version
         target = base / str(version)
         if target.exists():
             raise FileExistsError(f"{target} exists: TF Serving never reloads a version in place; export a new one.")
-        _fs.clean_stale(base, target.name)
-        try:
-            staging = Path(tempfile.mkdtemp(prefix=_fs.staging_prefix(target), dir=base))
-        except OSError as exc:
-            raise _fs.storage_error(exc, f"create a folder in {base}") from exc
-        try:
+        with _fs.staged_folder(target) as staging:
             export(staging)
             staging.chmod(0o755)  # mkdtemp's folder is private; a version is read by whoever serves it
-            os.rename(staging, target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
     return target
