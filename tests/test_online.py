@@ -34,6 +34,7 @@ def served_registry(routed_http, monkeypatch: pytest.MonkeyPatch) -> dict:
     monkeypatch.setattr(hub, "MODELS", {"good": good, "denied": denied})
     monkeypatch.setattr(hub, "KERAS_HUB_PRESETS", ("bert_tiny_en_uncased",))
     monkeypatch.setattr(online, "KAGGLE_MODELS", f"{base}/kaggle-models/")
+    monkeypatch.setattr(online, "publication_targets", lambda: [])  # tested on its own below
     imdb, cats = manifest.ARCHIVES["imdb"], manifest.ARCHIVES["cats_and_dogs"]
     monkeypatch.setattr(manifest, "ARCHIVES", {
         "imdb": dataclasses.replace(imdb, url=f"{base}/imdb.tar.gz", size=100),
@@ -85,3 +86,33 @@ def test_lesson_04_presets_are_the_registered_ones() -> None:
     code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
     knob = re.search(r"KERAS_HUB_PRESET = cfg\.pick\(([^)]*)\)", code).group(1)
     assert tuple(re.findall(r'"(\w+)"', knob)) == hub.KERAS_HUB_PRESETS
+
+
+def test_the_repository_site_and_each_badge_are_probed_where_a_lesson_opens(routed_http, tmp_path, monkeypatch) -> None:
+    routes, base = routed_http
+    clone = tmp_path / "clone"
+    (clone / "notebooks").mkdir(parents=True)
+    (clone / "README.md").write_text("# kit\n")
+    (clone / "pyproject.toml").write_text('[project]\nname = "kitlib"\n[project.urls]\n'
+                                          'Repository = "https://github.com/someone/kit"\n')
+    badge = "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research." \
+            "google.com/github/someone/kit/blob/exercises/notebooks/{name})"
+    for name in ("00_start_here.ipynb", "01_words.ipynb"):
+        cell = {"cell_type": "markdown", "id": "badge", "metadata": {}, "source": badge.format(name=name) + "\n\nText."}
+        (clone / "notebooks" / name).write_text(json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4,
+                                                              "nbformat_minor": 5}))
+    (clone / "notebooks" / "02_no_badge.ipynb").write_text(json.dumps(
+        {"cells": [{"cell_type": "markdown", "id": "title", "metadata": {}, "source": "# no badge"}], "metadata": {},
+         "nbformat": 4, "nbformat_minor": 5}))
+    listed = online.publication_targets(clone)
+    assert [(t.label, t.url) for t in listed[:4]] == [
+        ("repository", "https://github.com/someone/kit"), ("course site", "https://someone.github.io/kit/"),
+        ("Colab badge of 00_start_here.ipynb", "https://github.com/someone/kit/blob/exercises/notebooks/00_start_here.ipynb"),
+        ("Colab badge of 01_words.ipynb", "https://github.com/someone/kit/blob/exercises/notebooks/01_words.ipynb")]
+    assert listed[4].error == "no Colab badge in its first cell"
+    monkeypatch.setattr(online, "GITHUB", f"{base}/gh/")
+    routes["/gh/someone/kit/blob/exercises/notebooks/00_start_here.ipynb"] = (200, None, b"{}")
+    probes = [online.probe(t, timeout=5) for t in online.publication_targets(clone)[2:]]
+    assert [p.ok for p in probes] == [True, False, False], "a badge whose file is not published fails"
+    assert "HTTP 404" in probes[1].problem
+

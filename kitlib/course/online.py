@@ -1,22 +1,28 @@
-"""`python -m kitlib doctor --online`: is every model handle and dataset URL the kit names still served?
+"""`python -m kitlib doctor --online`: is every model handle, dataset URL and published page the kit names served?
 
 TF Hub handles are asked for in the form `tensorflow_hub` downloads (`?tf-hub-format=compressed`) and
 followed through their redirects to wherever they are served now (Kaggle); keras-hub presets by their Kaggle
-model page; dataset archives at their manifest URL, their size checked against the manifest's. Each
-answer is one line: reachable or not, the final URL, the size where the server says it.
+model page; dataset archives at their manifest URL, their size checked against the manifest's; from a
+checkout, the repository, its site and the file each lesson's Colab badge opens (Colab itself answers for
+any path, so the badge is checked at GitHub). Each answer is one line: reachable or not, the final URL, the
+size where the server says it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 from kitlib.data import manifest
 
 KAGGLE_MODELS = "https://www.kaggle.com/models/"  # keras-hub's `kaggle://owner/model/framework/variation/version`
 TFHUB_FORMAT = "?tf-hub-format=compressed"
+COLAB_BADGE = re.compile(r"https://colab\.research\.google\.com/github/(?P<path>[^)\s\"]+\.ipynb)")
+GITHUB = "https://github.com/"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +115,25 @@ def targets() -> list[Target]:
         except (KeyError, ImportError) as exc:
             listed.append(Target(f"keras-hub preset {name}", name, error=str(exc)))
     listed += [Target(f"dataset {spec.name}", spec.url, spec.size) for spec in manifest.ARCHIVES.values()]
+    return listed + publication_targets()
+
+
+def publication_targets(root: Path | None = None) -> list[Target]:
+    """The repository and site pyproject names, and the GitHub file each lesson's Colab badge opens."""
+    from kitlib import course
+    from kitlib.course import notebooks, repository
+
+    try:
+        root = course.checkout(root)
+        url = repository.repository_url(root)
+    except (course.CheckoutError, ValueError, OSError) as exc:
+        return [Target("repository", "(none)", error=f"not checked: {exc}")]
+    listed = [Target("repository", url), Target("course site", repository.pages_url(url))]
+    for path in sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        cells = notebooks.read(path).cells
+        found = COLAB_BADGE.search(notebooks.source(cells[0])) if cells else None
+        listed.append(Target(f"Colab badge of {path.name}", GITHUB + found["path"]) if found else
+                      Target(f"Colab badge of {path.name}", str(path), error="no Colab badge in its first cell"))
     return listed
 
 
