@@ -217,14 +217,16 @@ def mark_cells(args: argparse.Namespace) -> int:
 def grade(args: argparse.Namespace) -> int:
     """Grade a folder of submissions against one lesson and write the gradebook."""
     try:
-        lesson = grading.find_lesson(args.lesson, Path(args.notebooks))
+        lessons = Path(args.notebooks) if args.notebooks else course.checkout() / "notebooks"
+        lesson = grading.find_lesson(args.lesson, lessons)
         limits = sandbox.Limits(memory_bytes=int(args.memory_gb * (1 << 30)), processes=args.processes,
                                 cpu_seconds=int(args.timeout) + 5)
         rows = grading.grade(Path(args.submissions), lesson, Path(args.out), args.profile, args.timeout, limits)
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
-    print(f"gradebook: {Path(args.out) / 'gradebook.csv'}, summary: {Path(args.out) / 'summary.md'} "
-          f"({len(rows)} submissions)")
+    out = Path(args.out)
+    print(f"gradebook: {out / 'gradebook.csv'} (LMS import: {out / 'lms.csv'}), summary: {out / 'summary.md'}, "
+          f"feedback: {out / 'feedback'}/ ({len(rows)} submission(s) graded now)")
     return 0
 
 
@@ -374,14 +376,18 @@ def _course_verbs(commands: argparse._SubParsersAction) -> None:
     mark_cmd.add_argument("notebooks", nargs="*", help="lesson files (default: notebooks/NN_*.ipynb)")
     mark_cmd.add_argument("--check", action="store_true", help="only report lessons whose metadata is out of date")
     grade_cmd = _verb(commands, "grade", "grade a folder of submitted notebooks into a gradebook",
-                      ["submissions/ --lesson 01 --out gradebook/", "submissions/ --lesson 04 --profile cpu "
+                      ["submissions/ --lesson 01 --out gradebook/",
+                       "# re-grade one student (or one file): their rows change, the others stay",
+                       "submissions/erin --lesson 01 --out gradebook/", "submissions/ --lesson 04 --profile cpu "
                        "--timeout 1800 --memory-gb 8"], grade)
-    grade_cmd.add_argument("submissions", help="folder holding the submitted .ipynb files (searched recursively)")
+    grade_cmd.add_argument("submissions", help="folder holding the submitted .ipynb files (searched recursively; "
+                           "a student's folder is the student id), or one .ipynb file to re-grade")
     grade_cmd.add_argument("--lesson", required=True, help="lesson number (e.g. 01) or the instructor notebook's path")
-    grade_cmd.add_argument("--notebooks", default="notebooks", help="folder of the instructor notebooks")
+    grade_cmd.add_argument("--notebooks", help="folder of the instructor notebooks (default: the checkout's)")
     grade_cmd.add_argument("--profile", default="smoke", choices=runtime.PROFILES, help="(default: smoke)")
     grade_cmd.add_argument("--timeout", type=float, default=600, help="seconds per submission (default 600)")
-    grade_cmd.add_argument("--out", default="gradebook", help="folder for gradebook.csv and summary.md")
+    grade_cmd.add_argument("--out", default="gradebook", help="folder of the class gradebook: gradebook.csv, lms.csv, "
+                           "summary.md, feedback/ (a re-grade merges into it)")
     grade_cmd.add_argument("--memory-gb", type=float, default=4, help="address space per submission (default 4)")
     grade_cmd.add_argument("--processes", type=int, default=256,
                            help="processes and threads per submission's user (default 256)")

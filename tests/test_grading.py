@@ -197,3 +197,59 @@ def test_bad_arguments_say_what_to_pass(tmp_path: Path) -> None:
         main(["grade", str(tmp_path / "missing"), "--lesson", "01", "--notebooks", str(ROOT / "notebooks")])
     with pytest.raises(SystemExit, match="No lesson '42'"):
         main(["grade", str(tmp_path), "--lesson", "42", "--notebooks", str(ROOT / "notebooks")])
+
+
+def test_regrading_one_student_or_file_updates_their_rows_and_keeps_the_class(mini_lesson: Path, tmp_path: Path,
+                                                                             capsys) -> None:
+    instructor = json.loads(mini_lesson.read_text(encoding="utf-8"))
+    subs, out = tmp_path / "submissions", tmp_path / "gradebook"
+    (subs / "alice").mkdir(parents=True)
+    (subs / "bob").mkdir()
+    alice, bob = subs / "alice" / "01_mini.ipynb", subs / "bob" / "01_mini.ipynb"
+    alice.write_text("{ not json", encoding="utf-8")  # refused without a kernel
+    _write(bob, release.student_notebook(instructor))
+    assert main(["grade", str(subs), "--lesson", str(mini_lesson), "--out", str(out), "--timeout", "60"]) == 0
+
+    def book() -> dict[str, dict]:
+        with open(out / "gradebook.csv", encoding="utf-8", newline="") as handle:
+            return {row["student"]: row for row in csv.DictReader(handle)}
+
+    first = book()
+    assert set(first) == {"alice", "bob"} and first["bob"]["score"] == "0" and first["alice"]["status"].startswith("not a")
+    assert first["bob"]["submission"] == "bob/01_mini.ipynb" and first["bob"]["submitted"].endswith(" UTC")
+    _write(bob, instructor)  # bob hands in again, correct this time
+    assert main(["grade", str(subs / "bob"), "--lesson", str(mini_lesson), "--out", str(out), "--timeout", "60"]) == 0
+    second = book()
+    assert second["bob"]["score"] == "3" and second["bob"]["submission"] == "bob/01_mini.ipynb"
+    assert second["alice"] == first["alice"], "re-grading bob leaves alice's row as it was"
+    _write(alice, instructor)
+    assert main(["grade", str(alice), "--lesson", str(mini_lesson), "--out", str(out), "--timeout", "60"]) == 0
+    third = book()
+    assert third["alice"]["score"] == "3" and third["bob"] == second["bob"] and len(third) == 2
+    with open(out / "lms.csv", encoding="utf-8", newline="") as handle:
+        lms = list(csv.reader(handle))
+    assert lms[0] == ["student", "ex1-nearest_neighbours", "ex2-projector_export", "closing", "total"]
+    assert sorted(lms[1:]) == [["alice", "1", "1", "1", "3"], ["bob", "1", "1", "1", "3"]]
+    feedback = (out / "feedback" / "bob.md").read_text(encoding="utf-8")
+    assert feedback.splitlines()[0] == f"# Feedback: {grading.md_cell(mini_lesson.name)}, bob"
+    assert "## ex1-nearest\\_neighbours: passed" in feedback and "3 of 3 graded cells passed" in feedback
+    assert "np.argsort" not in feedback, "feedback says what passed, never the solution"
+    summary = (out / "summary.md").read_text(encoding="utf-8")
+    assert "| alice | alice/01\\_mini.ipynb | graded | 3/3 |" in summary
+    other = tmp_path / "02_lstm_baseline.ipynb"
+    other.write_text((ROOT / "notebooks" / "02_lstm_baseline.ipynb").read_text(encoding="utf-8"), encoding="utf-8")
+    with pytest.raises(SystemExit, match="holds the gradebook of"):
+        main(["grade", str(alice), "--lesson", str(other), "--out", str(out)])
+
+
+def test_a_failed_check_keeps_its_whole_message(mini_lesson: Path) -> None:
+    outputs = [{"output_type": "error", "ename": "CheckFailed", "evalue": "wrong neighbours\nexpected: a\nreceived: b\nhint: c"}]
+    ok, message = grading._verdict(outputs, True, "error")
+    assert not ok and message.splitlines() == ["CheckFailed: wrong neighbours", "expected: a", "received: b", "hint: c"]
+
+
+def test_student_ids_come_from_folders_or_file_names(tmp_path: Path) -> None:
+    assert grading.student_id(tmp_path / "erin" / "01_word_embeddings.ipynb", tmp_path) == "erin"
+    assert grading.student_id(tmp_path / "erin" / "01_word_embeddings.ipynb", tmp_path / "erin") == "erin"
+    assert grading.student_id(tmp_path / "frank.ipynb", tmp_path) == "frank"
+    assert grading.student_id(tmp_path / "a" / "b" / "x.ipynb", tmp_path) == "a"

@@ -222,5 +222,5 @@ def test_names_are_escaped_in_the_csv_and_the_summary(hostile: dict) -> None:
     assert "'=HYPERLINK(\"x.example\",\"y\").ipynb" in names
     summary = (hostile["out"] / "summary.md").read_text(encoding="utf-8")
     table = [line for line in summary.splitlines() if line.startswith("| ") and ".ipynb" in line]
-    assert len(table) == 21 and all(line.count(" | ") == 3 for line in table), table
+    assert len(table) == 21 and all(line.count(" | ") == 4 for line in table), table
     assert "pipe\\|name.ipynb" in summary and "new line.ipynb" in summary

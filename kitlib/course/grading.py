@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import datetime
 import functools
 import io
 import json
@@ -42,6 +43,9 @@ CHECK_CALL = re.compile(r"kitlib\.checks\.(?!call\b)(\w+)\(")
 PASSED = "Check passed"
 DONE = "kitlib-check-done"  # + the nonce of one run of one graded cell: printed only after its code returned
 MAX_SUBMISSION_BYTES = 64 << 20
+MESSAGE_CHARS = 4000  # of a failed check's message kept in the gradebook: expected, received and hint
+GRADEBOOK_JSON = "gradebook.json"  # the class's rows, which a re-grade of one student or file merges into
+LESSON_FILE = re.compile(r"^\d\d(?:_.*)?\.ipynb$")  # a submission named after its lesson: 01_word_embeddings.ipynb
 MAX_MESSAGE_BYTES = 64 << 20  # a larger kernel message is refused by zmq (the cell then times out)
 
 
@@ -287,6 +291,9 @@ class Row:
     verdicts: dict[str, tuple[bool | None, str]]
     seconds: float
     flags: list[str] = dataclasses.field(default_factory=list)
+    student: str = ""
+    submitted: str = ""  # the file's modification time, UTC
+    key: str = ""  # the file's absolute path: a re-graded file replaces its own row
 
     def score(self) -> int:
         """Number of graded cells that passed."""
@@ -390,7 +397,7 @@ def _verdict(outputs: list[dict], done: bool, reply_status: str | None) -> tuple
     for output in outputs:
         if output.get("output_type") == "error":
             message = f"{output.get('ename', 'Error')}: {output.get('evalue', '')}".strip()
-            return False, message.splitlines()[0][:300] if message else "error"
+            return False, message[:MESSAGE_CHARS] if message else "error"
     if reply_status != "ok" or not done:
         return False, "the check did not finish (an error was hidden, or the cell was stopped)"
     text = "".join(_source({"source": o.get("text", "")}) for o in outputs if o.get("output_type") == "stream")
@@ -508,6 +515,9 @@ def find_lesson(lesson: str, notebooks_dir: Path) -> Path:
     """The instructor notebook of a lesson given as `NN` or as a path."""
     if Path(lesson).suffix == ".ipynb":
         return Path(lesson)
+    if not notebooks_dir.is_dir():
+        raise ValueError(f"{notebooks_dir} is not a folder of lessons: pass --notebooks (the folder of the instructor "
+                         "notebooks) or give --lesson as the lesson notebook's path.")
     found = sorted(notebooks_dir.glob(f"{int(lesson):02d}_*.ipynb")) if lesson.isdigit() else []
     if not found:
         known = ", ".join(p.name[:2] for p in sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb")))
@@ -524,16 +534,49 @@ def submission_files(submissions: Path) -> list[Path]:
     return sorted(found)
 
 
+def student_id(path: Path, root: Path) -> str:
+    """Who submitted `path`: its first folder under the graded folder (`erin/01_word_embeddings.ipynb`: erin), else
+    its name; a file named after a lesson (`01_...ipynb`) belongs to the folder holding it, whatever was graded."""
+    relative = path.relative_to(root)
+    if len(relative.parts) > 1:
+        return relative.parts[0]
+    return path.parent.name if LESSON_FILE.match(path.name) and path.parent.name else path.stem
+
+
+def _previous_rows(out: Path, lesson: str) -> dict[str, Row]:
+    """The rows of the class gradebook already in `out` (gradebook.json), by file; refused if of another lesson."""
+    saved = out / GRADEBOOK_JSON
+    if not saved.is_file():
+        return {}
+    try:
+        book = json.loads(saved.read_text(encoding="utf-8"))
+        rows = [Row(**{**row, "verdicts": {k: tuple(v) for k, v in row["verdicts"].items()}}) for row in book["rows"]]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{saved} is not a gradebook this kit can read ({type(exc).__name__}): move it away, or "
+                         "choose another --out.") from None
+    if book.get("lesson") != lesson:
+        raise ValueError(f"--out {out} holds the gradebook of {book.get('lesson')}, not {lesson}: give each lesson "
+                         "its own gradebook folder.")
+    return {row.key: row for row in rows}
+
+
 def grade(submissions: Path, lesson_path: Path, out: Path, profile: str = "smoke", timeout: float = 600,
           limits: sandbox.Limits | None = None) -> list[Row]:
-    """Grade every `.ipynb` under `submissions` against one lesson; write gradebook.csv and summary.md in `out`."""
+    """Grade every `.ipynb` under `submissions` (a folder, or one file to re-grade) against one lesson; returns the
+    rows graded now. The class gradebook in `out` keeps every other row and replaces the rows of the files graded."""
     submissions, out = Path(submissions), Path(out)
-    if not submissions.is_dir():
-        raise ValueError(f"{submissions} is not a folder: pass the folder that holds the submitted .ipynb files.")
-    files = submission_files(submissions)
+    if submissions.suffix == ".ipynb" and not submissions.is_dir():
+        if not submissions.exists() and not submissions.is_symlink():
+            raise ValueError(f"{submissions} does not exist: pass a submitted .ipynb file or the folder of them.")
+        files, root = [submissions], submissions.parent
+    elif submissions.is_dir():
+        files, root = submission_files(submissions), submissions
+    else:
+        raise ValueError(f"{submissions} is not a folder: pass the folder that holds the submitted .ipynb files, or "
+                         "one .ipynb file to re-grade.")
     if not files:
         raise ValueError(f"No .ipynb files under {submissions}.")
-    if out.resolve().is_relative_to(submissions.resolve()):
+    if out.resolve().is_relative_to(root.resolve()):
         raise ValueError(f"Write the gradebook outside the submissions folder (got --out {out}).")
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise ValueError(f"--out {out} is a link or a file: give a folder of its own for the gradebook.")
@@ -542,18 +585,28 @@ def grade(submissions: Path, lesson_path: Path, out: Path, profile: str = "smoke
         lesson_nb = mark(notebooks.read(lesson_path), lesson)
     except notebooks.NotebookError as exc:
         raise ValueError(str(exc)) from None
+    previous = _previous_rows(out, lesson_path.name)
     exercises = graded_cells(lesson_nb, lesson)
     print(f"isolation: {isolation()[1]}", flush=True)
     rows = []
     for n, path in enumerate(files, start=1):
-        name = str(path.relative_to(submissions))
+        key = os.path.abspath(path)
+        name = previous[key].submission if key in previous else str(path.relative_to(root))
         print(f"[{n}/{len(files)}] {name!r} ...", end=" ", flush=True)
         row = grade_one(path, lesson_nb, lesson, profile, timeout, limits)
-        row.submission = name
+        row.submission, row.key, row.submitted = name, key, _modified(path)
+        row.student = previous[key].student if key in previous else student_id(path, root)
         rows.append(row)
         print(f"{row.status[:200]!r}, {row.score()}/{len(exercises)} passed ({row.seconds:.0f} s)", flush=True)
-    write_gradebook(rows, exercises, out, lesson_path.name, profile)
+    book = sorted({**previous, **{row.key: row for row in rows}}.values(), key=lambda r: (r.student, r.submission))
+    write_gradebook(book, exercises, out, lesson_path.name, profile)
     return rows
+
+
+def _modified(path: Path) -> str:
+    """When the file was last changed, in UTC to the second (a link: the link's own time)."""
+    stamp = os.lstat(path).st_mtime
+    return datetime.datetime.fromtimestamp(stamp, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def csv_cell(value: object) -> str:
@@ -568,29 +621,62 @@ def md_cell(value: object) -> str:
     return re.sub(r"([\\`*_{}\[\]<>()#+!|~])", r"\\\1", text)
 
 
+def feedback_name(row: Row, taken: set[str]) -> str:
+    """A file name for one student's feedback: their id made safe, with the submission's name if taken."""
+    name = re.sub(r"[^\w.-]+", "_", row.student or Path(row.submission).stem).strip("._") or "submission"
+    if name in taken:
+        name += "--" + re.sub(r"[^\w.-]+", "_", Path(row.submission).stem)
+    taken.add(name)
+    return name + ".md"
+
+
+def feedback(row: Row, exercises: list[Exercise], lesson: str) -> str:
+    """One student's feedback in Markdown: each graded cell passed or not, and its full message (no solutions)."""
+    lines = [f"# Feedback: {md_cell(lesson)}, {md_cell(row.student)}", "",
+             f"Submission `{md_cell(row.submission)}`, last changed {row.submitted}: {md_cell(row.status)}, "
+             f"{row.score()} of {len(exercises)} graded cells passed."]
+    if row.flags:
+        lines += ["", "Flags: " + md_cell("; ".join(row.flags))]
+    fence = "~~~~"
+    for e in exercises:
+        ok, message = row.verdicts[e.grade_id]
+        lines += ["", f"## {md_cell(e.column)}: {'passed' if ok else 'not passed'}", "", fence + "text",
+                  message.replace(fence, "~ ~ ~ ~"), fence]
+    return "\n".join(lines) + "\n"
+
+
 def write_gradebook(rows: list[Row], exercises: list[Exercise], out: Path, lesson: str, profile: str) -> None:
-    """gradebook.csv (one row per submission, one column per graded cell) and summary.md, each written atomically."""
+    """The class gradebook in `out`, each file written atomically: gradebook.csv (every message in full), lms.csv
+    (a student column, one 0/1 column per graded cell and the total: the generic CSV Canvas and Moodle import),
+    summary.md, one feedback file per submission (feedback/), and gradebook.json, which a re-grade merges into."""
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        (out / "feedback").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise _fs.storage_error(exc, f"create the gradebook folder {out}") from exc
-    table = io.StringIO(newline="")
-    writer = csv.writer(table)
-    writer.writerow(["submission", "status", "score", "out_of", "seconds", "flags",
+    table, lms = io.StringIO(newline=""), io.StringIO(newline="")
+    writer, lms_writer = csv.writer(table), csv.writer(lms)
+    writer.writerow(["student", "submission", "submitted", "status", "score", "out_of", "seconds", "flags",
                      *[e.column for e in exercises], *[f"{e.column} message" for e in exercises]])
+    lms_writer.writerow(["student", *[e.column for e in exercises], "total"])
+    taken: set[str] = set()
     for row in rows:
         marks = [row.verdicts[e.grade_id] for e in exercises]
-        writer.writerow([csv_cell(v) for v in [row.submission, row.status, row.score(), len(exercises),
-                                                f"{row.seconds:.1f}", "; ".join(row.flags),
+        writer.writerow([csv_cell(v) for v in [row.student, row.submission, row.submitted, row.status, row.score(),
+                                                len(exercises), f"{row.seconds:.1f}", "; ".join(row.flags),
                                                 *["pass" if ok else "fail" for ok, _ in marks],
                                                 *[msg for _, msg in marks]]])
+        lms_writer.writerow([csv_cell(row.student), *[int(bool(ok)) for ok, _ in marks], row.score()])
+        _fs.write_atomically(out / "feedback" / feedback_name(row, taken), feedback(row, exercises, lesson))
     lines = [f"# Gradebook: {md_cell(lesson)}", "", f"{len(rows)} submissions, profile {profile}, network off; "
              f"{isolation()[1]}.", "", "| graded cell | passed | pass rate |", "| --- | --- | --- |"]
     for e in exercises:
         passed = sum(1 for row in rows if row.verdicts[e.grade_id][0])
         lines.append(f"| {md_cell(e.column)} | {passed}/{len(rows)} | {passed / len(rows):.0%} |")
-    lines += ["", "| submission | status | score | flags |", "| --- | --- | --- | --- |"]
-    lines += [f"| {md_cell(row.submission)} | {md_cell(row.status)} | {row.score()}/{len(exercises)} | "
-              f"{md_cell('; '.join(row.flags))} |" for row in rows]
+    lines += ["", "| student | submission | status | score | flags |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {md_cell(row.student)} | {md_cell(row.submission)} | {md_cell(row.status)} | "
+              f"{row.score()}/{len(exercises)} | {md_cell('; '.join(row.flags))} |" for row in rows]
     _fs.write_atomically(out / "gradebook.csv", table.getvalue())
+    _fs.write_atomically(out / "lms.csv", lms.getvalue())
     _fs.write_atomically(out / "summary.md", "\n".join(lines) + "\n")
+    _fs.write_atomically(out / GRADEBOOK_JSON, json.dumps(
+        {"lesson": lesson, "profile": profile, "rows": [dataclasses.asdict(row) for row in rows]}, indent=1))
