@@ -253,3 +253,16 @@ def test_student_ids_come_from_folders_or_file_names(tmp_path: Path) -> None:
     assert grading.student_id(tmp_path / "erin" / "01_word_embeddings.ipynb", tmp_path / "erin") == "erin"
     assert grading.student_id(tmp_path / "frank.ipynb", tmp_path) == "frank"
     assert grading.student_id(tmp_path / "a" / "b" / "x.ipynb", tmp_path) == "a"
+
+
+def test_a_deleted_check_cell_is_restored_and_graded_not_called_another_lesson(mini_lesson: Path, tmp_path: Path) -> None:
+    instructor = json.loads(mini_lesson.read_text(encoding="utf-8"))
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    deleted = json.loads(json.dumps(instructor))
+    check = next(i for i, c in enumerate(deleted["cells"]) if "kitlib.checks.projector_export" in "".join(c["source"]))
+    del deleted["cells"][check]  # the student removed exercise 2's check cell but answered it right
+    _write(subs / "deleted.ipynb", deleted)
+    row = grading.grade(subs, mini_lesson, tmp_path / "out", timeout=60)[0]
+    assert row.status == "graded" and row.score() == 3, row
+    assert row.flags[-1] == "deleted check cell restored from the lesson (ex2-projector_export)", row.flags

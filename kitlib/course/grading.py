@@ -338,21 +338,25 @@ def _read_submission(path: Path) -> str:
         raise notebooks.NotebookError(f"{path.name} is not UTF-8 text ({exc.reason} at byte {exc.start}).") from None
 
 
-def _prepare(path: Path, lesson_nb: dict, lesson: str) -> tuple[Any, list[str], str]:
-    """(the notebook to run, its graded cells' grade_ids by position, problem): graded cells restored from the lesson."""
+def _prepare(path: Path, lesson_nb: dict, lesson: str) -> tuple[Any, list[str], str, list[str]]:
+    """(the notebook to run, its graded cells' grade_ids by position, problem, the check cells put back that the
+    student deleted): graded cells restored from the lesson."""
     try:
         submitted = notebooks.from_text(_read_submission(path), path.name, validate=True)
     except OSError as exc:
-        return None, [], f"not a notebook (cannot read it: {exc.strerror or exc})"
+        return None, [], f"not a notebook (cannot read it: {exc.strerror or exc})", []
     except notebooks.NotebookError as exc:
-        return None, [], str(exc).replace(f"{path.name} is ", "", 1)
+        return None, [], str(exc).replace(f"{path.name} is ", "", 1), []
     cells = submitted.cells
     expected = graded_cells(lesson_nb, lesson)
-    positions = _graded_positions(cells, expected)
+    positions, restored = _graded_positions(cells, expected), []
+    if positions is None:
+        restored = _restore_checks(cells, expected)
+        positions = _graded_positions(cells, expected) if restored else None
     if positions is None:
         others = sorted({g[1:3] for g in map(_grade_id, cells) if g and re.match(r"l\d\d-", g)} - {lesson})
         what = f"it carries lesson {', '.join(others)}'s cells" if others else "its check cells are missing or out of order"
-        return None, [], f"wrong lesson: {what}, expected lesson {lesson}"
+        return None, [], f"wrong lesson: {what}, expected lesson {lesson}", []
     roles: list[str] = [""] * len(cells)
     for index, exercise in zip(positions, expected):  # graded cells run the instructor's code, as in nbgrader
         cells[index]["source"] = exercise.source
@@ -361,7 +365,35 @@ def _prepare(path: Path, lesson_nb: dict, lesson: str) -> tuple[Any, list[str], 
     for index, cell in enumerate(cells):
         if cell.get("cell_type") == "code":
             cell["outputs"] = []
-    return submitted, roles, ""
+    return submitted, roles, "", restored
+
+
+def _restore_checks(cells: list, expected: list[Exercise]) -> list[str]:
+    """Put back the check cells a student deleted, each right after the cell defining what it checks; returns their
+    columns. Nothing is restored (the submission is then another lesson's) unless every such definition is there."""
+    plan, start = [], 0
+    for exercise in expected:
+        if exercise.grade_id.endswith("-closing"):
+            continue
+        name = exercise.grade_id.split("-", 2)[2]
+        code = [i for i, c in enumerate(cells) if c.get("cell_type") == "code"]
+        check = next((i for i in code if i >= start and name in CHECK_CALL.findall(_source(cells[i]))), None)
+        if check is not None:
+            start = check + 1
+            continue
+        defined = re.findall(r"kitlib\.checks\.\w+\(\s*(\w+)", exercise.source)  # what the check is given
+        pattern = re.compile(rf"^(?:def|class) ({'|'.join(map(re.escape, defined))})\b|^({'|'.join(map(re.escape, defined))})\s*=",
+                             re.M) if defined else None
+        definition = next((i for i in code if i >= start and pattern and pattern.search(_source(cells[i]))), None)
+        if definition is None:
+            return []
+        plan.append((definition + 1, exercise))
+        start = definition + 1
+    from nbformat import v4
+
+    for index, exercise in reversed(plan):
+        cells.insert(index, v4.new_code_cell(exercise.source))
+    return [exercise.column for _, exercise in plan]
 
 
 def _graded_positions(cells: list, expected: list[Exercise]) -> list[int] | None:
@@ -460,11 +492,12 @@ def grade_one(path: Path, lesson_nb: dict, lesson: str, profile: str, timeout: f
         row = Row(path.name, "refused: the submission is a link, not a notebook file; ask for the file itself",
                   {k: (False, "not graded: link") for k in columns}, 0.0, ["link"])
         return row
-    notebook, roles, problem = _prepare(path, lesson_nb, lesson)
+    notebook, roles, problem, restored = _prepare(path, lesson_nb, lesson)
     if notebook is None:
         return Row(path.name, problem, {k: (False, problem) for k in columns}, 0.0)
     flags = [f"copies the instructor's solution verbatim ({', '.join(found)})"
              for found in [copied_solutions(notebook.cells, lesson_nb, lesson)] if found]
+    flags += [f"deleted check cell restored from the lesson ({', '.join(restored)})"] if restored else []
     nonces = {i: secrets.token_hex(16) for i, role in enumerate(roles) if role}
     for index, nonce in nonces.items():
         notebook.cells[index]["source"] = graded_source(
