@@ -266,3 +266,12 @@ def test_a_deleted_check_cell_is_restored_and_graded_not_called_another_lesson(m
     row = grading.grade(subs, mini_lesson, tmp_path / "out", timeout=60)[0]
     assert row.status == "graded" and row.score() == 3, row
     assert row.flags[-1] == "deleted check cell restored from the lesson (ex2-projector_export)", row.flags
+
+
+def test_the_closing_point_counts_only_when_every_exercise_passed() -> None:
+    columns = {"l01-ex1-nearest_neighbours": (True, "Check passed"), "l01-ex2-projector_export": (False, "CheckFailed"),
+               "l01-closing": (True, "ran without error")}
+    closing = grading._closing_counted(columns)["l01-closing"]
+    assert closing[0] is False and "not passed: ex2-projector_export" in closing[1]
+    every = {**columns, "l01-ex2-projector_export": (True, "Check passed")}
+    assert grading._closing_counted(every) == every

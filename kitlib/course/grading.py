@@ -535,7 +535,18 @@ def grade_one(path: Path, lesson_nb: dict, lesson: str, profile: str, timeout: f
             log.close()
     if status != "graded":
         columns = {k: v if v[0] is not None else (False, status) for k, v in columns.items()}
-    return Row(path.name, status, columns, time.perf_counter() - start, flags)
+    return Row(path.name, status, _closing_counted(columns), time.perf_counter() - start, flags)
+
+
+def _closing_counted(columns: dict[str, tuple[bool | None, str]]) -> dict[str, tuple[bool | None, str]]:
+    """The closing assertions' point counts only when every exercise passed: the lesson's run then rests on the
+    student's own answers, and a wrong answer that happens to satisfy the closing checks earns nothing twice."""
+    closing = next((k for k in columns if k.endswith("-closing")), None)
+    failed = [k.split("-", 1)[1] for k, (ok, _) in columns.items() if k != closing and not ok]
+    if closing is None or not failed or not columns[closing][0]:
+        return columns
+    return {**columns, closing: (False, f"not counted: the closing assertions ran, but count only when every "
+                                        f"exercise passed (not passed: {', '.join(failed)})")}
 
 
 def _crash_reason(log: str) -> str:
