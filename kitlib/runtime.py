@@ -17,6 +17,10 @@ from typing import Any, Iterator
 from kitlib import progress
 
 PROFILES = ("smoke", "cpu", "gpu")
+# Wall-clock budgets of a lesson and of the whole course (seconds), kept by `make results` and the tables: a lesson
+# over its budget is a finding to fix. smoke: every lesson a test in about a minute; cpu: the course on 2 cores.
+LESSON_BUDGET = {"smoke": 90, "cpu": 360}
+COURSE_BUDGET = {"cpu": 1800}
 
 # Data sizes and training scale per profile; lesson-specific knobs use `Config.pick`.
 _SIZES: dict[str, dict[str, Any]] = {

@@ -76,7 +76,10 @@ def test_tables_are_written_from_the_run_and_only_between_markers(checkout: Path
     assert outside(readme) == outside(before["README.md"]), "the prose around the tables is untouched"
     results = (checkout / "docs/results.md").read_text(encoding="utf-8")
     assert "| 02 | imdb | BiLSTM-64 | p50_latency_ms_text | 33.2 ms | 25,000 |  |" in results
-    assert "| 03_pretraining_mlm.ipynb | cpu | failed after 2.0 min |" in results
+    assert "| 03_pretraining_mlm.ipynb | cpu | failed after 2.0 min | - |" in results
+    assert "| 02_lstm_baseline.ipynb | cpu | 3.2 min | within 6.0 min |" in results
+    assert ("The 3 notebooks of this run took 5.8 min in all, against a budget of 30.0 min for the course and "
+            "6.0 min a lesson; every lesson within its budget.") in results
     assert tables.update(RUN, checkout) == [], "a second run of the same records changes nothing"
 
 
@@ -155,3 +158,11 @@ def test_each_lesson_time_line_gets_the_run_cpu_time(tmp_path: Path) -> None:
     first = json.loads((tmp_path / "notebooks" / "02_lstm_baseline.ipynb").read_text())["cells"][0]
     assert "· cpu 3.2 min (measured 2026-11-28) ·" in "".join(first["source"]), "193 s"
     assert tables.update_time_lines(RUN, tmp_path) == [], "the failed lesson 03 keeps its line; nothing else to do"
+
+
+def test_a_lesson_over_its_budget_is_marked_and_named() -> None:
+    slow = {**RUN, "notebooks": {**RUN["notebooks"], "04_finetune_bert.ipynb": provenance(400.0)}}
+    assert tables.budget_cell(slow["notebooks"]["04_finetune_bert.ipynb"], "cpu") == "**over 6.0 min by 40 s**"
+    assert tables.course_line(slow).endswith("; over their budget: 04.")
+    assert tables.budget_cell(provenance(400.0), "gpu") == "-", "no budget is set for the gpu profile"
+

@@ -194,8 +194,10 @@ def bench(paths: list[Path], out: Path | None = None, timeout: float = 3600,
     With `executed`, the executed copies and `run.json` (each notebook's provenance and the records this run
     wrote) go there; with `merge`, into the run already there (re-measuring a few lessons), else replacing it.
     """
-    rows = ["| notebook | profile | precision | seconds (kernel start included) | peak GPU memory |",
-            "| --- | --- | --- | --- | --- |"]
+    from kitlib.course import tables
+
+    rows = ["| notebook | profile | precision | seconds (kernel start included) | peak GPU memory | budget |",
+            "| --- | --- | --- | --- | --- | --- |"]
     runs = []
     recorded_before = len(evaluate.load_results(runtime.results_dir()))
     for number, path in enumerate(paths, 1):
@@ -203,8 +205,9 @@ def bench(paths: list[Path], out: Path | None = None, timeout: float = 3600,
         run = run_notebook(path, timeout, executed)
         runs.append(run)
         peak = "no GPU" if run.peak_gpu_bytes is None else f"{run.peak_gpu_bytes / 1e9:.1f} GB"
+        budget = tables.budget_cell({"seconds": run.seconds, "error": run.error}, run.profile)
         rows.append(f"| {path.name} | {run.profile} | {run.precision} | "
-                    f"{run.seconds:.0f}{' (' + run.error + ')' if run.error else ''} | {peak} |")
+                    f"{run.seconds:.0f}{' (' + run.error + ')' if run.error else ''} | {peak} | {budget} |")
         print(f"[{number}/{len(paths)}] {path.name}: {'stopped, ' + run.error if run.error else 'finished'} "
               f"after {run.seconds:.0f} s", flush=True)
     profiles = sorted({run.profile for run in runs if run.profile != "-"})

@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from kitlib import _fs, evaluate
+from kitlib import _fs, evaluate, runtime
 from kitlib.course import checkout, notebooks
 
 RUN_FILE = "docs/_executed/run.json"
@@ -89,6 +89,29 @@ def _notebook_cell(info: dict[str, Any] | None) -> str:
     return f"failed after {duration(info['seconds'])}" if info.get("error") else duration(info["seconds"])
 
 
+def budget_cell(info: dict[str, Any], profile: str) -> str:
+    """A notebook's time against its profile's budget per lesson (runtime.LESSON_BUDGET), or '-' without one."""
+    budget = runtime.LESSON_BUDGET.get(profile)
+    if budget is None or info.get("error"):
+        return "-"
+    over = info["seconds"] - budget
+    return f"within {duration(budget)}" if over <= 0 else f"**over {duration(budget)} by {duration(over)}**"
+
+
+def course_line(run: dict[str, Any]) -> str:
+    """The whole course's time in this run against its budget (runtime.COURSE_BUDGET)."""
+    notebooks = run.get("notebooks", {})
+    total = sum(info["seconds"] for info in notebooks.values())
+    budget = runtime.COURSE_BUDGET.get(run["profile"])
+    line = f"The {len(notebooks)} notebooks of this run took {duration(total)} in all"
+    if budget is None:
+        return line + "."
+    over = [name[:2] for name, info in sorted(notebooks.items()) if budget_cell(info, run["profile"]).startswith("**")]
+    return (line + f", against a budget of {duration(budget)} for the course and "
+            f"{duration(runtime.LESSON_BUDGET[run['profile']])} a lesson"
+            + (f"; over their budget: {', '.join(over)}." if over else "; every lesson within its budget."))
+
+
 def results_block(run: dict[str, Any], every_metric: bool) -> str:
     """The run's header line and its results table (test accuracies only unless `every_metric`)."""
     timed = _lesson_seconds(run)
@@ -104,9 +127,10 @@ def results_block(run: dict[str, Any], every_metric: bool) -> str:
     lines = [header(run), "", evaluate.render_table(
         ["lesson", "data", "model", "metric", "result", "test examples", "whole notebook"], rows)]
     if every_metric:
-        lines += ["", evaluate.render_table(["notebook", "profile", "whole notebook"],
-                                            [[name, info["profile"], _notebook_cell(info)]
-                                             for name, info in sorted(run.get("notebooks", {}).items())])]
+        lines += ["", evaluate.render_table(["notebook", "profile", "whole notebook", "budget"],
+                                            [[name, info["profile"], _notebook_cell(info), budget_cell(info, info["profile"])]
+                                             for name, info in sorted(run.get("notebooks", {}).items())]),
+                  "", course_line(run)]
     return "\n".join(lines)
 
 
