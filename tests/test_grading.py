@@ -240,6 +240,12 @@ def test_regrading_one_student_or_file_updates_their_rows_and_keeps_the_class(mi
     other.write_text((ROOT / "notebooks" / "02_lstm_baseline.ipynb").read_text(encoding="utf-8"), encoding="utf-8")
     with pytest.raises(SystemExit, match="holds the gradebook of"):
         main(["grade", str(alice), "--lesson", str(other), "--out", str(out)])
+    edited = json.loads(json.dumps(instructor))
+    edited["cells"] = [c for c in edited["cells"] if "kitlib.checks.projector_export" not in "".join(c["source"])]
+    (mini_lesson.with_name("edited")).mkdir(exist_ok=True)
+    _write(mini_lesson.with_name("edited") / mini_lesson.name, edited)
+    with pytest.raises(SystemExit, match="other graded cells than the lesson has now"):
+        main(["grade", str(alice), "--lesson", str(mini_lesson.with_name("edited") / mini_lesson.name), "--out", str(out)])
 
 
 def test_a_failed_check_keeps_its_whole_message(mini_lesson: Path) -> None:

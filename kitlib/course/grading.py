@@ -587,8 +587,9 @@ def student_id(path: Path, root: Path) -> str:
     return path.parent.name if LESSON_FILE.match(path.name) and path.parent.name else path.stem
 
 
-def _previous_rows(out: Path, lesson: str) -> dict[str, Row]:
-    """The rows of the class gradebook already in `out` (gradebook.json), by file; refused if of another lesson."""
+def _previous_rows(out: Path, lesson: str, exercises: list[Exercise]) -> dict[str, Row]:
+    """The rows of the class gradebook already in `out` (gradebook.json), by file; refused if of another lesson or
+    of another version of it (other graded cells)."""
     saved = out / GRADEBOOK_JSON
     if not saved.is_file():
         return {}
@@ -601,6 +602,10 @@ def _previous_rows(out: Path, lesson: str) -> dict[str, Row]:
     if book.get("lesson") != lesson:
         raise ValueError(f"--out {out} holds the gradebook of {book.get('lesson')}, not {lesson}: give each lesson "
                          "its own gradebook folder.")
+    wanted = {e.grade_id for e in exercises}
+    if any(set(row.verdicts) != wanted for row in rows):
+        raise ValueError(f"--out {out} holds a gradebook of {lesson} with other graded cells than the lesson has now: "
+                         "re-grade the whole class into a new --out folder.")
     return {row.key: row for row in rows}
 
 
@@ -629,8 +634,8 @@ def grade(submissions: Path, lesson_path: Path, out: Path, profile: str = "smoke
         lesson_nb = mark(notebooks.read(lesson_path), lesson)
     except notebooks.NotebookError as exc:
         raise ValueError(str(exc)) from None
-    previous = _previous_rows(out, lesson_path.name)
     exercises = graded_cells(lesson_nb, lesson)
+    previous = _previous_rows(out, lesson_path.name, exercises)
     print(f"isolation: {isolation()[1]}", flush=True)
     rows = []
     for n, path in enumerate(files, start=1):
