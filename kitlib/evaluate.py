@@ -165,10 +165,15 @@ def latest_result(lesson: str, metric: str, profile: str, results_dir: Path | No
     return found[-1] if found else None
 
 
+def one_line(text: Any) -> str:
+    """A value's text with every run of whitespace, newlines included, as one space."""
+    return " ".join(str(text).split())
+
+
 def render_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A Markdown table: the one renderer for results, measures and race tables (cells on one line, '|' escaped)."""
     def line(cells: Sequence[Any]) -> str:
-        return "| " + " | ".join(" ".join(str(cell).split()).replace("|", "\\|") for cell in cells) + " |"
+        return "| " + " | ".join(one_line(cell).replace("|", "\\|") for cell in cells) + " |"
 
     wrong = [len(row) for row in rows if len(row) != len(header)]
     if wrong:

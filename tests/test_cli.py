@@ -1,4 +1,4 @@
-"""The command line: its shape (groups, help, version, name), results, fetch and doctor against loopback, finetune."""
+"""The command line: its shape (groups, help, version, name), results, fetch and doctor against loopback, finetune's refusals (its training: test_recipe.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from conftest import seed_stand_ins
 
 import kitlib
 from kitlib import __main__ as cli
@@ -175,33 +174,6 @@ def test_doctor_reports_a_misplaced_folder_in_one_sentence(counted_archives, kit
     assert line.startswith("imdb: not available: ") and "is a folder where the kit keeps" in line
     assert line.endswith("; lessons use rotten_tomatoes") and "(" not in line.split("not available: ")[1]
     assert counted_archives == []
-
-
-def test_finetune_trains_exports_records_and_reports_on_the_learners_test_file(kit_env, exported_stand_ins,
-                                                                               capsys) -> None:
-    seed_stand_ins(exported_stand_ins, kit_env / "cache")
-    def table(name: str, n: int, offset: int = 0) -> Path:
-        rows = [f'"{text} {i + offset}",{label}' for i in range(n) for label, text in
-                (("pos", "a wonderful moving film"), ("neg", "a dull boring mess"), ("plot", "the story follows a man"))]
-        path = kit_env / name
-        path.write_text("review,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
-        return path
-
-    source, test, val = table("mine.csv", 25), table("test.csv", 7, 100), table("dev.csv", 4, 200)
-    out = kit_env / "out"
-    assert cli.main(["finetune", str(source), "--task", "text", "--profile", "smoke", "--out", str(out),
-                     "--label-column", "label", "--test-file", str(test), "--val-file", str(val)]) == 0
-    printed = capsys.readouterr().out
-    assert all(f"[{i}/5]" in printed for i in range(1, 6)), printed
-    assert "75 training, 12 validation and 21 test examples" in printed, "every training row trains: the splits are given"
-    assert (out / "model.keras").is_file() and (out / "serving" / "saved_model.pb").is_file()
-    report = (out / "report.md").read_text()
-    assert "sizes: train 75, val 12, test 21" in report and "## Stages on the test split (21 examples)" in report
-    assert "classes (3): `neg`, `plot`, `pos`" in report and "| plot |" in report and "confusion_matrix.png" in report
-    assert "import tensorflow_text" in report and str(out.absolute() / "serving") in report
-    assert (out / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
-    records = kitlib.load_results(kit_env / "results", "smoke")
-    assert [(r["lesson"], r["metric"], r["dataset"], r["n_test"]) for r in records] == [("12", "test_accuracy", "mine", 21)]
 
 
 def test_finetune_names_the_bad_file(kit_env) -> None:

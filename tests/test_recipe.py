@@ -1,4 +1,5 @@
-"""Lesson 12's recipe on tiny data of k classes: the model to beat, frozen head, lesson 04's and 05's winners, exports."""
+"""Lesson 12's recipe (`kitlib finetune`) on tiny data of k classes: the model to beat, frozen head, lesson 04's and
+05's winners, exports that load as the report says, and an --out folder that is never clobbered."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,10 +22,13 @@ import tensorflow as tf
 from conftest import smoke_kit
 
 import kitlib
+from kitlib import __main__ as cli
+from kitlib import _fs
+from kitlib.data import containers
 from kitlib.models import finetuned, hub, recipe
 
-WORDS = {"good": "a wonderful moving film, great acting", "bad": "a dull boring mess, awful acting",
-         "plot": "the story follows a man who travels to the city"}
+ROWS = (("pos", "a wonderful moving film, great acting"), ("neg", "a dull boring mess, awful acting"),
+        ("plot", "the story follows a man who travels to the city"))
 
 
 @pytest.fixture(scope="module")
@@ -33,27 +38,65 @@ def smoke(tmp_path_factory: pytest.TempPathFactory, exported_stand_ins: Path):
         yield kitlib.setup(verbose=False), root
 
 
-def three_class_csv(path: Path, per_class: int = 30) -> Path:
-    """A CSV of three easily told classes, each text with a numbered variation."""
-    rows = [f'"{text} {i}",{label}' for i in range(per_class) for label, text in WORDS.items()]
-    path.write_text("text,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+def three_class_csv(path: Path, per_class: int = 30, offset: int = 0) -> Path:
+    """A CSV (review, label) of three easily told classes, each text with a numbered variation."""
+    rows = [f'"{text} {i + offset}",{label}' for i in range(per_class) for label, text in ROWS]
+    path.write_text("review,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
     return path
 
 
+@dataclasses.dataclass
+class CliRun:
+    """The module's one real training: `python -m kitlib finetune` on the learner's own train, val and test files."""
+    args: list[str]
+    source: Path
+    out: Path
+    data: containers.TextData
+    result: recipe.Run
+    printed: str
+    records: list[dict]
+
+
 @pytest.fixture(scope="module")
-def text_run(smoke):
+def text_run(smoke) -> CliRun:
     cfg, root = smoke
-    data = kitlib.load_text(three_class_csv(root / "three.csv"), cfg, verbose=False)
+    source, test, val = (three_class_csv(root / "mine.csv", 25), three_class_csv(root / "test.csv", 7, 100),
+                         three_class_csv(root / "dev.csv", 4, 200))
+    out = root / "out"
+    args = [str(source), "--task", "text", "--profile", "smoke", "--label-column", "label", "--test-file", str(test),
+            "--val-file", str(val)]
+    seen, train = [], recipe.run
+
+    def watched(data, cfg, settings):
+        seen.append((data, train(data, cfg, settings)))
+        return seen[-1][1]
+
     printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        result = recipe.run(data, cfg)
-    return data, result, printed.getvalue()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
+        patch.setattr(recipe, "run", watched)
+        assert cli.main(["finetune", *args, "--out", str(out)]) == 0
+    (data, result), = seen
+    return CliRun(args, source, out, data, result, printed.getvalue(), kitlib.load_results(root / "results", "smoke"))
+
+
+def test_finetune_trains_exports_records_and_reports_on_the_learners_test_file(text_run) -> None:
+    printed, out = text_run.printed, text_run.out
+    assert all(f"[{i}/5]" in printed for i in range(1, 6)), printed
+    assert "75 training, 12 validation and 21 test examples" in printed, "every training row trains: the splits are given"
+    assert (out / "model.keras").is_file() and (out / "serving" / "saved_model.pb").is_file()
+    report = (out / "report.md").read_text()
+    assert "sizes: train 75, val 12, test 21" in report and "## Stages on the test split (21 examples)" in report
+    assert "classes (3): `neg`, `plot`, `pos`" in report and "| plot |" in report and "confusion_matrix.png" in report
+    assert "import tensorflow_text" in report and str(out.absolute() / "serving") in report
+    assert (out / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+    assert [(r["lesson"], r["metric"], r["dataset"], r["n_test"]) for r in text_run.records] == \
+        [("12", "test_accuracy", "mine", 21)]
 
 
 def test_text_recipe_trains_every_layer_with_lesson_04s_recipe(smoke, text_run) -> None:
     cfg, _ = smoke
-    data, result, printed = text_run
-    assert data.class_names == ("bad", "good", "plot")
+    data, result, printed = text_run.data, text_run.result, text_run.printed
+    assert data.class_names == ("neg", "plot", "pos")
     assert [stage.name for stage in result.stages] == ["0", "1", "2"]
     assert result.baseline == recipe.CLASSICAL
     assert result.probabilities.shape == (len(data.labels("test")), 3)
@@ -105,7 +148,7 @@ def test_warm_up_then_linear_decay_survives_saving() -> None:
 
 
 def test_head_and_tail_truncation_and_trimmed_batches(smoke, text_run) -> None:
-    handle = text_run[1].backbone_handles["preprocessor"]
+    handle = text_run.result.backbone_handles["preprocessor"]
     words = " ".join(f"w{i}" for i in range(60))
     layer = hub.BertPreprocessor(handle, seq_length=16, head_tokens=4, trim=True)
     pieces = layer._module.tokenize(tf.constant([words])).merge_dims(-2, -1)[0].numpy().tolist()
@@ -136,13 +179,9 @@ def _fresh_python(code: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
 
 
-def test_exports_load_in_a_fresh_process_exactly_as_the_report_says(smoke, text_run) -> None:
-    cfg, root = smoke
-    data, result, _ = text_run
-    folder = root / "export"
-    paths = recipe.export(result, folder)
-    assert paths["keras"].is_file() and (paths["serving"] / "saved_model.pb").is_file()
-    report = recipe.write_report(result, data, folder).read_text()
+def test_exports_load_in_a_fresh_process_exactly_as_the_report_says(text_run) -> None:
+    data, result = text_run.data, text_run.result
+    report = (text_run.out / "report.md").read_text()
     saved_code, keras_code = _code_blocks(report)
     assert "import tensorflow_text" in saved_code and "kitlib" not in saved_code, "TensorFlow alone, plus its text ops"
     texts = ["a film I would happily watch again", "two hours I will not get back"]
@@ -163,11 +202,8 @@ def test_exports_load_in_a_fresh_process_exactly_as_the_report_says(smoke, text_
     np.testing.assert_allclose(json.loads(loaded.stdout.strip().splitlines()[-1]), expected, atol=1e-4)
 
 
-def test_report_states_each_stage_against_stage_0_with_its_time(smoke, text_run) -> None:
-    _, root = smoke
-    data, result, _ = text_run
-    (root / "report").mkdir()
-    report = recipe.write_report(result, data, root / "report").read_text()
+def test_report_states_each_stage_against_stage_0_with_its_time(text_run) -> None:
+    report = (text_run.out / "report.md").read_text()
     rows = [line for line in report.splitlines() if re.match(r"\| [012] \|", line)]
     assert len(rows) == 3 and "the model to beat" in rows[0]
     assert all(re.search(r"(wins|ties|loses): [+-]\d+\.\d points \(95% interval", row)
@@ -183,7 +219,7 @@ def test_class_labels_are_plotted_as_plain_text(smoke, text_run) -> None:
     import matplotlib.pyplot as plt
 
     _, root = smoke
-    data, result, _ = text_run
+    data, result = text_run.data, text_run.result
     names = ("$\\foo$", "a|b", "$x^$")
     with pytest.raises(ValueError):  # what happens without the report's plain-text setting
         kitlib.plot_confusion_matrix(np.eye(3, dtype=int), names)
@@ -224,3 +260,117 @@ def test_image_recipe_keeps_the_backbone_in_inference_mode_and_serves_encoded_by
     out = serve(image_bytes=tf.constant(encoded))
     expected = recipe.probabilities(result.model, data.images("test")[:3].astype("float32") / 255.0)
     np.testing.assert_allclose(out["probabilities"].numpy(), expected, atol=1e-4)
+
+
+# `finetune --out` never clobbers: a staged folder swapped in whole, refused over files the kit did not write.
+
+@pytest.fixture
+def finetune(text_run, monkeypatch: pytest.MonkeyPatch):
+    """`python -m kitlib finetune ... --out OUT` as the module's run called it, with that run's training and exports
+    (copied from its own --out) standing in for training and exporting again."""
+    calls = []
+
+    def run(data, cfg, settings):
+        calls.append(settings)
+        assert data.class_names == text_run.result.class_names
+        assert list(data.labels("test")) == list(text_run.result.y_test)
+        return text_run.result
+
+    def write_exports(result, folder: Path) -> dict[str, Path]:
+        assert result is text_run.result
+        shutil.copy2(text_run.out / "model.keras", folder / "model.keras")
+        shutil.copytree(text_run.out / "serving", folder / "serving")
+        return {"keras": folder / "model.keras", "serving": folder / "serving"}
+
+    monkeypatch.setattr(recipe, "run", run)
+    monkeypatch.setattr(recipe, "write_exports", write_exports)
+
+    def call(out: Path, *extra: str) -> int:
+        return cli.main(["finetune", *text_run.args, "--out", str(out), *extra])
+
+    call.trainings = calls
+    return call
+
+
+def test_a_folder_it_did_not_write_is_refused_unless_forced(finetune, tmp_path) -> None:
+    out = tmp_path / "mine"
+    (out / "serving").mkdir(parents=True)
+    (out / "serving" / "my_client.py").write_text("print('mine')\n")
+    (out / "notes.txt").write_text("keep me\n")
+    with pytest.raises(SystemExit, match=r"not empty and was not written by the kit .*notes.txt, serving.*--force"):
+        finetune(out)
+    assert not finetune.trainings, "refused before any training"
+    assert (out / "serving" / "my_client.py").read_text() == "print('mine')\n"
+    assert finetune(out, "--force") == 0
+    assert not (out / "notes.txt").exists() and (out / "serving" / "saved_model.pb").is_file()
+
+
+def test_its_own_folder_is_replaced_whole_but_not_over_files_added_since(finetune, tmp_path) -> None:
+    out = tmp_path / "out"
+    assert finetune(out) == 0
+    written = sorted(p.name for p in out.iterdir())
+    assert written == sorted([recipe.MARKER, "confusion_matrix.png", "model.keras", "report.md", "serving"])
+    assert finetune(out) == 0, "a folder the kit wrote is replaced by the next run"
+    (out / "my_client.py").write_text("print('mine')\n")
+    with pytest.raises(SystemExit, match=r"holds files the kit did not write there \(my_client.py\)"):
+        finetune(out)
+    assert (out / "my_client.py").exists() and len(finetune.trainings) == 2
+
+
+def test_an_unwritable_out_is_found_before_training(finetune, tmp_path) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder\n")
+    with pytest.raises(SystemExit, match="Could not create a folder in .*a_file"):
+        finetune(blocker / "out")
+    assert not finetune.trainings
+
+
+def test_a_failure_before_the_end_leaves_the_previous_run_whole(finetune, tmp_path, monkeypatch) -> None:
+    out = tmp_path / "out"
+    assert finetune(out) == 0
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("killed while writing the report")
+
+    monkeypatch.setattr(recipe, "write_report", broken)
+    with pytest.raises(RuntimeError, match="killed"):
+        finetune(out)
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before, "report, model and serving export all still come from the first run"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"], "no staging left behind"
+
+
+def test_stale_staging_of_a_killed_run_is_cleaned(finetune, tmp_path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".out.{_fs.STAGING_MARK}{dead.pid}.x1y2"
+    (stale / "serving").mkdir(parents=True)
+    (stale / "serving" / "variables.data").write_bytes(os.urandom(1024))
+    assert finetune(tmp_path / "out") == 0
+    assert not stale.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_second_run_into_the_same_folder_is_refused(finetune, tmp_path) -> None:
+    out = tmp_path / "out"
+    with _fs.one_at_a_time(out.absolute()):  # another run holds the folder
+        with pytest.raises(SystemExit, match="Another run is writing .*out now"):
+            finetune(out)
+    assert not out.exists() and not finetune.trainings
+
+
+def test_out_may_not_overlap_the_data(finetune, text_run) -> None:
+    source = text_run.source
+    with pytest.raises(SystemExit, match="overlaps your data"):
+        finetune(source.parent, "--force")
+    assert source.is_file()
+
+
+def test_the_profile_defaults_are_printed_and_can_be_changed(finetune, tmp_path, capsys) -> None:
+    assert finetune(tmp_path / "a") == 0
+    printed = capsys.readouterr().out
+    assert "smoke profile: --max-examples 240 (default 240; 0 for every example), --seq-length 32 (default 32)" in printed
+    assert finetune(tmp_path / "b", "--seq-length", "24", "--max-examples", "0") == 0
+    settings = finetune.trainings[-1]
+    assert settings.text.seq_length == 24 and settings.text.max_examples is None
+    assert "--max-examples all (default 240" in capsys.readouterr().out

@@ -368,22 +368,25 @@ def _prepare(path: Path, lesson_nb: dict, lesson: str) -> tuple[Any, list[str], 
     return submitted, roles, "", restored
 
 
+def _check_cell(cells: list, code: list[int], name: str, start: int) -> int | None:
+    """The first code cell at or after `start` that calls the check `name`, or None."""
+    return next((i for i in code if i >= start and name in CHECK_CALL.findall(_source(cells[i]))), None)
+
+
 def _restore_checks(cells: list, expected: list[Exercise]) -> list[str]:
     """Put back the check cells a student deleted, each right after the cell defining what it checks; returns their
     columns. Nothing is restored (the submission is then another lesson's) unless every such definition is there."""
+    code = [i for i, c in enumerate(cells) if c.get("cell_type") == "code"]
     plan, start = [], 0
     for exercise in expected:
         if exercise.grade_id.endswith("-closing"):
             continue
-        name = exercise.grade_id.split("-", 2)[2]
-        code = [i for i, c in enumerate(cells) if c.get("cell_type") == "code"]
-        check = next((i for i in code if i >= start and name in CHECK_CALL.findall(_source(cells[i]))), None)
+        check = _check_cell(cells, code, exercise.grade_id.split("-", 2)[2], start)
         if check is not None:
             start = check + 1
             continue
-        defined = re.findall(r"kitlib\.checks\.\w+\(\s*(\w+)", exercise.source)  # what the check is given
-        pattern = re.compile(rf"^(?:def|class) ({'|'.join(map(re.escape, defined))})\b|^({'|'.join(map(re.escape, defined))})\s*=",
-                             re.M) if defined else None
+        defined = "|".join(map(re.escape, re.findall(r"kitlib\.checks\.\w+\(\s*(\w+)", exercise.source)))
+        pattern = re.compile(rf"^(?:(?:def|class) ({defined})\b|({defined})\s*=)", re.M) if defined else None
         definition = next((i for i in code if i >= start and pattern and pattern.search(_source(cells[i]))), None)
         if definition is None:
             return []
@@ -414,9 +417,7 @@ def _graded_positions(cells: list, expected: list[Exercise]) -> list[int] | None
                 return None
             positions.append(code[-1])
             continue
-        name = exercise.grade_id.split("-", 2)[2]
-        hit = next((i for i in code if i >= start and any(
-            m == name for m in CHECK_CALL.findall(_source(cells[i])))), None)
+        hit = _check_cell(cells, code, exercise.grade_id.split("-", 2)[2], start)
         if hit is None:
             return None
         positions.append(hit)

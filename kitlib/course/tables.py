@@ -89,13 +89,19 @@ def _notebook_cell(info: dict[str, Any] | None) -> str:
     return f"failed after {duration(info['seconds'])}" if info.get("error") else duration(info["seconds"])
 
 
-def budget_cell(info: dict[str, Any], profile: str) -> str:
-    """A notebook's time against its profile's budget per lesson (runtime.LESSON_BUDGET), or '-' without one."""
+def over_budget(info: dict[str, Any], profile: str) -> float | None:
+    """Seconds a notebook ran past its profile's budget per lesson (runtime.LESSON_BUDGET), or None without one."""
     budget = runtime.LESSON_BUDGET.get(profile)
-    if budget is None or info.get("error"):
+    return None if budget is None or info.get("error") else info["seconds"] - budget
+
+
+def budget_cell(info: dict[str, Any], profile: str) -> str:
+    """A notebook's time against its profile's budget per lesson, or '-' without one."""
+    over = over_budget(info, profile)
+    if over is None:
         return "-"
-    over = info["seconds"] - budget
-    return f"within {duration(budget)}" if over <= 0 else f"**over {duration(budget)} by {duration(over)}**"
+    budget = duration(runtime.LESSON_BUDGET[profile])
+    return f"within {budget}" if over <= 0 else f"**over {budget} by {duration(over)}**"
 
 
 def course_line(run: dict[str, Any]) -> str:
@@ -106,7 +112,7 @@ def course_line(run: dict[str, Any]) -> str:
     line = f"The {len(notebooks)} notebooks of this run took {duration(total)} in all"
     if budget is None:
         return line + "."
-    over = [name[:2] for name, info in sorted(notebooks.items()) if budget_cell(info, run["profile"]).startswith("**")]
+    over = [name[:2] for name, info in sorted(notebooks.items()) if (over_budget(info, run["profile"]) or 0) > 0]
     return (line + f", against a budget of {duration(budget)} for the course and "
             f"{duration(runtime.LESSON_BUDGET[run['profile']])} a lesson"
             + (f"; over their budget: {', '.join(over)}." if over else "; every lesson within its budget."))

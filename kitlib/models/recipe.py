@@ -438,11 +438,6 @@ def export(result: Run, folder: Path | str, force: bool = False) -> dict[str, Pa
     return {name: folder / path.name for name, path in paths.items()}
 
 
-def _one_line(text: str) -> str:
-    """A class name on one line, for the report's list of classes."""
-    return " ".join(text.split())
-
-
 def loading_code(result: Run, folder: Path) -> dict[str, str]:
     """Python that loads and calls each export in a fresh process: {"keras": ..., "savedmodel": ...}."""
     keras_file, serving = str(folder / "model.keras"), str(folder / "serving")
@@ -512,7 +507,7 @@ def write_report(result: Run, data: containers.LabelledSplits, folder: Path | st
     epochs = result.stages[-1].epochs
     lines = [f"# Fine-tuned {result.task} classifier: {data.name}", "",
              f"- data: {data.title}", f"- source: {data.source}",
-             f"- classes ({len(names)}): " + ", ".join(f"`{_one_line(name)}`" for name in names), f"- sizes: {sizes}",
+             f"- classes ({len(names)}): " + ", ".join(f"`{evaluate.one_line(name)}`" for name in names), f"- sizes: {sizes}",
              f"- backbone: {result.backbone}", f"- recipe: {recipe_line}; {epochs} epoch(s) trained, the epoch with "
              "the lowest validation loss kept", "",
              f"## Stages on the test split ({len(y):,} examples)", "",
