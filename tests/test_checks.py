@@ -1,6 +1,8 @@
 """Exercise checks, lesson by lesson: the reference answer passes, the unwritten stub says "not written yet", and
 plausible wrong answers (those found by working the student copies among them) fail with a message naming the
-mistake. Every test runs under each precision policy the kit supports (float32, and the mixed policies a GPU or TPU
+mistake. Among them, for every check: an answer that ignores an argument the prompt names, and a lookup table of the
+cases the messages print, which the cases a check keeps unseen must catch.
+Every test runs under each precision policy the kit supports (float32, and the mixed policies a GPU or TPU
 turns on): a check that compares in float32 would reject a right answer under mixed precision, and one that
 loosens its tolerance for rounding must still reject every wrong answer."""
 
@@ -73,14 +75,45 @@ def neighbours_normalising_in_place(word, vectors, vocabulary, k):
     return neighbours(word, vectors, vocabulary, k)
 
 
+SHOWN_NEIGHBOURS = {("good", 3): ["superb", "great", "[UNK]"], ("bad", 2): ["awful", "dreadful"]}
+
+
+def neighbours_from_the_shown_cases(word, vectors, vocabulary, k):
+    return SHOWN_NEIGHBOURS[(word, k)]
+
+
+def neighbours_shown_else_by_dot(word, vectors, vocabulary, k):
+    return SHOWN_NEIGHBOURS.get((word, k)) or neighbours_by_dot(word, vectors, vocabulary, k)
+
+
 def test_nearest_neighbours(capsys) -> None:
     verdicts(checks.nearest_neighbours, neighbours, [
         (neighbours_by_euclid, "ranking by Euclidean distance"),
         (neighbours_by_dot, "raw dot product, which favours long vectors"),
         (neighbours_with_itself, "its own neighbour"),
-        (neighbours_least_similar_first, "highest first"),
+        (neighbours_least_similar_first, "least similar first"),
         (neighbours_normalising_in_place, "changed its input `vectors` in place"),
+        (lambda word, vectors, vocabulary, k: neighbours(word, vectors, vocabulary, 2), "exactly k = 3"),
+        (neighbours_from_the_shown_cases, "raised KeyError.*\n.*on a case not shown"),
+        (neighbours_shown_else_by_dot, "A case not shown failed(.|\n)*raw dot product"),
     ], capsys=capsys)
+
+
+def test_a_failure_points_to_the_fuller_hint(capsys) -> None:
+    with pytest.raises(checks.CheckFailed, match=r"kitlib.checks.hint\('nearest_neighbours'\) prints a fuller hint"):
+        checks.nearest_neighbours(neighbours_by_dot)
+    checks.hint("nearest_neighbours")
+    assert "np.argsort(-similarity)" in capsys.readouterr().out  # the code is one step further, not in the message
+    checks.hint("write_projector_files")  # the lesson's own function name works too
+    assert "parents=True" in capsys.readouterr().out
+    checks.hint("no_such_exercise")
+    assert "pick_model" in capsys.readouterr().out
+
+
+def test_unseen_cases_do_not_print_their_inputs() -> None:
+    with pytest.raises(checks.CheckFailed) as failure:
+        checks.nearest_neighbours(neighbours_shown_else_by_dot)
+    assert "expected" not in str(failure.value) and "w1" not in str(failure.value)
 
 
 def write_ok(folder: Path, vectors, vocabulary) -> None:
@@ -107,13 +140,41 @@ def write_without_mkdir(folder: Path, vectors, vocabulary) -> None:
     (folder / "vectors.tsv").write_text("".join("\t".join(map(str, v)) + "\n" for v in vectors[1:]))
 
 
+def write_without_parents(folder: Path, vectors, vocabulary) -> None:
+    folder.mkdir(exist_ok=True)  # fine one level deep; the lesson's folder is two levels deep
+    write_ok(folder, vectors, vocabulary)
+
+
+def write_without_exist_ok(folder: Path, vectors, vocabulary) -> None:
+    folder.mkdir(parents=True)
+    write_ok(folder, vectors, vocabulary)
+
+
+def write_appending(folder: Path, vectors, vocabulary) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "vectors.tsv", "a") as out_v, open(folder / "metadata.tsv", "a") as out_m:
+        for vector, word in zip(vectors[1:], vocabulary[1:]):
+            out_v.write("\t".join(map(str, vector)) + "\n")
+            out_m.write(word + "\n")
+
+
+def write_the_shown_table(folder: Path, vectors, vocabulary) -> None:
+    from kitlib.checks import lesson01
+
+    write_ok(folder, lesson01._VECTORS, lesson01._WORDS)
+
+
 def test_projector_export(capsys) -> None:
     verdicts(checks.projector_export, write_ok, [
         (write_with_padding, "without the padding token"),
         (write_with_header, "no header line"),
         (write_with_spaces, "tab-separated"),
         (write_without_mkdir, "does not exist yet"),
-        (lambda folder, v, w: folder.mkdir(), "vectors.tsv should be written"),
+        (write_without_parents, "does not exist yet.*the folder above it.*two levels deep"),
+        (write_without_exist_ok, "second run the folder is already there"),
+        (write_appending, "Running the lesson again rewrites both files"),
+        (write_the_shown_table, "A case not shown failed: another vocabulary"),
+        (lambda folder, v, w: folder.mkdir(parents=True, exist_ok=True), "vectors.tsv should be written"),
     ], capsys=capsys)
 
 
@@ -124,23 +185,36 @@ def test_lstm_model_check(capsys, policy: str) -> None:
     vectorizer = keras.layers.TextVectorization(max_tokens=50, output_sequence_length=6)
     vectorizer.adapt(["a wonderful film", "a dull film"])
 
-    def build(mask: bool = True, head: str = "sigmoid", bidirectional: bool = True) -> keras.Model:
-        lstm = keras.layers.LSTM(3)
+    def build(mask: bool = True, head: str = "sigmoid", bidirectional: bool = True, sequences: bool = False,
+              vocab_size: int = 50, embed_dim: int = 4, units: int = 3) -> keras.Model:
+        lstm = keras.layers.LSTM(units, return_sequences=sequences)
         return keras.Sequential([
             keras.Input(shape=(), dtype="string"), vectorizer,
-            keras.layers.Embedding(50, 4, mask_zero=mask),
+            keras.layers.Embedding(vocab_size, embed_dim, mask_zero=mask),
             keras.layers.Bidirectional(lstm) if bidirectional else lstm,
             keras.layers.Dense(1, activation=head),
         ])
 
+    def build_lstm(vectorizer, vocab_size, embed_dim, units):
+        return build(vocab_size=vocab_size, embed_dim=embed_dim, units=units)
+
+    def build_ignoring_units(vectorizer, vocab_size, embed_dim, units):
+        return build(vocab_size=vocab_size, embed_dim=embed_dim)
+
     checks.lstm_model(build(), ["good", "bad film"])
-    assert "Check passed" in capsys.readouterr().out
+    checks.lstm_model(build(), ["good", "bad film"], build_lstm, vectorizer)
+    assert capsys.readouterr().out.count("Check passed") == 2
+    with pytest.raises(checks.CheckFailed, match="A case not shown failed: a model built with other sizes"):
+        checks.lstm_model(build(), ["good", "bad film"], build_ignoring_units, vectorizer)
     with pytest.raises(checks.CheckFailed, match="`build_lstm_model` is not written yet"):
         def build_lstm_model():
             raise NotImplementedError()
         checks.call(build_lstm_model)
-    for model, message in [(build(mask=False), "mask_zero=True"), (build(head="linear"), "activation='sigmoid'"),
-                           (build(bidirectional=False), "bidirectional LSTM")]:
+    for model, message in [(build(mask=False), "mask_zero=True"),
+                           (build(head="linear"), "turn a score into a probability"),
+                           (build(bidirectional=False), "bidirectional LSTM"),
+                           # the old hint said "End with Dense(1, sigmoid)", which this model does
+                           (build(sequences=True), r"whole sequence \(return_sequences=True\)(.|\n)*final state")]:
         with pytest.raises(checks.CheckFailed, match=message):
             checks.lstm_model(model, ["good", "bad film"])
 
@@ -170,8 +244,15 @@ def mistakes_in_place(y_true, probs, k):
     return order
 
 
+def mistakes_from_the_shown_cases(y_true, probs, k):
+    return {3: [3, 2, 1], 10: [3, 2, 1, 4]}[k]
+
+
 def test_most_confident_mistakes(capsys) -> None:
     verdicts(checks.most_confident_mistakes, mistakes, [
+        (lambda y, p, k: mistakes(y, p, 3), "With k larger than the number of mistakes"),
+        (mistakes_from_the_shown_cases, "on a case not shown"),
+        (lambda y, p, k: [3, 2, 1, 4][:k], "A case not shown failed: on other labels"),
         (mistakes_positions_within_the_mistakes, "positions within the list of mistakes, not indices into y_true"),
         (mistakes_by_probability, "Confidence is the distance from 0.5"),
         (mistakes_padded_with_correct_ones, "never pad with correct ones"),
@@ -215,15 +296,19 @@ def test_mlm_targets(capsys) -> None:
         (mlm_targets_masking_after_the_labels, "changed its input `token_ids` in place"),
         (mlm_targets_labels_everywhere, "unselected positions must be 0"),
         (mlm_targets_all_weights, "masked positions only"),
+        (lambda ids, selected, mask_id: mlm_targets(ids, selected, 4), "A case not shown failed: other token ids"),
     ], capsys=capsys)
 
 
 def test_causal_mask(capsys) -> None:
     verdicts(checks.causal_mask, lambda n: np.tril(np.ones((n, n), bool)), [
         (lambda n: np.triu(np.ones((n, n), bool)), "transpose"),
-        (lambda n: np.tril(np.ones((n, n), bool), -1), "Include the diagonal"),
-        (lambda n: np.ones((n, n), bool), "Lower-triangular"),
-        (lambda n: np.tril(np.ones((4, 4), bool)), "Build a square"),
+        (lambda n: np.tril(np.ones((n, n), bool), -1), "The diagonal is missing"),
+        (lambda n: np.ones((n, n), bool), "see the future too"),
+        (lambda n: np.tril(np.ones((4, 4), bool)), "One row per position"),
+        (lambda n: {4: np.tril(np.ones((4, 4), bool)), 1: np.ones((1, 1), bool)}[n], "on a case not shown"),
+        (lambda n: np.tril(np.ones((n, n), bool)) if n in (4, 1) else np.ones((n, n), bool),
+         "A case not shown failed: for another length"),
     ], capsys=capsys)
 
 
@@ -263,6 +348,8 @@ def test_warmup_linear_decay(capsys) -> None:
         (schedule_as_a_lambda, "Return a LearningRateSchedule"),
         (lambda peak, warmup, total: keras.optimizers.schedules.PolynomialDecay(peak, total, 0.0), "warm-up"),
         (lambda peak, warmup, total: WarmupLinearDecay(peak, warmup, total, clamp=False), "after total_steps"),
+        (lambda peak, warmup, total: WarmupLinearDecay(peak, 10, total), "A case not shown failed: another peak"),
+        (lambda peak, warmup, total: WarmupLinearDecay(1e-3, 10, 110), "A case not shown failed: another peak"),
     ], capsys=capsys)
 
 
@@ -299,14 +386,28 @@ def unfreeze_by_freezing_the_backbone(backbone, n):
     backbone.trainable = False
 
 
+def unfreeze_the_bottom_layers(backbone, n):
+    for layer in backbone.layers:
+        layer.trainable = False
+    for layer in backbone.transformer_layers[:n]:
+        layer.trainable = True
+
+
+def unfreeze_assuming_three_layers(backbone, n):
+    for layer in backbone.layers:
+        layer.trainable = False
+    for layer in backbone.transformer_layers[3 - n:]:
+        layer.trainable = True
+
+
 def test_unfreeze_top_layers(capsys) -> None:
     verdicts(checks.unfreeze_top_layers, unfreeze, [
         (unfreeze_minus_n, r"layers\[-0:\] is the whole list"),
         (unfreeze_without_refreezing, "on every call"),
         (unfreeze_transformer_layers_only, "embeddings"),
         (unfreeze_by_freezing_the_backbone, "stays trainable"),
-        (lambda backbone, n: [setattr(layer, "trainable", i < n)
-                              for i, layer in enumerate(backbone.transformer_layers)], "top n transformer layers"),
+        (unfreeze_the_bottom_layers, "Only the top n transformer layers train"),
+        (unfreeze_assuming_three_layers, "A case not shown failed: on a backbone of another depth"),
     ], capsys=capsys)
 
 
@@ -334,8 +435,8 @@ def test_augmentation_check(capsys, policy: str) -> None:
             checks.augmentation(layer, 16)
 
 
-def cnn(filters=(8, 16, 32), head="sigmoid", rescale=False) -> keras.Model:
-    inputs = keras.Input((16, 16, 3))
+def cnn(filters=(8, 16, 32), head="sigmoid", rescale=False, image_size=16) -> keras.Model:
+    inputs = keras.Input((image_size, image_size, 3))
     x = keras.layers.Rescaling(1 / 255)(inputs) if rescale else inputs
     for f in filters:
         x = keras.layers.MaxPooling2D()(keras.layers.Conv2D(f, 3, padding="same", activation="relu")(x))
@@ -345,14 +446,17 @@ def cnn(filters=(8, 16, 32), head="sigmoid", rescale=False) -> keras.Model:
 
 def test_scratch_cnn_check(capsys, policy: str) -> None:
     checks.scratch_cnn(cnn(), 16)
-    assert "Check passed" in capsys.readouterr().out
+    checks.scratch_cnn(cnn(), 16, lambda image_size: cnn(image_size=image_size))
+    assert capsys.readouterr().out.count("Check passed") == 2
+    with pytest.raises(checks.CheckFailed, match="A case not shown failed: the model built for another image size"):
+        checks.scratch_cnn(cnn(), 16, lambda image_size: cnn())  # ignores image_size
     for model, message in [(cnn(filters=(8, 16)), "at least three convolution blocks"),
                            (cnn(filters=(8, 8, 8)), "need more filters"),
                            (cnn(head="linear"), "probabilities"),
                            (cnn(rescale=True), r"already arrive in \[0, 1\]"),
-                           (cnn(), r"\(image_size, image_size, 3\)")]:
+                           (cnn(), r"input is \(image_size, image_size, 3\)")]:
         with pytest.raises(checks.CheckFailed, match=message):
-            checks.scratch_cnn(model, 16 if message != r"\(image_size, image_size, 3\)" else 32)
+            checks.scratch_cnn(model, 16 if message != r"input is \(image_size, image_size, 3\)" else 32)
 
 
 # --- Lesson 06 ------------------------------------------------------------------------------------------------
@@ -393,7 +497,10 @@ def pareto_sorting_in_place(rows):
 
 
 def test_pareto_front(capsys) -> None:
+    shown = {6: ["A", "B", "F", "D"], 1: ["C"]}
     verdicts(checks.pareto_front, pareto, [
+        (lambda rows: shown[len(rows)], "on a case not shown"),
+        (lambda rows: shown.get(len(rows)) or [row["model"] for row in rows], "A case not shown failed: other models"),
         (pareto_without_strictly, "neither is strictly better"),
         (pareto_by_latency_sweep, "E is dominated"),
         (pareto_in_input_order, "fastest to slowest"),
@@ -422,11 +529,25 @@ def test_pick_model(capsys) -> None:
         fits = [r for r in rows if r["latency_b1_ms"] <= max_latency_ms and r["disk_mb"] <= max_disk_mb]
         return min(fits, key=lambda r: r["latency_b1_ms"])["model"] if fits else None
 
+    shown = {(float("inf"), float("inf")): "D", (20.0, 100.0): "B", (10.0, 20.0): "B", (100.0, 10.0): "C",
+             (5.0, 0.8): "E", (1.0, 100.0): None}
+
+    def from_the_shown_cases(rows, max_latency_ms, max_disk_mb):
+        return shown[(max_latency_ms, max_disk_mb)]
+
+    def first_row_that_fits(rows, max_latency_ms, max_disk_mb):
+        fits = [r for r in rows if r["latency_b1_ms"] <= max_latency_ms and r["disk_mb"] <= max_disk_mb]
+        return fits[0]["model"] if fits else None
+
     verdicts(checks.pick_model, pick, [
         (strictly_under, "equal to it fits"),
         (ignoring_disk, "size budget"),
-        (the_row, "not the row itself"),
+        (the_row, "not its row"),
         (fastest, "take the most accurate"),
+        (first_row_that_fits, "take the most accurate"),
+        (from_the_shown_cases, "on a case not shown"),
+        (lambda rows, latency, disk: shown[(latency, disk)] if (latency, disk) in shown else pick(rows, latency, 1e9),
+         "A case not shown failed: other models and other budgets"),
     ], capsys=capsys)
 
 
@@ -465,10 +586,28 @@ def mask_zeroing_in_place(weights, sparsity):
     return result
 
 
+def mask_per_row(weights, sparsity):
+    order = np.argsort(np.abs(weights))  # sorts along the last axis: each row on its own
+    n = int(round(sparsity * weights.shape[-1]))
+    result = np.ones(weights.shape, np.float32)
+    np.put_along_axis(result, order[..., :n], 0.0, axis=-1)
+    return result
+
+
+SHOWN_MASKS = {0.5: [[1, 0], [1, 0], [0, 1]], 0.0: [[1, 1], [1, 1], [1, 1]], 0.8: [[0, 0], [1, 0], [0, 0]],
+               1 / 3: [[1, 0], [1, 1], [0, 1]]}
+
+
 def test_magnitude_mask(capsys) -> None:
     verdicts(checks.magnitude_mask, mask, [
-        (mask_truncating, r"int\(\) truncates 4.8 to 4"),
-        (mask_by_signed_value, r"np.abs\(weights\), not by the signed values"),
+        (mask_truncating, r"int\(\) truncates \(4.8 becomes 4\)"),
+        (mask_by_signed_value, "ranks the signed values"),
+        # the old message blamed the rounding of 4.8 for this one
+        (mask_per_row, "prunes within each row"),
+        (lambda weights, sparsity: np.array(SHOWN_MASKS[sparsity], np.float32) if weights.shape == (3, 2)
+         else {0.75: mask}[sparsity](weights, sparsity), "on a case not shown"),  # the shown 4-D kernel too
+        (lambda weights, sparsity: mask(weights, sparsity) if weights.shape == (3, 2) or weights.ndim == 4
+         else mask(weights, 0.5), "A case not shown failed: other weights"),
         (mask_by_threshold, "Sparsity 0 prunes nothing"),
         (mask_zeroing_in_place, "changed its input `weights` in place"),
     ], capsys=capsys)
@@ -486,12 +625,16 @@ def distil_in_numpy(t, s, temperature):
 
 def test_distillation_loss(capsys, policy: str) -> None:
     verdicts(checks.distillation_loss, distil, [
-        (lambda t, s, temperature: distil(t, s, temperature) / temperature ** 2, r"temperature \*\* 2"),
-        (lambda t, s, temperature: distil(t * temperature, s, temperature), "Divide both"),
+        (lambda t, s, temperature: distil(t, s, temperature) / temperature ** 2, "The T² factor is missing"),
+        (lambda t, s, temperature: distil(t * temperature, s, temperature), "Soften both"),
         (lambda t, s, temperature: distil(s, t, temperature), "targets"),
         (lambda t, s, temperature: distil(t, s, temperature) * keras.ops.cast(keras.ops.shape(t)[0], "float32"),
-         "do not sum"),
+         "a sum over the batch"),
         (distil_in_numpy, "inside fit"),
+        (lambda t, s, temperature: distil(t, s, 2.0 if temperature != 1.0 else 1.0),  # T of the shown cases only
+         "A case not shown failed: another batch size, other logits and another temperature"),
+        (lambda t, s, temperature: distil(t, s, temperature) * keras.ops.cast(keras.ops.shape(t)[0], "float32") / 3,
+         "A case not shown failed: another batch size"),  # right for the shown batch of 3 only
     ], capsys=capsys)
 
 
@@ -517,6 +660,7 @@ def test_search_space(capsys) -> None:
         (lambda hp: space(hp, dropout=lambda hp: hp.Float("dropout", 0.0, 0.8)), r"received: Float \[0.0, 0.8\]"),
         (lambda hp: dict(space(hp), learning_rate=1e-3), "Return the values `hp` chose"),
         (lambda hp: {k: v for k, v in space(hp).items() if k != "dropout"}, "Four knobs"),
+        (lambda hp: dict(space(hp), batch_size=16), "A case not shown failed: the tuner fixed every knob"),
     ], UNFREEZE_CHOICES, capsys=capsys)
     checks.search_space(lambda hp: space(hp, dropout=lambda hp: hp.Choice("dropout", [0.0, 0.25, 0.5])),
                         UNFREEZE_CHOICES)  # a Choice within the prompt's range is a fine answer
@@ -589,6 +733,9 @@ def test_best_so_far(capsys) -> None:
         (lambda scores: best([s for s in scores if s is not None and not math.isnan(s)]), "one value per trial"),
         (lambda scores: list(np.maximum.accumulate([float(s) for s in scores])) if scores else [],
          "raised TypeError"),
+        (lambda scores: {"[0.6, 0.55, 0.7, 0.65, 0.8]": [0.6, 0.6, 0.7, 0.7, 0.8], "[None, 0.5, nan, 0.4]": [
+            float("nan"), 0.5, 0.5, 0.5], "[0.3, nan, None, 0.2, 0.9]": [0.3, 0.3, 0.3, 0.3, 0.9], "[]": []}.get(
+            repr(scores), [0.5] * len(scores)), "A case not shown failed: other scores"),  # the printed cases
     ], capsys=capsys)
 
 
@@ -625,8 +772,11 @@ def test_decoded_images(capsys) -> None:
     verdicts(checks.decoded_images, decode, [
         (decode_without_expand_animations, "fails when traced for export"),
         (decode_with_crop_or_pad, "not cropped or padded"),
-        (decode_keeping_the_channels, "channels=3"),
+        (decode_keeping_the_channels, "a grayscale PNG has 1 channel"),
         (lambda encoded, size: decode(encoded, size) * 255.0, r"float32 in \[0, 1\]"),
+        (lambda encoded, size: decode(encoded, 8), "A case not shown failed: another image size"),
+        (lambda encoded, size: decode(encoded[:2], size),  # two images, as many as shown
+         "A case not shown failed: another image size and another batch size"),
     ], capsys=capsys)
 
 
@@ -642,6 +792,8 @@ def test_serving_request(capsys) -> None:
         (lambda images: {"inputs": [{"b64": base64.b64encode(i).decode()} for i in images]}, "row format"),
         (lambda images: {"instances": [base64.b64encode(i).decode() for i in images]}, "JSON cannot carry raw bytes"),
         (lambda images: {"instances": [{"b64": base64.b64encode(i).decode()} for i in images[::-1]]}, "in order"),
+        (lambda images: {"instances": [{"b64": "/9j/++++SlBFRw=="}, {"b64": "iVBORw0KGgr7//5QTkc="}]},
+         "A case not shown failed: other images"),  # the shown images' base64, whatever the input
     ], capsys=capsys)
     named = lambda images: {"instances": [{"image_bytes": request([i])["instances"][0]} for i in images]}  # noqa: E731
     checks.serving_request(named)  # TF Serving's row format with the input named: valid too
@@ -650,12 +802,19 @@ def test_serving_request(capsys) -> None:
 # --- Lesson 10 ------------------------------------------------------------------------------------------------
 
 
+SHOWN_RATES = {(1e-3, 32, 256): 8e-3, (2e-5, 32, 16): 1e-5, (3e-3, 32, 48): 4.5e-3}
+
+
 def test_learning_rate_scaling(capsys) -> None:
     verdicts(checks.learning_rate_scaling, lambda lr, base, batch: lr * batch / base, [
         (lambda lr, base, batch: lr * base / batch, "upside down"),
         (lambda lr, base, batch: lr * math.sqrt(batch / base), "square-root rule"),
         (lambda lr, base, batch: lr * (batch // base), "integer division"),
-        (lambda lr, base, batch: batch / base, "Multiply the ratio by base_lr"),
+        (lambda lr, base, batch: batch / base, "the ratio alone"),
+        # the three cases the messages print, looked up: the lesson would train at the wrong rate
+        (lambda lr, base, batch: SHOWN_RATES[(lr, base, batch)], "on a case not shown"),
+        (lambda lr, base, batch: SHOWN_RATES.get((lr, base, batch), lr), "A case not shown failed: another base rate"),
+        (lambda lr, base, batch: lr * batch / 32, "A case not shown failed: another base rate"),  # ignores base_batch
     ], capsys=capsys)
 
 
@@ -679,6 +838,9 @@ def test_cluster_config(capsys) -> None:
         (lambda addresses, index: {"cluster": {"worker": addresses}, "task": {"type": "worker", "index": str(index)}},
          "which worker this process is"),
         (lambda addresses, index: {"worker": addresses, "index": index}, "keys 'cluster' and 'task'"),
+        (lambda addresses, index: tf_config(["machine-c:2222", "machine-a:2222", "machine-b:2222"], index),
+         "A case not shown failed: another cluster size"),
+        (lambda addresses, index: tf_config(addresses, {0: 0, 2: 2}[index]), "on a case not shown"),
     ], capsys=capsys)
 
 
@@ -733,6 +895,11 @@ def test_macro_f1() -> None:
      "support-weighted"),
     (lambda t, p, n: "0.45", "Per-class F1 here"),
     (lambda t, p, n: None, "returns one number"),
+    # n_classes ignored: a class absent from the batch (no true and no predicted example) drops out of the mean
+    (lambda t, p, n: macro_f1_solution(t, p, int(max(t.max(), p.max())) + 1),
+     "A case not shown failed(.|\n)*A class absent from this batch"),
+    (lambda t, p, n: macro_f1_solution(t, p, 3), "A case not shown failed: another batch, another number of classes"),
+    (lambda t, p, n: {3: 0.4523809523809524, 4: 1.0}[n], "on a case not shown"),  # the shown answers
 ])
 def test_macro_f1_names_the_mistake(wrong, named: str) -> None:
     with pytest.raises(checks.CheckFailed, match=named):
@@ -748,8 +915,8 @@ def _f1(y_true, y_pred, c):
 def test_vgg_classifier_check(policy: str) -> None:
     import keras
 
-    def vgg(n_classes: int, activation: str = "softmax", blocks: int = 3) -> keras.Model:
-        inputs = keras.Input((16, 16, 3))
+    def vgg(n_classes: int, activation: str = "softmax", blocks: int = 3, size: int = 16) -> keras.Model:
+        inputs = keras.Input((size, size, 3))
         x = inputs
         for filters in (8, 16, 32)[:blocks]:
             x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
@@ -759,6 +926,11 @@ def test_vgg_classifier_check(policy: str) -> None:
         return keras.Model(inputs, keras.layers.Dense(n_classes, activation=activation)(x))
 
     checks.vgg_classifier(vgg(10), 16, 10)
+    checks.vgg_classifier(vgg(10), 16, 10, lambda image_size, n_classes: vgg(n_classes, size=image_size))
+    with pytest.raises(checks.CheckFailed, match="A case not shown failed: a model built for another number"):
+        checks.vgg_classifier(vgg(10), 16, 10, lambda image_size, n_classes: vgg(10, size=image_size))
+    with pytest.raises(checks.CheckFailed, match="A case not shown failed: the model built for another image size"):
+        checks.vgg_classifier(vgg(10), 16, 10, lambda image_size, n_classes: vgg(n_classes))
     with pytest.raises(checks.CheckFailed, match="Softmax turns the k scores"):
         checks.vgg_classifier(vgg(10, "sigmoid"), 16, 10)
     with pytest.raises(checks.CheckFailed, match="one unit per class"):
@@ -786,6 +958,9 @@ def test_per_class_recall(capsys) -> None:
             (lambda m: np.diag(m) / m.sum(axis=0), "That is precision"),
             (lambda m: np.diag(m) / m.sum(axis=1), "not NaN"),
             (lambda m: np.diag(m) / m.sum(), "divides by every example"),
+            (lambda m: np.diag(m) // np.maximum(m.sum(axis=1), 1), "// is integer division"),
+            (lambda m: np.array([0.8, 0.5, 0.0]), "A case not shown failed: another matrix"),
+            (lambda m: per_class_recall_solution(m[:3, :3]), "A case not shown failed: another matrix"),  # 3 classes
         ], capsys=capsys)
 
 
@@ -794,9 +969,39 @@ def test_confident_mistakes(capsys) -> None:
         wrong = np.flatnonzero(p.argmax(axis=1) != y)
         return wrong[np.argsort(p[wrong, y[wrong]])][:n]
 
+    def ignoring_the_class_count(p, y, n):  # assumes 3 classes, the shown case's
+        wrong = np.flatnonzero(p[:, :3].argmax(axis=1) != y)
+        return wrong[np.argsort(-p[wrong, :3].max(axis=1), kind="stable")][:n]
+
     verdicts(checks.confident_mistakes, confident_mistakes_solution, [
         (lambda p, y, n: np.argsort(-p.max(axis=1))[:n], "right answers"),
         (lambda p, y, n: confident_mistakes_solution(p, y, n)[::-1], "Least confident first"),
         (ranked_by_true_class, "probability of the true class"),
-        (lambda p, y, n: np.flatnonzero(p.argmax(axis=1) != y), "exactly n"),
+        (lambda p, y, n: np.flatnonzero(p.argmax(axis=1) != y), "Return n indices"),
+        (lambda p, y, n: {3: [4, 1, 3], 5: [1]}[n], "on a case not shown"),
+        (ignoring_the_class_count, "A case not shown failed: other probabilities, another number of classes"),
+        (lambda p, y, n: confident_mistakes_solution(p, y, 3 if n < 5 else n), "A case not shown failed"),  # n ignored
     ], capsys=capsys)
+
+
+# --- Hints ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("check, wrong, solution_code", [
+    (checks.pick_model, lambda rows, latency, disk: rows[0]["model"], "max(fits"),
+    (checks.mlm_targets, mlm_targets_labels_everywhere, "np.where(selected"),
+    (checks.causal_mask, lambda n: np.ones((n, n), bool), "np.tril("),
+    (checks.warmup_linear_decay, lambda peak, warmup, total: keras.optimizers.schedules.PolynomialDecay(peak, total),
+     "peak * step / warmup_steps"),
+    (checks.distillation_loss, lambda t, s, temperature: distil(t, s, temperature) / 3, "sigmoid(teacher_logits"),
+    (checks.per_class_recall, lambda m: np.diag(m) // np.maximum(m.sum(axis=1), 1), "np.divide("),
+    (checks.confident_mistakes, lambda p, y, n: np.argsort(-p.max(axis=1))[:n], "probabilities.max(axis=1)"),
+    (checks.magnitude_mask, mask_per_row, "np.argsort(np.abs(weights), axis=None)"),
+])
+def test_a_hint_teaches_without_the_code(check: Callable, wrong: Callable, solution_code: str, capsys) -> None:
+    with pytest.raises(checks.CheckFailed) as failure:
+        check(wrong)
+    assert solution_code not in str(failure.value) and "kitlib.checks.hint(" in str(failure.value)
+    checks.hint(check.__name__)
+    assert solution_code in capsys.readouterr().out  # one explicit step further
+

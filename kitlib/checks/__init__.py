@@ -1,7 +1,8 @@
 """Exercise checks, one module per lesson: each runs the learner's code the way the lesson then uses it, on cases
-with a known answer, and says what was expected, what it received and what to fix."""
+with a known answer and on cases it keeps unseen, and says what was expected, what it received and what to
+study; `hint(name)` prints a fuller hint for a named exercise."""
 
-from kitlib.checks.core import CheckFailed, call, expect, passed
+from kitlib.checks.core import CheckFailed, call, expect, hint, passed
 from kitlib.checks.lesson01 import nearest_neighbours, projector_export
 from kitlib.checks.lesson02 import lstm_model, most_confident_mistakes
 from kitlib.checks.lesson03 import causal_mask, mlm_targets
@@ -16,7 +17,7 @@ from kitlib.checks.lesson11 import macro_f1, vgg_classifier
 from kitlib.checks.lesson12 import confident_mistakes, per_class_recall
 
 __all__ = [
-    "CheckFailed", "call", "expect", "passed",
+    "CheckFailed", "call", "expect", "hint", "passed",
     "nearest_neighbours", "projector_export",
     "lstm_model", "most_confident_mistakes",
     "mlm_targets", "causal_mask",
