@@ -39,7 +39,7 @@ from kitlib import _fs, course
 from kitlib.course import notebooks, sandbox
 from kitlib.course.notebooks import BEGIN as SOLUTION_MARK, source as _source
 
-CHECK_CALL = re.compile(r"kitlib\.checks\.(?!call\b)(\w+)\(")
+CHECK_CALL = re.compile(r"kitlib\.checks\.(?!(?:call|hint)\b)(\w+)\(")
 PASSED = "Check passed"
 DONE = "kitlib-check-done"  # + the nonce of one run of one graded cell: printed only after its code returned
 MAX_SUBMISSION_BYTES = 64 << 20
