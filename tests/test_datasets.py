@@ -10,7 +10,7 @@ import tensorflow as tf
 from PIL import Image
 
 import kitlib
-from kitlib.data import downloads, loaders, manifest, offline, pack, sources, splits
+from kitlib.data import containers, downloads, loaders, manifest, offline, pack, sources, splits
 from conftest import make_imdb_tree, make_tar, smoke
 
 SIZES = dict(train_size=8, val_size=4, test_size=6, verbose=False)
@@ -288,3 +288,36 @@ def test_unlabelled_text_from_imdb_never_reads_its_test_folder(kit_env: Path, mo
     monkeypatch.setenv("KITLIB_DATA_DIR", str(kit_env / "share"))
     texts = kitlib.load_unlabelled_text(smoke(), verbose=False)
     assert len(texts) == 20 and all("review train" in t for t in texts) and "<br />" not in " ".join(texts)
+
+
+def _text_data(texts: list[str]) -> containers.TextData:
+    """A TextData whose every split holds `texts`, labelled by parity of position."""
+    split = (np.array(texts, dtype=object), np.arange(len(texts)) % 2)
+    return containers.TextData("t", "t", "t", {name: split for name in splits.SPLITS}, batch_size=4, seed=3)
+
+
+def test_length_grouped_batches_hold_every_row_once_per_pass_with_little_padding() -> None:
+    rng = np.random.default_rng(0)
+    texts = ["x" * int(n) for n in rng.integers(1, 400, size=1003)]
+    data = _text_data(texts)
+    pipeline, order = data.by_length("train", batch_size=8, passes=3)
+    assert order.shape == (3, 1003) and all(sorted(row) == list(range(1003)) for row in order)
+    assert not np.array_equal(order[0], order[1]), "every pass draws a new order"
+    batches = [(x.numpy(), y.numpy()) for x, y in pipeline]
+    assert len(batches) == 3 * 126 == int(pipeline.cardinality()), "its length is known (Keras warns otherwise)"
+    assert {len(x) for x, _ in batches} == {8, 3}
+    flat = np.concatenate([x for x, _ in batches])
+    assert [len(t) for t in flat] == [len(texts[i]) for i in order.ravel()], "the order says which row came when"
+    assert np.array_equal(np.concatenate([y for _, y in batches]), order.ravel() % 2), "labels stay with their texts"
+    widest = np.mean([max(len(t) for t in x) for x, _ in batches[:125]])
+    random = np.mean([max(len(texts[i]) for i in rng.permutation(1003)[:8]) for _ in range(125)])
+    assert widest < 0.7 * random, f"batches of similar length pad less ({widest:.0f} vs {random:.0f} characters)"
+    again = data.by_length("train", batch_size=8, passes=3)[1]
+    assert np.array_equal(order, again), "the order comes from the seed alone"
+
+
+def test_length_sorted_batches_without_shuffle_go_shortest_first() -> None:
+    data = _text_data(["ccc", "a", "bb", "dddd", ""])
+    pipeline, order = data.by_length("test", batch_size=2, shuffle=False)
+    assert order.tolist() == [[4, 1, 2, 0, 3]]
+    assert [x.numpy().tolist() for x, _ in pipeline] == [[b"", b"a"], [b"bb", b"ccc"], [b"dddd"]]

@@ -161,6 +161,15 @@ def test_head_and_tail_truncation_and_trimmed_batches(smoke, text_run) -> None:
         hub.BertPreprocessor(handle, seq_length=16, head_tokens=15)
 
 
+def test_texts_grouped_by_length_are_predicted_back_in_their_order(text_run) -> None:
+    model, data = text_run.result.model, text_run.data
+    in_order = recipe.probabilities(model, data.dataset("test", shuffle=False).map(lambda x, y: x))
+    grouped = recipe.split_probabilities(model, data, "test")
+    assert not np.array_equal(data.by_length("test", shuffle=False)[1][0], np.arange(len(in_order)))
+    np.testing.assert_allclose(grouped, in_order, atol=1e-5)
+    np.testing.assert_allclose(text_run.result.probabilities, in_order, atol=1e-5, err_msg="the run scored these rows")
+
+
 def test_the_classical_baseline_learns_without_pre_training(smoke) -> None:
     cfg, root = smoke
     data = kitlib.load_text(three_class_csv(root / "baseline.csv"), cfg, verbose=False)

@@ -89,6 +89,45 @@ class TextData(LabelledSplits):
         """The raw texts of a split."""
         return self.splits[split][0]
 
+    def by_length(self, split: str, batch_size: int | None = None, passes: int = 1,
+                  shuffle: bool = True) -> tuple[Any, np.ndarray]:
+        """(pipeline, order): `passes` epochs of (text, label) batches of similar length, and the rows they hold.
+
+        For a model that cuts each batch to its longest text (`BertPreprocessor(trim=True)`): batches of short
+        texts then compute few padded word pieces. With `shuffle`, every pass draws a new seeded order, sorts each
+        run of LENGTH_CHUNK batches by length and shuffles the batches; without, the split is sorted by length once.
+        `order` (passes, n) gives the row of every example the pipeline yields, to put predictions back in place.
+        """
+        import tensorflow as tf
+
+        texts, labels = self.splits[split]
+        size = self.batch_size if batch_size is None else batch_size
+        lengths = np.fromiter((len(text) for text in texts), dtype=np.int64, count=len(texts))
+        rng = np.random.default_rng(self.seed)
+        order = np.stack([length_grouped(lengths, size, rng if shuffle else None) for _ in range(passes)])
+        pipeline = (tf.data.Dataset.from_tensor_slices(order)
+                    .flat_map(lambda rows: tf.data.Dataset.from_tensor_slices(rows).batch(size))
+                    .map(lambda rows: (tf.gather(texts, rows), tf.gather(labels, rows)))
+                    .apply(tf.data.experimental.assert_cardinality(passes * -(-len(labels) // size))))
+        return pipeline.prefetch(tf.data.AUTOTUNE), order  # the known length keeps Keras from warning at its end
+
+
+LENGTH_CHUNK = 50  # batches sorted by length together: enough to find neighbours, few enough to keep batches varied
+
+
+def length_grouped(lengths: np.ndarray, batch_size: int, rng: np.random.Generator | None) -> np.ndarray:
+    """Row indices in batch order: each run of LENGTH_CHUNK batches of a random order sorted by length, the full
+    batches shuffled and the one short batch last; without `rng`, every row sorted by length."""
+    if rng is None:
+        return np.argsort(lengths, kind="stable")
+    shuffled = rng.permutation(len(lengths))
+    chunk = batch_size * LENGTH_CHUNK
+    grouped = np.concatenate([part[np.argsort(lengths[part], kind="stable")]
+                              for part in np.split(shuffled, range(chunk, len(shuffled), chunk))] or [shuffled])
+    full = len(grouped) // batch_size * batch_size
+    batches = grouped[:full].reshape(-1, batch_size)[rng.permutation(full // batch_size)]
+    return np.concatenate([batches.ravel(), grouped[full:]])
+
 
 @dataclasses.dataclass
 class ImageData(LabelledSplits):

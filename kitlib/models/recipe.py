@@ -163,6 +163,24 @@ def probabilities(model: keras.Model, inputs: Any) -> np.ndarray:
     return np.asarray(heads.probabilities(model.predict(inputs, verbose=0)), dtype="float64")
 
 
+def split_probabilities(model: keras.Model, data: containers.LabelledSplits, split: str) -> np.ndarray:
+    """(n, k) for every example of `split` in its order; texts are predicted in batches of similar length."""
+    if not isinstance(data, containers.TextData):
+        return probabilities(model, data.dataset(split, shuffle=False).map(lambda x, y: x))
+    batches, order = data.by_length(split, shuffle=False)
+    sorted_probabilities = probabilities(model, batches.map(lambda x, y: x))
+    placed = np.empty_like(sorted_probabilities)
+    placed[order[0]] = sorted_probabilities
+    return placed
+
+
+def _batches(data: containers.LabelledSplits, split: str, batch_size: int | None = None, passes: int = 1) -> Any:
+    """(example, label) batches: texts grouped by length (shuffled for training), images in their order."""
+    if isinstance(data, containers.TextData):
+        return data.by_length(split, batch_size, passes=passes, shuffle=split == "train")[0]
+    return data.dataset(split, batch_size=batch_size, shuffle=False)
+
+
 class KerasClassifier:
     """A trained Keras model behind scikit-learn's `predict_proba` (stage 0 for images)."""
 
@@ -238,9 +256,9 @@ def _fine_tune_text(model: keras.Model, data: containers.TextData, spec: finetun
     model.compile(optimizer=spec.optimizer(n_train), loss=heads.loss_for(k), metrics=["accuracy"])
     steps = math.ceil(math.ceil(n_train / spec.batch_size) / spec.evaluations_per_epoch)
     evaluations = spec.max_epochs * spec.evaluations_per_epoch
-    train = data.dataset("train", batch_size=spec.batch_size).repeat()
+    train = _batches(data, "train", spec.batch_size, passes=spec.max_epochs).repeat()  # little padding
     return model.fit(train.prefetch(tf.data.AUTOTUNE), epochs=evaluations, steps_per_epoch=steps,
-                     validation_data=data.dataset("val", batch_size=spec.batch_size), verbose=0,
+                     validation_data=_batches(data, "val", spec.batch_size), verbose=0,
                      callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=spec.patience,
                                                               restore_best_weights=True),
                                 EpochLines(say, evaluations, steps * spec.batch_size)])
@@ -279,13 +297,13 @@ def run(data: containers.LabelledSplits, cfg: runtime.Config, settings: Settings
     spec = settings.for_task(task)
     k, n_train, y_test = len(data.class_names), len(data.labels("train")), data.labels("test")
     say: Callable[[str], None] = print if verbose else (lambda *_: None)
-    test_inputs = data.dataset("test", shuffle=False).map(lambda x, y: x)
     stages = []
 
     say(f"stage 0: the model to beat, without pre-training ({n_train:,} training examples)")
     with evaluate.stopwatch() as timer:
         name, classifier, seen = baseline(data, settings, cfg.seed)
-    stage0_probs = classifier.predict_proba(data.texts("test") if task == "text" else test_inputs)
+    stage0_probs = classifier.predict_proba(data.texts("test") if task == "text"
+                                            else data.dataset("test", shuffle=False).map(lambda x, y: x))
     stages.append(Stage("0", name, np.asarray(stage0_probs, dtype="float64"), timer["seconds"], seen))
     say(f"  {name}: {stages[0].accuracy(y_test):.1%} test accuracy ({timer['seconds']:.0f} s)")
 
@@ -295,9 +313,9 @@ def run(data: containers.LabelledSplits, cfg: runtime.Config, settings: Settings
         model, backbone = finetuned.text_model(cfg, spec.seq_length, k, head_tokens=spec.head_tokens, trim=True)
     say(f"stage 1: {backbone.title} frozen, a new head for {k} classes")
     with evaluate.stopwatch() as timer:
-        _, head_history = finetuned._fit_head(model, data.dataset("train", shuffle=False),
-                                              data.dataset("val", shuffle=False), finetuned.MAX_EPOCHS, cfg.seed)
-    stages.append(Stage("1", f"{backbone.title}, frozen + new head", probabilities(model, test_inputs),
+        _, head_history = finetuned._fit_head(model, _batches(data, "train"), _batches(data, "val"),
+                                              finetuned.MAX_EPOCHS, cfg.seed)
+    stages.append(Stage("1", f"{backbone.title}, frozen + new head", split_probabilities(model, data, "test"),
                         timer["seconds"], n_train, len(head_history.epoch)))
     say(f"  frozen backbone + head: {stages[1].accuracy(y_test):.1%} test accuracy ({timer['seconds']:.0f} s)")
 
@@ -315,7 +333,7 @@ def run(data: containers.LabelledSplits, cfg: runtime.Config, settings: Settings
     per_epoch = spec.evaluations_per_epoch if task == "text" else 1
     passes = len(history.epoch) / per_epoch
     with evaluate.stopwatch() as test_timer:
-        probs = probabilities(model, test_inputs)
+        probs = split_probabilities(model, data, "test")
     stages.append(Stage("2", f"{backbone.title}, fine-tuned", probs, timer["seconds"], round(n_train * passes),
                         math.ceil(passes)))
     say(f"  fine-tuned: {stages[2].accuracy(y_test):.1%} test accuracy ({timer['seconds']:.0f} s, "
