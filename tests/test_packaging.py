@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 import re
 import subprocess
 import sys
@@ -65,3 +67,21 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     assert "make test" in readme and "make lab" in readme
     commands = [line.strip() for line in ci.splitlines() if line.strip() and not line.startswith("#")]
     assert commands[-1] == "make test"
+
+
+def lab_command(user: int | None, exercises: Path) -> str:
+    """The `jupyter lab` line `make lab` would run for `user` (None: this process's), read with `make -n`."""
+    run = subprocess.run(["make", "-n", "--no-print-directory", "-C", str(ROOT), "-o", f"{sys.prefix}/.kitlib-installed",
+                          "lab", f"VENV={sys.prefix}", f"EXERCISES={exercises}"], user=user, group=user,
+                         extra_groups=None if user is None else [], env={"PATH": "/usr/bin:/bin", "HOME": str(exercises)},
+                         capture_output=True, text=True, check=True)
+    return next(line for line in run.stdout.splitlines() if "jupyter lab" in line)
+
+
+def test_make_lab_passes_allow_root_to_root_and_to_no_one_else(tmp_path: Path) -> None:
+    """JupyterLab refuses to start as root without --allow-root (Docker, cloud VMs); a normal user is not given it."""
+    if os.geteuid() != 0:
+        assert "--allow-root" not in lab_command(None, tmp_path)
+        return
+    assert "--allow-root" in lab_command(None, tmp_path)
+    assert "--allow-root" not in lab_command(pwd.getpwnam("nobody").pw_uid, Path("/tmp")), "as the user nobody"

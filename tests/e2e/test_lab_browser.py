@@ -281,6 +281,7 @@ def test_make_lab_opens_exercise_copies_without_nbgrader_or_news(lab: Lab, brows
     assert news["fetchNews"]["default"] == "false" and news["checkForUpdates"]["default"] is False, news
     log = lab.log.read_text()
     assert NBGRADER_LOADED not in log and "nbgrader_config.py" not in log, "nbgrader's server extensions ran"
+    assert ("--allow-root" in log) == (os.geteuid() == 0), "--allow-root is passed when root runs it, and only then"
 
 
 def test_make_lab_instructor_opens_the_full_lessons_with_nbgrader(instructor_lab: Lab, browser: Any) -> None:
