@@ -38,7 +38,8 @@ def test_the_linter_catches_a_broken_workflow(tmp_path: Path) -> None:
     ("exercises.yml", ["branches: [main]", "run: make exercises EXERCISES=build/exercises", "contents: write",
                        "git push --force", " exercises\n"]),
     ("nightly.yml", ["schedule:", "cron:", "kitlib doctor --online", "KITLIB_PROFILE: cpu",
-                     "notebooks/04_finetune_bert.ipynb notebooks/05_finetune_resnet.ipynb"]),
+                     "notebooks/04_finetune_bert.ipynb notebooks/05_finetune_resnet.ipynb",
+                     "smoke-site:", "run: make site"]),
 ])
 def test_each_workflow_runs_its_command(name: str, needles: list[str]) -> None:
     text = (ROOT / ".github" / "workflows" / name).read_text()
