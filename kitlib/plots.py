@@ -1,4 +1,5 @@
-"""Plots the lessons share: training curves, confusion matrices, embedding maps, the pipeline picture, image grids."""
+"""Plots the lessons share: training curves, confusion matrices, embedding maps, the pipeline picture, image grids,
+and the mechanism figures: masked-LM inputs and attention masks (lesson 03)."""
 
 from __future__ import annotations
 
@@ -79,6 +80,51 @@ def plot_pipeline(stages: Sequence[tuple[str, str]]) -> None:
                         arrowprops=dict(arrowstyle="->", lw=2))
     ax.set(xlim=(-0.1, 2.6 * len(stages) - 0.4), ylim=(-0.1, 1.5))
     ax.axis("off")
+    fig.tight_layout()
+
+
+MASKING_COLOURS = {"[MASK]": "tab:orange", "random": "tab:red", "kept": "tab:green"}  # what became of a picked piece
+
+
+def masking_kind(original: str, shown: str, selected: bool, mask_token: str = "[MASK]") -> str | None:
+    """What masking did to one word piece: None (not picked), "[MASK]", "random" (another piece) or "kept"."""
+    if not selected:
+        return None
+    return "[MASK]" if shown == mask_token else "kept" if shown == original else "random"
+
+
+def plot_masking(original: Sequence[Sequence[str]], shown: Sequence[Sequence[str]],
+                 selected: Sequence[Sequence[bool]], title: str = "") -> None:
+    """One row per text: the word pieces the encoder sees, the picked ones coloured by what became of them, and
+    under each picked piece the original it must predict (the masked-LM target)."""
+    width = max(len(row) for row in original)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.95 * width), 1.15 * len(original) + 0.6))
+    for r, (before, after, picked) in enumerate(zip(original, shown, selected)):
+        y = -1.15 * r
+        for c, (word, seen, chosen) in enumerate(zip(before, after, picked)):
+            kind = masking_kind(word, seen, chosen)
+            ax.add_patch(plt.Rectangle((c, y), 0.92, 0.5, color=MASKING_COLOURS.get(kind, "0.9"),
+                                       alpha=0.45 if kind else 1.0))
+            ax.text(c + 0.46, y + 0.25, seen, ha="center", va="center", fontsize=7)
+            if kind:
+                ax.text(c + 0.46, y - 0.2, word, ha="center", va="center", fontsize=7, style="italic")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colour, alpha=0.45) for colour in MASKING_COLOURS.values()]
+    labels = ["picked: [MASK] (80%)", "picked: a random piece (10%)", "picked: kept as it is (10%)"]
+    ax.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, fontsize=8, frameon=False)
+    ax.set(xlim=(-0.1, width), ylim=(-1.15 * len(original) + 0.5, 0.6))
+    ax.set_title(title or "what the encoder sees; in italics under a picked piece, the target it must predict",
+                 fontsize=9, pad=24)
+    ax.axis("off")
+    fig.tight_layout()
+
+
+def plot_attention_masks(masks: Mapping[str, np.ndarray]) -> None:
+    """Attention masks side by side: row i is a position, a filled column j a position it may attend to."""
+    fig, axes = plt.subplots(1, len(masks), figsize=(3.2 * len(masks), 3.2), squeeze=False)
+    for ax, (name, mask) in zip(axes[0], masks.items()):
+        ax.imshow(np.asarray(mask, dtype=float), cmap="Blues", vmin=0, vmax=1.4)
+        ax.set(title=name, xlabel="may attend to position", ylabel="position", xticks=range(len(mask)),
+               yticks=range(len(mask)))
     fig.tight_layout()
 
 

@@ -7,6 +7,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
+from matplotlib.colors import to_rgb
 import numpy as np
 
 import kitlib
@@ -79,4 +80,30 @@ def test_label_efficiency_plots_means_with_error_bars_and_reference_lines() -> N
     assert np.allclose(bars[1][:, 1], [0.8, 0.8])  # a single run has no spread
     assert [line.get_ydata()[0] for line in ax.lines if line.get_linestyle() == ":"] == [0.86]
     assert ax.get_xscale() == "log"
+    plt.close("all")
+
+
+def test_masking_figure_colours_each_picked_piece_by_what_became_of_it() -> None:
+    assert [kitlib.masking_kind("film", shown, picked) for shown, picked in
+            [("film", False), ("[MASK]", True), ("plot", True), ("film", True)]] == [None, "[MASK]", "random", "kept"]
+    assert kitlib.masking_kind(7, 4, True, mask_token=4) == "[MASK]", "ids work as well as strings"
+    original = [["the", "film", "was", "dull"], ["a", "fine", "cast"]]
+    shown = [["the", "[MASK]", "was", "grand"], ["a", "fine", "cast"]]
+    picked = [[False, True, False, True], [False, False, True]]
+    kitlib.plot_masking(original, shown, picked)
+    ax = plt.gcf().axes[0]
+    colours = [patch.get_facecolor()[:3] for patch in ax.patches]
+    assert colours.count(to_rgb("tab:orange")) == 1 and colours.count(to_rgb("tab:red")) == 1
+    assert colours.count(to_rgb("tab:green")) == 1, "the kept piece of the second text"
+    texts = [t.get_text() for t in ax.texts]
+    assert texts.count("film") == 1 and "dull" in texts and texts.count("cast") == 2, "targets under picked pieces"
+    plt.close("all")
+
+
+def test_attention_masks_are_drawn_as_given() -> None:
+    causal = np.tril(np.ones((4, 4), dtype=bool))
+    kitlib.plot_attention_masks({"bidirectional": np.ones((4, 4)), "causal": causal})
+    axes = plt.gcf().axes
+    assert [ax.get_title() for ax in axes] == ["bidirectional", "causal"]
+    assert np.array_equal(axes[1].images[0].get_array(), causal.astype(float))
     plt.close("all")
