@@ -46,7 +46,8 @@ _NAMES: dict[str, str] = {
     "matmul_gflops": "kitlib.throughput", "bf16_hardware": "kitlib.throughput",
     "trial_lines": "kitlib.progress", "tolerance": "kitlib.checks.core",
     # compression (lesson 07)
-    "MagnitudePruning": "kitlib.compress", "layers_of": "kitlib.compress", "quantize_int8": "kitlib.compress",
+    "MagnitudePruning": "kitlib.compress", "layers_of": "kitlib.compress", "prunable_kernels": "kitlib.compress",
+    "quantize_int8": "kitlib.compress",
     "sparsity": "kitlib.compress",
     # serving (lessons 07, 09)
     "ModelServer": "kitlib.serving", "VersionedModel": "kitlib.serving",
@@ -56,6 +57,7 @@ _NAMES: dict[str, str] = {
     "plot_confusion_matrix": "kitlib.plots", "plot_embedding_2d": "kitlib.plots", "plot_history": "kitlib.plots",
     "plot_label_efficiency": "kitlib.plots", "plot_pipeline": "kitlib.plots", "show_images": "kitlib.plots",
     "plot_masking": "kitlib.plots", "masking_kind": "kitlib.plots", "plot_attention_masks": "kitlib.plots",
+    "plot_weight_histograms": "kitlib.plots",
 }
 # namespaces: the exercise checks (one module per lesson), TensorBoard logs (lesson 02), a local cluster (lesson 10)
 _MODULES = {"checks": "kitlib.checks", "runlogs": "kitlib.runlogs", "cluster": "kitlib.cluster"}

@@ -1,5 +1,5 @@
 """Plots the lessons share: training curves, confusion matrices, embedding maps, the pipeline picture, image grids,
-and the mechanism figures: masked-LM inputs and attention masks (lesson 03)."""
+and the mechanism figures: masked-LM inputs and attention masks (lesson 03), weights before and after pruning (07)."""
 
 from __future__ import annotations
 
@@ -125,6 +125,19 @@ def plot_attention_masks(masks: Mapping[str, np.ndarray]) -> None:
         ax.imshow(np.asarray(mask, dtype=float), cmap="Blues", vmin=0, vmax=1.4)
         ax.set(title=name, xlabel="may attend to position", ylabel="position", xticks=range(len(mask)),
                yticks=range(len(mask)))
+    fig.tight_layout()
+
+
+def plot_weight_histograms(weights: Mapping[str, np.ndarray], bins: int = 81) -> None:
+    """The values of each set of weights on shared bins, counts on a log scale; the legend gives each one's zeros."""
+    flat = {name: np.ravel(np.asarray(w, dtype="float64")) for name, w in weights.items()}
+    edge = max(float(np.abs(w).max()) for w in flat.values()) or 1.0
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    for name, w in flat.items():
+        ax.hist(w, bins=np.linspace(-edge, edge, bins), histtype="step", linewidth=1.5,
+                label=f"{name}: {np.mean(w == 0):.0%} exact zeros")
+    ax.set(yscale="log", xlabel="weight value", ylabel="weights (log scale)")
+    ax.legend(fontsize=8)
     fig.tight_layout()
 
 

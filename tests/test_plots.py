@@ -107,3 +107,13 @@ def test_attention_masks_are_drawn_as_given() -> None:
     assert [ax.get_title() for ax in axes] == ["bidirectional", "causal"]
     assert np.array_equal(axes[1].images[0].get_array(), causal.astype(float))
     plt.close("all")
+
+
+def test_weight_histograms_share_bins_and_count_the_zeros() -> None:
+    dense = np.linspace(-1, 1, 101)
+    pruned = np.where(np.abs(dense) < 0.5, 0.0, dense)
+    kitlib.plot_weight_histograms({"before": dense, "pruned": pruned})
+    ax = plt.gcf().axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["before: 1% exact zeros", "pruned: 49% exact zeros"]
+    assert ax.get_yscale() == "log" and len(ax.patches) == 2
+    plt.close("all")
