@@ -1,5 +1,6 @@
 """Plots the lessons share: training curves, confusion matrices, embedding maps, the pipeline picture, image grids,
-and the mechanism figures: masked-LM inputs and attention masks (lesson 03), weights before and after pruning (07)."""
+and the mechanism figures: masked-LM inputs and attention masks (lesson 03), weights before and after pruning (07), gradients
+before and after an all-reduce (10)."""
 
 from __future__ import annotations
 
@@ -138,6 +139,22 @@ def plot_weight_histograms(weights: Mapping[str, np.ndarray], bins: int = 81) ->
                 label=f"{name}: {np.mean(w == 0):.0%} exact zeros")
     ax.set(yscale="log", xlabel="weight value", ylabel="weights (log scale)")
     ax.legend(fontsize=8)
+    fig.tight_layout()
+
+
+def plot_all_reduce(local: Mapping[str, np.ndarray], averaged: Mapping[str, np.ndarray], shown: int = 16) -> None:
+    """Each replica's gradient before the all-reduce and after it, first `shown` components, side by side."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3), sharey=True)
+    for ax, (title, gradients) in zip(axes, (("before the all-reduce: each replica's own share", local),
+                                             ("after it: the mean, the same on every replica", averaged))):
+        width = 0.8 / len(gradients)
+        for i, (name, gradient) in enumerate(gradients.items()):
+            values = np.ravel(np.asarray(gradient))[:shown]
+            ax.bar(np.arange(len(values)) + (i - (len(gradients) - 1) / 2) * width, values, width, label=name)
+        ax.axhline(0, color="0.5", linewidth=0.8)
+        ax.set(title=title, xlabel="gradient component")
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("gradient")
     fig.tight_layout()
 
 

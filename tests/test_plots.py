@@ -117,3 +117,13 @@ def test_weight_histograms_share_bins_and_count_the_zeros() -> None:
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["before: 1% exact zeros", "pruned: 49% exact zeros"]
     assert ax.get_yscale() == "log" and len(ax.patches) == 2
     plt.close("all")
+
+
+def test_all_reduce_figure_draws_every_replica_before_and_after() -> None:
+    local = {"CPU:0": np.arange(20.0), "CPU:1": -np.arange(20.0)}
+    kitlib.plot_all_reduce(local, {name: np.zeros(20) for name in local}, shown=8)
+    before, after = plt.gcf().axes
+    heights = [bar.get_height() for bar in before.patches]
+    assert len(heights) == 16 and heights[:8] == list(range(8)) and heights[8:] == [-h for h in range(8)]
+    assert all(bar.get_height() == 0 for bar in after.patches) and len(after.patches) == 16
+    plt.close("all")
