@@ -23,15 +23,17 @@ def record(lesson: str, metric: str, value: float, model: str, dataset: str = "i
             "seconds": 10.0, "n_test": 25000, "machine": "AMD EPYC, 2 cores, Linux", "date": "2026-11-28"}
 
 
-def provenance(seconds: float, error: str | None = None) -> dict[str, Any]:
+def provenance(seconds: float, error: str | None = None, datasets: tuple[str, ...] = ()) -> dict[str, Any]:
     return {"profile": "cpu", "data_dir": "/home/someone/archives", "offline": True, "seconds": seconds, "error": error,
-            "machine": "AMD EPYC, 2 cores, Linux", "date": "2026-11-28T20:00:00+00:00", "commit": "abc123def456"}
+            "machine": "AMD EPYC, 2 cores, Linux", "date": "2026-11-28T20:00:00+00:00", "commit": "abc123def456",
+            "datasets": list(datasets)}
 
 
 RUN = {
     "profile": "cpu", "commit": "abc123def456", "machine": "AMD EPYC, 2 cores, Linux", "date": "2026-11-28",
-    "notebooks": {"01_word_embeddings.ipynb": provenance(36.4), "02_lstm_baseline.ipynb": provenance(193.0),
-                  "03_pretraining_mlm.ipynb": provenance(120.0, "failed: ValueError: boom")},
+    "notebooks": {"01_word_embeddings.ipynb": provenance(36.4, datasets=("digits",)),
+                  "02_lstm_baseline.ipynb": provenance(193.0),
+                  "03_pretraining_mlm.ipynb": provenance(120.0, "failed: ValueError: boom", ("imdb",))},
     "records": [record("01", "test_accuracy", 0.80, "bag of embeddings"),
                 record("01", "test_accuracy", 0.856, "bag of embeddings"),  # the newer of the two counts
                 record("02", "test_accuracy", 0.8634, "BiLSTM-64"),
@@ -63,7 +65,8 @@ def test_tables_are_written_from_the_run_and_only_between_markers(checkout: Path
     assert tables.update(RUN, checkout) == [checkout / rel for rel in tables.FILES]
     readme = (checkout / "README.md").read_text(encoding="utf-8")
     rows, old_rows = lesson_rows(readme), lesson_rows(before["README.md"])
-    assert rows["01"][4] == "36 s" and rows["02"][4] == "3.2 min" and rows["03"][4] == "failed after 2.0 min"
+    assert rows["01"][4] == "36 s on digits", "a lesson's time names the data it was measured on"
+    assert rows["02"][4] == "3.2 min" and rows["03"][4] == "failed after 2.0 min"
     assert rows["00"][4] == "not in this run"
     for number, cells in rows.items():  # every hand-written column kept
         assert cells[:4] == old_rows[number][:4] and cells[5:] == old_rows[number][5:]
@@ -102,7 +105,8 @@ def test_missing_markers_and_run_are_named(tmp_path: Path) -> None:
 def test_tables_from_a_real_bench_run(built_site: Any) -> None:
     run = tables.load_run(built_site.executed / "run.json")
     readme = tables.render((ROOT / "README.md").read_text(encoding="utf-8"), ("lessons", "results"), run, False)
-    assert lesson_rows(readme)["01"][4].endswith(" s") and lesson_rows(readme)["05"][4] == "not in this run"
+    rows = lesson_rows(readme)
+    assert rows["01"][4].endswith(" s on rotten_tomatoes") and rows["05"][4] == "not in this run"
     assert "| 01 | rotten_tomatoes | bag of embeddings | test_accuracy |" in readme
     assert "smoke profile, measured" in readme
 

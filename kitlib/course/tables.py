@@ -5,13 +5,14 @@ the kit's commit of the run, each notebook's time, and the records the lessons w
 rewrites only what sits between marker comments, so the prose around the tables stays hand-written:
 
 - `<!-- lessons:begin -->` ... `<!-- lessons:end -->`: the lesson tables of the README and of the teaching guide;
-  only their cpu column is written (the run's whole-notebook times), the other columns are kept;
+  only their cpu column is written (the run's whole-notebook times, each with the data it ran on: lesson 11's
+  cpu time offline is a digits time, not a CIFAR-10 one), the other columns are kept;
 - `<!-- results:begin -->` ... `<!-- results:end -->`: a results table with the run's header line, in the
   README (accuracies) and in docs/results.md (every record, and each notebook's time).
 
-Each lesson's `**Time:**` line gets the same cpu time. From the cell timings the runner keeps in `run.json` it
-also writes `kitlib/timings.json`: the cells that took over `progress.LONG` seconds, which then say so before
-they run in the same profile (`progress.CellClock`).
+Each lesson's `**Time:**` line gets the same cpu time and data. From the cell timings the runner keeps in
+`run.json` it also writes `kitlib/timings.json`: the cells that took over `progress.LONG` seconds, which then say so
+before they run in the same profile (`progress.CellClock`).
 """
 
 from __future__ import annotations
@@ -89,6 +90,17 @@ def _notebook_cell(info: dict[str, Any] | None) -> str:
     return f"failed after {duration(info['seconds'])}" if info.get("error") else duration(info["seconds"])
 
 
+def _on_data(took: str, datasets: list[str]) -> str:
+    """A time with the data it was measured on (`76 s on digits`); without records, the time alone."""
+    return f"{took} on {', '.join(datasets)}" if datasets else took
+
+
+def _lesson_cell(info: dict[str, Any] | None) -> str:
+    """A lesson's cpu cell in the lesson tables: its time and the data it ran on, or why there is none."""
+    cell = _notebook_cell(info)
+    return cell if info is None or info.get("error") else _on_data(cell, info.get("datasets", []))
+
+
 def over_budget(info: dict[str, Any], profile: str) -> float | None:
     """Seconds a notebook ran past its profile's budget per lesson (runtime.LESSON_BUDGET), or None without one."""
     budget = runtime.LESSON_BUDGET.get(profile)
@@ -146,7 +158,7 @@ def _cells(row: str) -> list[str]:
 
 
 def lessons_block(old: str, run: dict[str, Any]) -> str:
-    """The lesson table with its cpu column set from the run; every other cell as it was."""
+    """The lesson table with its cpu column set from the run (time and data); every other cell as it was."""
     lines = old.strip("\n").splitlines()
     head = _cells(lines[0])
     if "cpu" not in head or "#" not in head:
@@ -158,7 +170,7 @@ def lessons_block(old: str, run: dict[str, Any]) -> str:
         cells = _cells(line)
         if len(cells) != len(head):
             raise TablesError(f"A lesson table row has {len(cells)} cells, not {len(head)}: {line[:80]}")
-        cells[cpu] = _notebook_cell(timed.get(cells[number]))
+        cells[cpu] = _lesson_cell(timed.get(cells[number]))
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)
 
@@ -215,8 +227,7 @@ def update_timings(run: dict[str, Any], root: Path | None = None, check: bool = 
 
 def time_line(line: str, took: str, date: str, datasets: list[str]) -> str:
     """A lesson's `**Time:** smoke ... · cpu ... · gpu ...` line with its cpu part set from the run."""
-    data = f" on {', '.join(datasets)}" if datasets else ""
-    return " · ".join(f"cpu {took}{data} (measured {date})" if part.startswith("cpu ") else part
+    return " · ".join(f"cpu {_on_data(took, datasets)} (measured {date})" if part.startswith("cpu ") else part
                       for part in line.split(" · "))
 
 
