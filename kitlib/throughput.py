@@ -1,10 +1,10 @@
 """How fast this machine fine-tunes, against what its cores can do (`python -m kitlib course bench-train`).
 
-The ceiling is a square matmul in a `tf.function`, large enough to keep every core busy, in float32 and in bfloat16. The rate
-is MiniLM (the offline pack's 6-layer BERT) fine-tuned in every layer with plain Keras `train_on_batch`, under each
-precision policy, on the same shapes. Its FLOPs are `6 x multiplying parameters x tokens`: the dense kernels only
-(the embedding tables are looked up, not multiplied, and are about half of MiniLM's 22.7M parameters); attention's
-own `seq_length^2` products are left out, a few percent at 128 word pieces.
+The ceiling is a square matmul in a `tf.function`, large enough to keep every core busy, in float32 and in bfloat16.
+The rate is MiniLM (the offline pack's 6-layer sentence-transformer, a BERT) fine-tuned in every layer with plain
+Keras `train_on_batch`, under each precision policy, on the same shapes. Its FLOPs are `6 x multiplying parameters x
+tokens`: the dense kernels only (the embedding tables are looked up, not multiplied, and are about half of MiniLM's
+22.7M parameters); attention's own `seq_length^2` products are left out, a few percent at 128 word pieces.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 Nothing can be downloaded from a model hub offline, so kitlib.models.hub's registry falls back to these, exported
 once into the cache in the same TF Hub interfaces as the online models:
 
-- `MINILM`: all-MiniLM-L6-v2 as TF Hub's BERT preprocessor and encoder (`export_minilm`), for BERT;
+- `MINILM`: all-MiniLM-L6-v2 as TF Hub's BERT preprocessor and encoder (`export_minilm`), for BERT. It is a
+  sentence-transformer, not a purely self-supervised BERT: distilled from a larger pre-trained model, then trained
+  contrastively on about a billion supervised sentence pairs; its title says so wherever a lesson prints or records it;
 - `MOBILENET_V2`: torchvision's MobileNetV2 ImageNet weights as an image feature vector
   (`export_mobilenet_v2`), for ResNet and the other image models. `mobilenet_v2_imagenet()` maps the
   weights (read by kitlib.data.torchfile) onto `keras.applications.MobileNetV2`; lesson 05 classifies photos
