@@ -23,6 +23,7 @@ _NAMES: dict[str, str] = {
     "example_data": "kitlib.data.examples",
     # models (lessons 03-09, 12)
     "HubLayer": "kitlib.models.hub", "BertPreprocessor": "kitlib.models.hub", "resolve_model": "kitlib.models.hub",
+    "window_texts": "kitlib.models.hub",
     "head_and_tail": "kitlib.models.textmodels", "mean_pooled_classifier": "kitlib.models.textmodels",
     "minilm_dir": "kitlib.models.textmodels", "save_encoder": "kitlib.models.textmodels",
     "save_preprocessor": "kitlib.models.textmodels",

@@ -340,3 +340,46 @@ def test_resolve_model_needs_the_runs_config() -> None:
     """The profile decides which TF Hub model serves (small BERT on cpu, BERT-base on gpu), so there is no default."""
     with pytest.raises(TypeError, match="cfg"):
         hub.resolve_model("bert_en_uncased")
+
+
+
+# For a window of 22 word pieces, the first 6 and the last 16 (all-MiniLM-L6-v2's uncased vocabulary):
+WINDOW_TEXTS = [
+    # 35 pieces; the tail starts at a word ("grows")
+    "The film starts slowly and the first hour is dull, but the cast is good and the story grows on you until the "
+    "last scene, which is wonderful. I loved it.",
+    # the head ends inside "unbelievably" (un | ##bel ##ie ##va ##bly): its first piece reads back as it was
+    "The cast is all good unbelievably good, and the story grows on you until the last scene, which is wonderful. "
+    "I loved it.",
+    # the tail starts inside "overwrought" (over | ##wr ##ough ##t): it starts at the next word instead
+    "The film starts slowly and the plot is overwrought, but the story grows on you until the end. Loved it",
+    "A wonderful film 😀",  # the emoji is [UNK]
+    "A short one.",
+    "",
+]
+
+
+def test_window_texts_tokenize_back_to_the_window(exported_stand_ins: Path) -> None:
+    """Lesson 06 feeds every text model the encoder's window written back as text: it reads as the same word pieces,
+    except that an unknown word ([UNK]) is left out and a tail cut inside a word starts at the next whole word."""
+    cfg = dataclasses.replace(SMOKE, cache_dir=exported_stand_ins, offline=True)
+    handle = hub.resolve_model("bert_en_uncased", cfg).handles["preprocessor"]
+    layer = hub.BertPreprocessor(handle, seq_length=24, head_tokens=6)
+    pieces = hub.vocabulary(handle)
+    tokens = layer.tokenize(tf.constant(WINDOW_TEXTS))
+    windows, cut = layer.window(tokens).to_list(), (tokens.row_lengths() > 22).numpy()
+    written = hub.window_texts(layer, WINDOW_TEXTS)
+    back = layer.tokenize(tf.constant(written)).to_list()
+    for window, was_cut, again, text in zip(windows, cut, back, written):
+        head, tail = (window[:6], window[6:]) if was_cut else (window, [])
+        while tail and pieces[tail[0]].startswith("##"):
+            tail = tail[1:]
+        assert again == [i for i in head + tail if pieces[i] != "[UNK]"], text
+    assert cut.tolist() == [True, True, True, False, False, False]
+    assert back[:2] == windows[:2], "whole words at both ends, or a head cut inside a word: the very same window"
+    assert np.array_equal(layer(tf.constant(WINDOW_TEXTS[:2]))["input_word_ids"],
+                          layer(tf.constant(list(written[:2])))["input_word_ids"]), "the encoder reads them alike"
+    assert written[1].startswith("the cast is all good un grows on you")
+    assert len(back[2]) == len(windows[2]) - 3 and written[2] == (
+        "the film starts slowly and the , but the story grows on you until the end . loved it"), "##wr ##ough ##t left out"
+    assert list(written[3:]) == ["a wonderful film", "a short one .", ""], "a text that fits is kept whole, in BERT's words"

@@ -45,6 +45,11 @@ def test_preprocessor_ids_match_keras_hub_tokenizer(exported: dict[str, str]) ->
     assert ids[0, len(theirs[0]) + 2:].max() == 0, "padding after [SEP]"
 
 
+def test_the_preprocessor_carries_its_vocabulary_as_tf_hubs_do(exported: dict[str, str]) -> None:
+    tokenizer = keras_hub.tokenizers.BertTokenizer.from_preset(str(textmodels.minilm_dir()))
+    assert hub.vocabulary(exported["preprocessor"]) == tokenizer.get_vocabulary(), "assets/vocab.txt, a piece per id"
+
+
 def test_pack_inputs_pairs_trims_round_robin(exported: dict[str, str]) -> None:
     preprocessor = tf.saved_model.load(exported["preprocessor"])
     tokens = preprocessor.tokenize(tf.constant(SENTENCES[:2]))

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from kitlib import _fs, integrity, progress, runtime
@@ -155,8 +156,8 @@ class BertPreprocessor(keras.layers.Layer):
 
     With `head_tokens`, a long text keeps its first `head_tokens` word pieces and fills the rest of the window from
     its end (lesson 04's head and tail) instead of losing its end. With `trim`, each batch is cut to its longest
-    text (at most `seq_length`): short sentences then cost a fraction of a full window. Lesson 06 uses it;
-    kitlib.models.textmodels writes the SavedModels it loads.
+    text (at most `seq_length`): short sentences then cost a fraction of a full window. Lesson 06 uses it, and
+    `window_texts` writes each window back as text; kitlib.models.textmodels writes the SavedModels it loads.
     """
 
     def __init__(self, handle: str, seq_length: int = 128, head_tokens: int | None = None, trim: bool = False,
@@ -175,12 +176,19 @@ class BertPreprocessor(keras.layers.Layer):
         self._module = _load(self.handle)
         self.built = True
 
+    def tokenize(self, strings: Any) -> tf.RaggedTensor:
+        """The word pieces of each string: a ragged [batch, pieces] tensor of ids."""
+        return self._module.tokenize(tf.reshape(strings, [-1])).merge_dims(-2, -1)
+
+    def window(self, tokens: tf.RaggedTensor) -> tf.RaggedTensor:
+        """The pieces of each row of `tokenize`'s output that the packed window holds ([CLS] and [SEP] take two):
+        its head and tail with `head_tokens`, else its start."""
+        keep = self.seq_length - 2
+        return textmodels.head_and_tail(tokens, keep, keep if self.head_tokens is None else self.head_tokens)
+
     def call(self, strings: Any) -> dict[str, Any]:
         """Word pieces of each string, packed as [CLS] ... [SEP], trimmed and padded to `seq_length`."""
-        tokens = self._module.tokenize(tf.reshape(strings, [-1]))
-        if self.head_tokens is not None:
-            tokens = textmodels.head_and_tail(tokens.merge_dims(-2, -1), self.seq_length - 2, self.head_tokens)
-        packed = self._module.bert_pack_inputs([tokens], seq_length=self.seq_length)
+        packed = self._module.bert_pack_inputs([self.window(self.tokenize(strings))], seq_length=self.seq_length)
         if self.trim:
             longest = tf.maximum(tf.reduce_max(tf.reduce_sum(packed["input_mask"], axis=1)), 2)
             return {key: value[:, :longest] for key, value in packed.items()}
@@ -196,6 +204,57 @@ class BertPreprocessor(keras.layers.Layer):
         """The handle, the packed length, the head-and-tail split and whether batches are trimmed."""
         return {**super().get_config(), "handle": self.handle, "seq_length": self.seq_length,
                 "head_tokens": self.head_tokens, "trim": self.trim}
+
+
+def vocabulary(handle: str) -> list[str]:
+    """The word pieces of a BERT preprocessor, in id order, from its SavedModel's `assets/vocab.txt` (TF Hub's
+    preprocessors carry one there, and so do kitlib.models.textmodels' exports)."""
+    folder = Path(handle).expanduser()
+    if not folder.is_dir():
+        import tensorflow_hub as hub
+
+        folder = Path(hub.resolve(handle))
+    path = folder / "assets" / textmodels.VOCABULARY_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"The preprocessor {handle} has no {path.relative_to(folder)}: export it again with "
+                                "kitlib.save_preprocessor, which writes one.")
+    return path.read_bytes().decode("utf-8").removesuffix("\n").split("\n")  # a piece a line, as the table reads it
+
+
+def window_texts(preprocessor: BertPreprocessor, texts: Any) -> np.ndarray:
+    """The part of each text that `preprocessor`'s window holds, its word pieces written back as words (lesson 06).
+
+    A model that reads these strings reads what the encoder behind `preprocessor` reads: they tokenize back to the
+    same window (a head cut inside a word keeps that word's first pieces, which tokenize as they were), with two
+    exceptions. An unknown word ([UNK]) has no text, so it is left out. A tail cut inside a word starts at the next
+    whole word, since a word's later pieces ("##ing") would tokenize as a word of their own. The words are BERT's:
+    lower-cased for an uncased vocabulary, punctuation a word of its own ("didn ' t").
+    """
+    pieces = vocabulary(preprocessor.handle)
+    tokens = preprocessor.tokenize(tf.constant(np.asarray(texts), dtype=tf.string))
+    cut = (tokens.row_lengths() > preprocessor.seq_length - 2).numpy()
+    head = preprocessor.seq_length - 2 if preprocessor.head_tokens is None else preprocessor.head_tokens
+    written = []
+    for ids, was_cut in zip(preprocessor.window(tokens).to_list(), cut):
+        split = head if was_cut else len(ids)
+        tail = [pieces[i] for i in ids[split:]]
+        while tail and tail[0].startswith("##"):
+            tail.pop(0)
+        written.append(" ".join(_words([pieces[i] for i in ids[:split]]) + _words(tail)))
+    return np.array(written, dtype=object)
+
+
+def _words(pieces: list[str]) -> list[str]:
+    """Word pieces glued back into words ("##" continues the word before it), unknown words ([UNK]) left out."""
+    words: list[str] = []
+    for piece in pieces:
+        if piece == textmodels.UNKNOWN_PIECE:
+            continue
+        if piece.startswith("##") and words:
+            words[-1] += piece[2:]
+        else:
+            words.append(piece)
+    return words
 
 
 def _input_signature(fn: Any) -> Any:

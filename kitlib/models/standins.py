@@ -182,7 +182,8 @@ def export_mobilenet_v2(folder: Path) -> dict[str, str]:
     return {"feature_vector": "feature_vector"}
 
 
-MINILM = StandIn("all-minilm-l6-v2", "all-MiniLM-L6-v2 (a distilled 6-layer sentence-transformer from the offline pack)",
-                 export_minilm)
+# "-export2": its preprocessor carries its vocabulary (assets/vocab.txt), so an export without one is not reused
+MINILM = StandIn("all-minilm-l6-v2-export2",
+                 "all-MiniLM-L6-v2 (a distilled 6-layer sentence-transformer from the offline pack)", export_minilm)
 MOBILENET_V2 = StandIn("mobilenet-v2-imagenet", "MobileNetV2 ImageNet weights (torchvision's, from the offline pack)",
                        export_mobilenet_v2)

