@@ -1,5 +1,6 @@
 """Plots the lessons share: training curves, confusion matrices, embedding maps, the pipeline picture, image grids,
-and the mechanism figures: masked-LM inputs and attention masks (lesson 03), weights before and after pruning (07), gradients
+and the mechanism figures: masked-LM inputs and attention masks (lesson 03), which layers train and how far
+they moved (04), weights before and after pruning (07), gradients
 before and after an all-reduce (10)."""
 
 from __future__ import annotations
@@ -156,6 +157,63 @@ def plot_all_reduce(local: Mapping[str, np.ndarray], averaged: Mapping[str, np.n
         ax.legend(fontsize=8)
     axes[0].set_ylabel("gradient")
     fig.tight_layout()
+
+
+def layer_rows(model: Any) -> list[Any]:
+    """The layers of `model` that hold weights, input side first; a nested model (a backbone) by its own layers."""
+    rows: list[Any] = []
+    for layer in model.layers:
+        if getattr(layer, "layers", None) and layer.weights:
+            rows += [inner for inner in layer.layers if inner.weights]
+        elif layer.weights:
+            rows.append(layer)
+    return rows
+
+
+def _size(weights: Sequence[Any]) -> int:
+    """The number of numbers in `weights`."""
+    return sum(int(np.prod(w.shape)) for w in weights)
+
+
+def plot_trainable_layers(models: Mapping[str, Any]) -> None:
+    """One column per model, its layers (`layer_rows`) from the input up, filled where they train."""
+    rows = {name: layer_rows(model) for name, model in models.items()}
+    height = max(len(layers) for layers in rows.values())
+    fig, ax = plt.subplots(figsize=(2.2 * len(models) + 2.2, 0.3 * height + 1.4))
+    for c, (name, model) in enumerate(models.items()):
+        trainable = {id(v) for v in model.trainable_weights}
+        for r, layer in enumerate(rows[name]):
+            trains = any(id(v) in trainable for v in layer.weights)
+            ax.add_patch(plt.Rectangle((c, r), 0.9, 0.8, color="tab:blue" if trains else "0.85"))
+            if c == 0:
+                ax.text(-0.08, r + 0.4, f"{layer.name} ({_size(layer.weights):,})", ha="right", va="center", fontsize=7)
+        share = _size(model.trainable_weights) / max(_size(model.weights), 1)
+        ax.text(c + 0.45, height + 0.3, f"{name}\n{share:.2%} of weights train", ha="center", fontsize=8)
+    ax.set(xlim=(-2.2, len(models)), ylim=(-0.2, height + 1.3))
+    ax.set_title("blue: trains; grey: frozen", fontsize=8, loc="right")
+    ax.axis("off")
+    fig.tight_layout()
+
+
+def weight_snapshot(model: Any) -> dict[str, list[np.ndarray]]:
+    """A copy of the weights of each of `model`'s layers (`layer_rows`), by layer name."""
+    return {layer.name: [np.array(w) for w in layer.weights] for layer in layer_rows(model)}
+
+
+def plot_weight_change(before: Mapping[str, Sequence[np.ndarray]], model: Any) -> dict[str, float]:
+    """How far each layer moved since `before` (`weight_snapshot`): |after - before| / |before|, drawn as bars
+    from the input up; returns them by layer name."""
+    change = {}
+    for layer in layer_rows(model):
+        old = np.concatenate([np.ravel(w) for w in before[layer.name]])
+        new = np.concatenate([np.ravel(np.array(w)) for w in layer.weights])
+        change[layer.name] = float(np.linalg.norm(new - old) / max(np.linalg.norm(old), 1e-12))
+    fig, ax = plt.subplots(figsize=(5.5, 0.3 * len(change) + 1.0))
+    ax.barh(range(len(change)), [100 * v for v in change.values()], color="tab:blue")
+    ax.set(yticks=range(len(change)), yticklabels=list(change), xlabel="change of the layer's weights (% of their norm)")
+    ax.tick_params(axis="y", labelsize=7)
+    fig.tight_layout()
+    return change
 
 
 def show_images(images: Any, titles: list[str] | None = None, cols: int = 8, size: float = 1.6,

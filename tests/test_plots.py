@@ -9,8 +9,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.colors import to_rgb
 import numpy as np
+import pytest
 
 import kitlib
+from kitlib import plots
 
 
 def test_history_plots_train_and_validation_per_metric() -> None:
@@ -126,4 +128,40 @@ def test_all_reduce_figure_draws_every_replica_before_and_after() -> None:
     heights = [bar.get_height() for bar in before.patches]
     assert len(heights) == 16 and heights[:8] == list(range(8)) and heights[8:] == [-h for h in range(8)]
     assert all(bar.get_height() == 0 for bar in after.patches) and len(after.patches) == 16
+    plt.close("all")
+
+
+def _nested(seed: int):
+    """A model with a nested backbone of two Dense layers and a head, as lesson 04's classifiers are built."""
+    import keras
+
+    backbone = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, name="low"), keras.layers.Dense(4, name="high")],
+                                name="backbone")
+    inputs = keras.Input((3,))
+    return keras.Model(inputs, keras.layers.Dense(1, name="head")(backbone(inputs))), backbone
+
+
+def test_trainable_layers_are_read_from_the_model_itself() -> None:
+    frozen, backbone = _nested(0)
+    backbone.trainable = False
+    top, top_backbone = _nested(1)
+    top_backbone.get_layer("low").trainable = False
+    assert [layer.name for layer in plots.layer_rows(top)] == ["low", "high", "head"]
+    kitlib.plot_trainable_layers({"frozen": frozen, "top": top})
+    ax = plt.gcf().axes[0]
+    blue = [patch.get_facecolor()[:3] == to_rgb("tab:blue") for patch in ax.patches]
+    assert blue == [False, False, True, False, True, True], "frozen: only the head; top: high and the head"
+    shares = [t.get_text() for t in ax.texts][-2:]
+    assert shares == ["frozen\n12.20% of weights train", "top\n60.98% of weights train"], "5 and 25 of 16 + 20 + 5"
+    plt.close("all")
+
+
+def test_weight_change_is_relative_per_layer() -> None:
+    model, backbone = _nested(0)
+    before = kitlib.weight_snapshot(model)
+    kernel, bias = backbone.get_layer("high").get_weights()
+    backbone.get_layer("high").set_weights([2 * kernel, bias])
+    change = kitlib.plot_weight_change(before, model)
+    assert change == {"low": 0.0, "head": 0.0, "high": pytest.approx(1.0)} and list(change) == ["low", "high", "head"]
+    assert len(plt.gcf().axes[0].patches) == 3
     plt.close("all")
