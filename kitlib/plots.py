@@ -1,5 +1,5 @@
 """Plots the lessons share: training curves, confusion matrices, embedding maps, the pipeline picture, image grids,
-and the mechanism figures: masked-LM inputs and attention masks (lesson 03), which layers train and how far
+and the mechanism figures: masked-LM inputs and attention masks (lesson 03), BERT's packed windows, which layers train and how far
 they moved (04), weights before and after pruning (07), gradients
 before and after an all-reduce (10)."""
 
@@ -9,6 +9,7 @@ from typing import Any, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.colors import to_rgb
 
 
 def _history_dict(history: Any) -> Mapping[str, Sequence[float]]:
@@ -214,6 +215,34 @@ def plot_weight_change(before: Mapping[str, Sequence[np.ndarray]], model: Any) -
     ax.tick_params(axis="y", labelsize=7)
     fig.tight_layout()
     return change
+
+
+WINDOW_COLOURS = {"[CLS] / [SEP]": "black", "head": "tab:blue", "tail": "tab:orange", "whole text": "tab:green",
+                  "padding": "0.9"}  # what a packed position holds
+
+
+def plot_bert_windows(input_mask: np.ndarray, lengths: Sequence[int], head_tokens: int) -> None:
+    """One row per text: what each position of its packed window holds ([CLS] / [SEP], the head and tail of a text
+    longer than the window, or the whole of a shorter one, then padding), from its `input_mask` and its length in
+    word pieces before packing."""
+    mask = np.asarray(input_mask)
+    width = mask.shape[1]
+    image = np.zeros((len(mask), width, 3))
+    labels = []
+    for i, (row, length) in enumerate(zip(mask, lengths)):
+        real, cut = int(row.sum()), int(length) > width - 2
+        kinds = ["padding"] * width
+        for j in range(1, real - 1):
+            kinds[j] = ("head" if j <= head_tokens else "tail") if cut else "whole text"
+        kinds[0] = kinds[real - 1] = "[CLS] / [SEP]"
+        image[i] = [to_rgb(WINDOW_COLOURS[kind]) for kind in kinds]
+        labels.append(f"{int(length):,} pieces" + (", cut" if cut else ""))
+    fig, ax = plt.subplots(figsize=(9, 0.35 * len(mask) + 1.2))
+    ax.imshow(image, aspect="auto", interpolation="nearest")
+    ax.set(yticks=range(len(mask)), yticklabels=labels, xlabel="position in the packed window")
+    ax.legend([plt.Rectangle((0, 0), 1, 1, color=colour) for colour in WINDOW_COLOURS.values()], list(WINDOW_COLOURS),
+              loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=5, fontsize=8, frameon=False)
+    fig.tight_layout()
 
 
 def show_images(images: Any, titles: list[str] | None = None, cols: int = 8, size: float = 1.6,

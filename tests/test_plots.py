@@ -165,3 +165,18 @@ def test_weight_change_is_relative_per_layer() -> None:
     assert change == {"low": 0.0, "head": 0.0, "high": pytest.approx(1.0)} and list(change) == ["low", "high", "head"]
     assert len(plt.gcf().axes[0].patches) == 3
     plt.close("all")
+
+
+def test_bert_windows_show_head_tail_and_padding_per_text() -> None:
+    mask = np.array([[1] * 8, [1] * 5 + [0] * 3])
+    kitlib.plot_bert_windows(mask, [20, 3], head_tokens=2)
+    ax = plt.gcf().axes[0]
+    image = ax.images[0].get_array()
+    colour = {name: to_rgb(c) for name, c in plots.WINDOW_COLOURS.items()}
+    assert [tuple(image[0, j]) for j in range(8)] == [colour[k] for k in ["[CLS] / [SEP]", "head", "head", "tail", "tail",
+                                                                          "tail", "tail", "[CLS] / [SEP]"]]
+    assert [tuple(image[1, j]) for j in range(8)] == [colour[k] for k in ["[CLS] / [SEP]", "whole text", "whole text",
+                                                                          "whole text", "[CLS] / [SEP]", "padding",
+                                                                          "padding", "padding"]]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["20 pieces, cut", "3 pieces"]
+    plt.close("all")
