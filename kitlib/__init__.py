@@ -59,7 +59,7 @@ _NAMES: dict[str, str] = {
     "plot_label_efficiency": "kitlib.plots", "plot_pipeline": "kitlib.plots", "show_images": "kitlib.plots",
     "plot_masking": "kitlib.plots", "masking_kind": "kitlib.plots", "plot_attention_masks": "kitlib.plots",
     "plot_weight_histograms": "kitlib.plots", "plot_all_reduce": "kitlib.plots",
-    "plot_bert_windows": "kitlib.plots", "plot_trainable_layers": "kitlib.plots", "weight_snapshot": "kitlib.plots", "plot_weight_change": "kitlib.plots",
+    "plot_bert_windows": "kitlib.plots", "plot_variable_strips": "kitlib.plots", "plot_trainable_layers": "kitlib.plots", "weight_snapshot": "kitlib.plots", "plot_weight_change": "kitlib.plots",
 }
 # namespaces: the exercise checks (one module per lesson), TensorBoard logs (lesson 02), a local cluster (lesson 10)
 _MODULES = {"checks": "kitlib.checks", "runlogs": "kitlib.runlogs", "cluster": "kitlib.cluster"}

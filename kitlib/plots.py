@@ -1,6 +1,6 @@
 """Plots the lessons share: training curves, confusion matrices, embedding maps, the pipeline picture, image grids,
 and the mechanism figures: masked-LM inputs and attention masks (lesson 03), BERT's packed windows, which layers train and how far
-they moved (04), weights before and after pruning (07), gradients
+they moved (04), which backbone variables fine-tuning unfreezes (05), weights before and after pruning (07), gradients
 before and after an all-reduce (10)."""
 
 from __future__ import annotations
@@ -242,6 +242,26 @@ def plot_bert_windows(input_mask: np.ndarray, lengths: Sequence[int], head_token
     ax.set(yticks=range(len(mask)), yticklabels=labels, xlabel="position in the packed window")
     ax.legend([plt.Rectangle((0, 0), 1, 1, color=colour) for colour in WINDOW_COLOURS.values()], list(WINDOW_COLOURS),
               loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=5, fontsize=8, frameon=False)
+    fig.tight_layout()
+
+
+VARIABLE_COLOURS = {"trains": "tab:blue", "frozen": "0.85", "never trains (statistics)": "tab:orange"}
+
+
+def plot_variable_strips(weights: Sequence[Any], strips: Mapping[str, Sequence[Any]], fixed: Sequence[Any] = ()) -> None:
+    """One strip per step: every variable of `weights` in order (input to output), blue where that step trains it,
+    orange for variables no step trains (`fixed`: BatchNorm's moving statistics), grey where it is frozen."""
+    fixed_ids = {id(v) for v in fixed}
+    image = np.zeros((len(strips), len(weights), 3))
+    for r, training in enumerate(strips.values()):
+        ids = {id(v) for v in training}
+        image[r] = [to_rgb(VARIABLE_COLOURS["never trains (statistics)" if id(v) in fixed_ids else
+                                            "trains" if id(v) in ids else "frozen"]) for v in weights]
+    fig, ax = plt.subplots(figsize=(10, 0.6 * len(strips) + 1.3))
+    ax.imshow(image, aspect="auto", interpolation="nearest")
+    ax.set(yticks=range(len(strips)), yticklabels=list(strips), xlabel="the backbone's variables, input to output")
+    ax.legend([plt.Rectangle((0, 0), 1, 1, color=c) for c in VARIABLE_COLOURS.values()], list(VARIABLE_COLOURS),
+              loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, fontsize=8, frameon=False)
     fig.tight_layout()
 
 

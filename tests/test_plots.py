@@ -180,3 +180,14 @@ def test_bert_windows_show_head_tail_and_padding_per_text() -> None:
                                                                           "padding", "padding"]]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["20 pieces, cut", "3 pieces"]
     plt.close("all")
+
+
+def test_variable_strips_colour_each_variable_by_what_the_step_does_with_it() -> None:
+    weights = [np.zeros(1) for _ in range(5)]
+    kitlib.plot_variable_strips(weights, {"frozen": [], "top 2": weights[3:]}, fixed=[weights[1]])
+    image = plt.gcf().axes[0].images[0].get_array()
+    colour = {name: to_rgb(c) for name, c in plots.VARIABLE_COLOURS.items()}
+    frozen, trains, stats = colour["frozen"], colour["trains"], colour["never trains (statistics)"]
+    assert [tuple(x) for x in image[0]] == [frozen, stats, frozen, frozen, frozen]
+    assert [tuple(x) for x in image[1]] == [frozen, stats, frozen, trains, trains]
+    plt.close("all")
