@@ -1,8 +1,8 @@
 """Command line: `kitlib doctor | fetch | pack | results | finetune` for learners, `kitlib course ...` for teachers.
 
 Run as `python -m kitlib` or as the installed `kitlib` script; the course commands are grouped under `course`
-(`kitlib course release | mark | grade | site | tables | stamp | bench`), and their old one-word spellings
-(`kitlib bench ...`) still work.
+(`kitlib course release | mark | grade | nbgrader-config | site | tables | stamp | bench`), and their old one-word
+spellings (`kitlib bench ...`) still work.
 """
 
 from __future__ import annotations
@@ -214,6 +214,18 @@ def mark_cells(args: argparse.Namespace) -> int:
     return 0
 
 
+def nbgrader_config(args: argparse.Namespace) -> int:
+    """Write the course folder's nbgrader_config.py: the kit's stub, a per-cell timeout, nbgrader's environment."""
+    from kitlib.course import nbconfig
+
+    try:
+        path = nbconfig.write(Path(args.course), args.profile, args.timeout)
+    except (nbconfig.ConfigError, _fs.StorageError) as exc:
+        raise SystemExit(str(exc)) from None
+    print(f"written: {path} ({args.profile} profile); run nbgrader in {path.parent}, where it reads this file")
+    return 0
+
+
 def grade(args: argparse.Namespace) -> int:
     """Grade a folder of submissions against one lesson and write the gradebook."""
     try:
@@ -278,7 +290,8 @@ def finetune(args: argparse.Namespace) -> int:
     return 0
 
 
-COURSE_VERBS = ("release", "mark", "grade", "site", "tables", "stamp", "bench", "bench-train", "gpu-check")
+COURSE_VERBS = ("release", "mark", "grade", "nbgrader-config", "site", "tables", "stamp", "bench", "bench-train",
+                "gpu-check")
 EXAMPLES = """examples:
   %(prog)s doctor                                   what would serve each dataset (downloads nothing)
   %(prog)s fetch --dest /share/kit-data             download and verify the archives once
@@ -366,7 +379,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 
 def _course_verbs(commands: argparse._SubParsersAction) -> None:
-    """The `course` group: release, mark, grade, site, tables, stamp, bench, bench-train, gpu-check."""
+    """The `course` group: release, mark, grade, nbgrader-config, site, tables, stamp, bench, bench-train, gpu-check."""
     release_cmd = _verb(commands, "release", "write student copies (solutions replaced by stubs)",
                         ["", "--src notebooks --out release"], release_notebooks)
     release_cmd.add_argument("--src", default="notebooks", help="folder of source notebooks (default: notebooks)")
@@ -391,6 +404,14 @@ def _course_verbs(commands: argparse._SubParsersAction) -> None:
     grade_cmd.add_argument("--memory-gb", type=float, default=4, help="address space per submission (default 4)")
     grade_cmd.add_argument("--processes", type=int, default=256,
                            help="processes and threads per submission's user (default 256)")
+    config_cmd = _verb(commands, "nbgrader-config", "write a course folder's nbgrader_config.py: the kit's solution "
+                                                     "stub, a per-cell timeout, the profile and PATH it runs with",
+                       ["--course course/", "--course course/ --profile cpu",
+                        "--course course/ --profile gpu --timeout 1200"], nbgrader_config)
+    config_cmd.add_argument("--course", default=".", help="the nbgrader course folder (default: this folder)")
+    config_cmd.add_argument("--profile", default="smoke", choices=runtime.PROFILES, help="(default: smoke)")
+    config_cmd.add_argument("--timeout", type=int, help="seconds a cell may run (default: 4 times the longest a lesson "
+                                                        "cell may take in the profile; the gpu profile needs it)")
     site_cmd = _verb(commands, "site", "build the HTML course from the executed lessons (make site)",
                      ["", "--executed build/smoke_executed --partial"], build_site)
     site_cmd.add_argument("--executed", default="docs/_executed", help="folder of executed copies (make results)")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -89,13 +88,9 @@ def test_nbgrader_generate_assignment_accepts_every_lesson_and_matches_the_stude
     source.mkdir(parents=True)
     for path in LESSONS:
         shutil.copy(path, source / path.name)
-    (course / "nbgrader_config.py").write_text(
-        "c = get_config()\n"
-        f"c.CourseDirectory.root = {str(course)!r}\n"
-        f"c.ClearSolutions.code_stub = {{'python': {release.STUB!r}}}\n", encoding="utf-8")
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    assert main(["course", "nbgrader-config", "--course", str(course)]) == 0  # puts `alembic` on nbgrader's PATH
     done = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", "kit", "--force"],
-                          cwd=course, env=env, capture_output=True, text=True, timeout=300)  # runs `alembic`
+                          cwd=course, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     for path in LESSONS:
         theirs = json.loads((course / "release" / "kit" / path.name).read_text(encoding="utf-8"))

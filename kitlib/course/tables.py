@@ -47,6 +47,12 @@ def duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
+def seconds(text: str) -> float:
+    """A time as `duration` writes it (`36 s`, `3.2 min`) back in seconds."""
+    number, unit = text.split()
+    return float(number) * {"s": 1, "min": 60}[unit]
+
+
 def value(metric: str, number: float) -> str:
     """A record's value in its unit: accuracies as percentages, sizes in MB, latencies in ms."""
     if "accuracy" in metric:
