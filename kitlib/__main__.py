@@ -402,8 +402,8 @@ def _course_verbs(commands: argparse._SubParsersAction) -> None:
     grade_cmd.add_argument("--out", default="gradebook", help="folder of the class gradebook: gradebook.csv, lms.csv, "
                            "summary.md, feedback/ (a re-grade merges into it)")
     grade_cmd.add_argument("--memory-gb", type=float, default=4, help="address space per submission (default 4)")
-    grade_cmd.add_argument("--processes", type=int, default=256,
-                           help="processes and threads per submission's user (default 256)")
+    grade_cmd.add_argument("--processes", type=int, default=sandbox.Limits.processes,
+                           help=f"processes and threads per submission's user (default {sandbox.Limits.processes})")
     config_cmd = _verb(commands, "nbgrader-config", "write a course folder's nbgrader_config.py: the kit's solution "
                                                      "stub, a per-cell timeout, the profile and PATH it runs with",
                        ["--course course/", "--course course/ --profile cpu",

@@ -35,7 +35,7 @@ class Limits:
     """What one submission may use: address space, processes (per user), CPU seconds, file size, files, disk."""
 
     memory_bytes: int = 4 << 30
-    processes: int = 256
+    processes: int = 1024  # lesson 10's two TensorFlow workers and the kernel need more than 256 threads
     cpu_seconds: int = 600
     file_bytes: int = 64 << 20
     open_files: int = 1024
