@@ -61,6 +61,21 @@ def test_an_installed_kitlib_is_graded_with_its_site_folder_bound(tmp_path: Path
     assert binds[str(kit)] == "/kit/kitlib"
 
 
+def test_an_environment_reached_through_a_link_is_bound_where_it_lies(tmp_path: Path, monkeypatch) -> None:
+    real = tmp_path / "envs" / "kit"
+    (real / "bin").mkdir(parents=True)
+    link = tmp_path / "clone" / ".venv"
+    link.parent.mkdir()
+    link.symlink_to(real, target_is_directory=True)
+    kit = tmp_path / "kitlib"
+    kit.mkdir()
+    monkeypatch.setattr(sys, "prefix", str(link))
+    monkeypatch.setattr(sys, "path", [])
+    binds = dict(grading._read_only_paths(kit))
+    assert binds[str(link)] == str(link), "sys.executable's own path"
+    assert binds[str(real)] == str(real), "the path the environment's scripts name on their #! line"
+
+
 def test_a_checkouts_parent_folders_are_never_bound(tmp_path: Path, monkeypatch) -> None:
     clone = tmp_path / "clone"
     kit = clone / "kitlib"

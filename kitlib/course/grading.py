@@ -203,7 +203,10 @@ def isolation() -> tuple[tuple[str, ...], str]:
 
 def _read_only_paths(kit: Path) -> list[tuple[str, str]]:
     """(host path, path in the sandbox) of what a kernel sees, read-only: the system, Python, its site folders,
-    the kit's package at /kit/kitlib and the files its links point to (e.g. the data manifest), nothing else."""
+    the kit's package at /kit/kitlib and the files its links point to (e.g. the data manifest), nothing else.
+
+    A folder reached through a link is bound where it lies too: a virtual environment's scripts (`tensorboard`)
+    name its real path on their #! line."""
     candidates = ["/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/etc", sys.prefix, sys.base_prefix,
                   sys.exec_prefix, *[p for p in sys.path if p and "site-packages" in p or "dist-packages" in p]]
     try:
@@ -211,7 +214,7 @@ def _read_only_paths(kit: Path) -> list[tuple[str, str]]:
     except course.CheckoutError:
         checkout = None  # an installed kitlib (a wheel in site-packages): nothing of the course lies beside it
     keep = []
-    for path in dict.fromkeys(os.path.abspath(p) for p in candidates):
+    for path in dict.fromkeys(found for p in candidates for found in (os.path.abspath(p), os.path.realpath(p))):
         hides = checkout is not None and checkout.is_relative_to(path)
         if os.path.isdir(path) and not hides and not any(path.startswith(k + "/") for k in keep):
             keep.append(path)
