@@ -8,7 +8,7 @@ TEST_CACHE := .cache/test
 TEST_ENV := env KITLIB_DATA_DIR= KITLIB_OFFLINE=1 KITLIB_PROFILE=smoke \
 	KITLIB_CACHE=$(CURDIR)/$(TEST_CACHE)/cache KITLIB_RESULTS=$(CURDIR)/$(TEST_CACHE)/results
 
-.PHONY: setup lab lab-instructor exercises test test-compat test-newest test-gpu-path test-colab gpu-check browser results site \
+.PHONY: setup lab lab-instructor exercises test test-slow test-compat test-newest test-gpu-path test-colab gpu-check browser results site \
 	release clean
 
 setup: $(STAMP)
@@ -70,6 +70,12 @@ SUITE := pytest tests notebooks -n 2 --dist loadfile --durations=15 --nbval-lax 
 test: $(STAMP) browser
 	rm -rf $(TEST_CACHE)
 	$(TEST_ENV) $(BIN)/python -m $(SUITE)
+
+# The tests marked slow, which `make test` leaves out (pyproject's addopts): the teaching guide's grading commands,
+# kitlib's grader and nbgrader's, on the reference solutions of the lessons named in tests/test_nbgrader.py.
+test-slow: $(STAMP)
+	rm -rf $(TEST_CACHE)-slow
+	$(subst $(TEST_CACHE),$(TEST_CACHE)-slow,$(TEST_ENV)) $(BIN)/python -m pytest tests -m slow --durations=0
 
 # The same suite on the oldest stack the kit declares (pyproject's `minimum` extra pins every floor), in .venv-compat,
 # and on the newest releases its loose dependencies admit (plus the test tools), in .venv-newest.
@@ -166,5 +172,5 @@ release: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(COMPAT) $(NEWEST) $(TEST_CACHE) $(TEST_CACHE)-compat $(TEST_CACHE)-newest $(TEST_CACHE)-float16 \
-		$(TEST_CACHE)-bfloat16 $(TEST_CACHE)-replicas $(TEST_CACHE)-colab notebooks/runs notebooks/artifacts release build/site \
+		$(TEST_CACHE)-bfloat16 $(TEST_CACHE)-replicas $(TEST_CACHE)-colab $(TEST_CACHE)-slow notebooks/runs notebooks/artifacts release build/site \
 		$(SMOKE_EXECUTED)

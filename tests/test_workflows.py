@@ -33,7 +33,7 @@ def test_the_linter_catches_a_broken_workflow(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name, needles", [
     ("test.yml", ["push:", "schedule:", "target: [test, test-compat, test-newest]", "run: make ${{ matrix.target }}",
-                  "run: make test-gpu-path"]),
+                  "run: make test-gpu-path", "run: make test-slow"]),
     ("site.yml", ["run: make site", "path: build/site", "actions/deploy-pages@", "pages: write"]),
     ("exercises.yml", ["branches: [main]", "run: make exercises EXERCISES=build/exercises", "contents: write",
                        "git push --force", " exercises\n"]),
