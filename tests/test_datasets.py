@@ -321,3 +321,10 @@ def test_length_sorted_batches_without_shuffle_go_shortest_first() -> None:
     pipeline, order = data.by_length("test", batch_size=2, shuffle=False)
     assert order.tolist() == [[4, 1, 2, 0, 3]]
     assert [x.numpy().tolist() for x, _ in pipeline] == [[b"", b"a"], [b"bb", b"ccc"], [b"dddd"]]
+
+
+def test_a_small_split_is_not_sorted_whole_so_its_batches_change_every_pass() -> None:
+    data = _text_data(["x" * n for n in range(1, 241)])
+    _, order = data.by_length("train", batch_size=16, passes=2)
+    batches = [{frozenset(row[i:i + 16]) for i in range(0, 240, 16)} for row in order]
+    assert batches[0] != batches[1], "15 batches are cut into runs of one: new neighbours every pass"

@@ -112,16 +112,18 @@ class TextData(LabelledSplits):
         return pipeline.prefetch(tf.data.AUTOTUNE), order  # the known length keeps Keras from warning at its end
 
 
-LENGTH_CHUNK = 50  # batches sorted by length together: enough to find neighbours, few enough to keep batches varied
+LENGTH_CHUNK = 50  # batches sorted by length together at most: enough to find neighbours of similar length
+MIN_CHUNKS = 8  # runs a pass is cut into at least: a small split sorted whole would hold the same batches every pass
 
 
 def length_grouped(lengths: np.ndarray, batch_size: int, rng: np.random.Generator | None) -> np.ndarray:
-    """Row indices in batch order: each run of LENGTH_CHUNK batches of a random order sorted by length, the full
-    batches shuffled and the one short batch last; without `rng`, every row sorted by length."""
+    """Row indices in batch order: each run of batches of a random order (LENGTH_CHUNK, fewer when a pass would
+    have under MIN_CHUNKS runs) sorted by length, the full batches shuffled and the one short batch last; without
+    `rng`, every row sorted by length."""
     if rng is None:
         return np.argsort(lengths, kind="stable")
     shuffled = rng.permutation(len(lengths))
-    chunk = batch_size * LENGTH_CHUNK
+    chunk = batch_size * max(1, min(LENGTH_CHUNK, len(lengths) // (batch_size * MIN_CHUNKS)))
     grouped = np.concatenate([part[np.argsort(lengths[part], kind="stable")]
                               for part in np.split(shuffled, range(chunk, len(shuffled), chunk))] or [shuffled])
     full = len(grouped) // batch_size * batch_size
